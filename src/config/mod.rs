@@ -1,0 +1,498 @@
+//! Configuration: one TOML file, an embedded default that mirrors the
+//! reference fleet, and validation that points at the exact key.
+//!
+//! Where the file is: `--config PATH`, else `$CLAWFLEET_CONFIG`, else
+//! `config.toml` in the platform config folder (see [`default_path`]). With no
+//! file at all the embedded default ([`DEFAULT_TOML`]) is used.
+//!
+//! Not for: secrets. Tokens and API keys live in owner-only files or the OS
+//! keychain, never in this file's values or in logs.
+
+mod locate;
+mod validate;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use validate::Issue;
+
+use crate::error::{ConfigError, LocatedIssue};
+
+/// The embedded default configuration, with comments. `clawfleet config init`
+/// writes exactly this text.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "CLAWFLEET_CONFIG";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Which `[[machines]]` entry this machine is. When unset, the machine
+    /// whose `hostname` matches the OS host name.
+    #[serde(default)]
+    pub this_machine: Option<String>,
+    /// Where ClawFleet keeps its state (ledger, runtime files). Default: the
+    /// platform data folder.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// The fleet API and dashboard listener.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The inference proxy listener.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Probe intervals and timeouts.
+    #[serde(default)]
+    pub probes: ProbeConfig,
+    /// Self-healing policy.
+    #[serde(default)]
+    pub heal: HealConfig,
+    /// Where Clawdbot keeps its config.
+    #[serde(default)]
+    pub clawdbot: ClawdbotConfig,
+    /// The machines of the fleet.
+    #[serde(default)]
+    pub machines: Vec<MachineConfig>,
+    /// Model routes for the proxy: which machines serve a model, in order.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// One address or a list (`"127.0.0.1:11436"`). Loopback by default; a
+    /// tailnet address is opt-in.
+    #[serde(default = "default_api_listen")]
+    pub listen: Listen,
+    /// Extra names accepted in the `Host` header, beyond loopback names, this
+    /// machine's host names and its tailnet address.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_api_listen(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// One listen address or several, as written in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    /// `listen = "127.0.0.1:11436"`.
+    One(String),
+    /// `listen = ["127.0.0.1:11436", "100.115.10.14:11436"]`.
+    Many(Vec<String>),
+}
+
+impl Listen {
+    /// The addresses as written.
+    pub fn as_strs(&self) -> Vec<&str> {
+        match self {
+            Listen::One(s) => vec![s.as_str()],
+            Listen::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// The addresses, parsed. Validation has already rejected bad ones, so an
+    /// unparsable entry here is skipped.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.as_strs()
+            .into_iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where Clawdbot's Ollama providers point.
+    #[serde(default = "default_proxy_listen")]
+    pub listen: String,
+    /// SOCKS5 proxy for peer connections (Tailscale userspace networking,
+    /// `127.0.0.1:1055`).
+    #[serde(default)]
+    pub socks5: Option<String>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_proxy_listen(),
+            socks5: None,
+        }
+    }
+}
+
+/// `[probes]`: how often each part is taken and how long a probe may take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// CPU, memory, disks, load, temperatures.
+    #[serde(default = "d_system")]
+    pub system_interval_secs: u64,
+    /// Process count and zombies (walks every process: costlier).
+    #[serde(default = "d_processes")]
+    pub processes_interval_secs: u64,
+    /// Ollama of every machine.
+    #[serde(default = "d_ollama")]
+    pub ollama_interval_secs: u64,
+    /// Configured ports and URLs, and peers' fleet APIs.
+    #[serde(default = "d_services")]
+    pub services_interval_secs: u64,
+    /// `pm2 jlist` (starts a Node process: keep it slow).
+    #[serde(default = "d_pm2")]
+    pub pm2_interval_secs: u64,
+    /// Clawdbot's config file.
+    #[serde(default = "d_clawdbot")]
+    pub clawdbot_interval_secs: u64,
+    /// Time limit for one HTTP or TCP probe.
+    #[serde(default = "d_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Time limit for one `pm2 jlist`.
+    #[serde(default = "d_pm2_timeout_ms")]
+    pub pm2_timeout_ms: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            system_interval_secs: d_system(),
+            processes_interval_secs: d_processes(),
+            ollama_interval_secs: d_ollama(),
+            services_interval_secs: d_services(),
+            pm2_interval_secs: d_pm2(),
+            clawdbot_interval_secs: d_clawdbot(),
+            timeout_ms: d_timeout_ms(),
+            pm2_timeout_ms: d_pm2_timeout_ms(),
+        }
+    }
+}
+
+impl ProbeConfig {
+    /// Time limit for one HTTP or TCP probe.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// `[heal]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealConfig {
+    /// Seconds between watcher cycles.
+    #[serde(default = "d_heal_interval")]
+    pub interval_secs: u64,
+    /// `auto`, `suggest` or `off`.
+    #[serde(default)]
+    pub mode: HealMode,
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: d_heal_interval(),
+            mode: HealMode::default(),
+        }
+    }
+}
+
+/// How the watcher acts on what it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealMode {
+    /// Heal automatically, under the restart-storm guards.
+    #[default]
+    Auto,
+    /// Only offer each fix as a button.
+    Suggest,
+    /// Do nothing.
+    Off,
+}
+
+/// `[clawdbot]`: where its config lives, when not in the usual place.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClawdbotConfig {
+    /// Path of `clawdbot.json`. Default: `$CLAWDBOT_CONFIG_PATH`, else
+    /// `$CLAWDBOT_STATE_DIR/clawdbot.json`, else `~/.clawdbot/clawdbot.json`.
+    #[serde(default)]
+    pub config_path: Option<PathBuf>,
+}
+
+/// One `[[machines]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// Stable id: lowercase letters, digits, `-` and `_`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub role: String,
+    /// Host name, matched against the OS host name to find this machine.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Tailscale address.
+    #[serde(default)]
+    pub tailnet_ip: Option<String>,
+    /// Its Ollama, if it has one.
+    #[serde(default)]
+    pub ollama_url: Option<String>,
+    /// Its ClawFleet API, for peers.
+    #[serde(default)]
+    pub fleet_url: Option<String>,
+    /// Routing priority among peers (higher first).
+    #[serde(default)]
+    pub priority: i32,
+    /// Models expected on its Ollama, with what each is for.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    /// Ports and URLs to watch.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// pm2 apps expected to run.
+    #[serde(default)]
+    pub pm2_apps: Vec<String>,
+}
+
+impl MachineConfig {
+    /// The tailnet address, parsed (validation rejects bad ones).
+    pub fn tailnet_addr(&self) -> Option<IpAddr> {
+        self.tailnet_ip.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// A model entry of a machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Ollama model name (`gpt-oss:20b`).
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub purpose: Option<String>,
+}
+
+/// A service to watch: a TCP `port` (on `host`, default this machine's
+/// loopback) or an HTTP `url` answering `expect_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Display name.
+    pub name: String,
+    /// TCP port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Host for `port` (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// HTTP(S) URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Expected HTTP status for `url` (default: any 2xx or 3xx).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Model name as clients ask for it.
+    pub model: String,
+    /// Machine ids, in order of preference.
+    pub machines: Vec<String>,
+}
+
+fn default_api_listen() -> Listen {
+    Listen::One("127.0.0.1:11436".to_owned())
+}
+fn default_proxy_listen() -> String {
+    "127.0.0.1:11435".to_owned()
+}
+fn d_system() -> u64 {
+    5
+}
+fn d_processes() -> u64 {
+    15
+}
+fn d_ollama() -> u64 {
+    10
+}
+fn d_services() -> u64 {
+    10
+}
+fn d_pm2() -> u64 {
+    30
+}
+fn d_clawdbot() -> u64 {
+    30
+}
+fn d_timeout_ms() -> u64 {
+    3000
+}
+fn d_pm2_timeout_ms() -> u64 {
+    10_000
+}
+fn d_heal_interval() -> u64 {
+    60
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// The embedded default (no file existed).
+    Embedded,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("<embedded default>"),
+        }
+    }
+}
+
+/// A loaded, validated configuration and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Its source.
+    pub source: Source,
+}
+
+/// The platform's config file path: `~/.config/clawfleet/config.toml` on
+/// Linux, `~/Library/Application Support/clawfleet/config.toml` on macOS,
+/// `%APPDATA%\clawfleet\config.toml` on Windows.
+pub fn default_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("clawfleet").join("config.toml"))
+}
+
+/// Which file to use: the explicit path (from `--config` or
+/// `$CLAWFLEET_CONFIG`, which clap merges), else the platform default.
+pub fn resolve_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    explicit.map(Path::to_path_buf).or_else(default_path)
+}
+
+/// Loads the configuration. An explicit path must exist; the platform default
+/// may be absent, in which case the embedded default is used.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+    match explicit {
+        Some(path) => load_file(path),
+        None => match default_path() {
+            Some(path) if path.exists() => load_file(&path),
+            _ => Ok(Loaded {
+                config: parse(DEFAULT_TOML, &Source::Embedded)?,
+                source: Source::Embedded,
+            }),
+        },
+    }
+}
+
+/// Reads and validates one file.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let source = Source::File(path.to_path_buf());
+    Ok(Loaded {
+        config: parse(&text, &source)?,
+        source,
+    })
+}
+
+/// The embedded default, parsed.
+pub fn embedded() -> Config {
+    // The embedded text is covered by tests; should it ever fail to parse the
+    // fallback is an empty fleet rather than a crash.
+    parse(DEFAULT_TOML, &Source::Embedded).unwrap_or_else(|_| Config::empty())
+}
+
+/// Parses and validates TOML text; `source` names it in errors.
+pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| locate::line_col(text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::Syntax {
+            source_name: source.to_string(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+            snippet: locate::snippet(text, line),
+        }
+    })?;
+    let issues = validate::validate(&config);
+    if issues.is_empty() {
+        return Ok(config);
+    }
+    let issues = issues
+        .into_iter()
+        .map(|issue| {
+            let (line, column) = locate::find(text, &issue.path).unwrap_or((1, 1));
+            LocatedIssue {
+                line,
+                column,
+                snippet: locate::snippet(text, line),
+                issue,
+            }
+        })
+        .collect();
+    Err(ConfigError::Invalid {
+        source_name: source.to_string(),
+        issues,
+    })
+}
+
+impl Config {
+    /// A configuration with no machines and every default.
+    pub fn empty() -> Self {
+        Self {
+            this_machine: None,
+            data_dir: None,
+            api: ApiConfig::default(),
+            proxy: ProxyConfig::default(),
+            probes: ProbeConfig::default(),
+            heal: HealConfig::default(),
+            clawdbot: ClawdbotConfig::default(),
+            machines: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The data folder: `data_dir`, else the platform data folder, else a
+    /// `clawfleet` folder in the temp dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_local_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("clawfleet")
+        })
+    }
+
+    /// A machine by id.
+    pub fn machine(&self, id: &str) -> Option<&MachineConfig> {
+        self.machines.iter().find(|m| m.id == id)
+    }
+}

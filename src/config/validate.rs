@@ -1,0 +1,358 @@
+//! Checks that need more than the TOML types: addresses that parse, ids that
+//! are unique, routes that name machines that exist.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::{Config, MachineConfig};
+
+/// One segment of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    /// `machines`
+    Key(String),
+    /// `[1]`
+    Index(usize),
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Where, as segments (used to find the line).
+    pub path: Vec<Seg>,
+    /// Where, as written for people: `machines[1].id`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// What would be right.
+    pub expected: String,
+}
+
+struct Checker {
+    issues: Vec<Issue>,
+}
+
+impl Checker {
+    fn push(&mut self, path: Vec<Seg>, message: String, expected: &str) {
+        self.issues.push(Issue {
+            key: render(&path),
+            path,
+            message,
+            expected: expected.to_owned(),
+        });
+    }
+}
+
+fn render(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn key(parts: &[&str]) -> Vec<Seg> {
+    parts.iter().map(|p| Seg::Key((*p).to_owned())).collect()
+}
+
+fn at(table: &str, index: usize, field: &str) -> Vec<Seg> {
+    vec![
+        Seg::Key(table.to_owned()),
+        Seg::Index(index),
+        Seg::Key(field.to_owned()),
+    ]
+}
+
+/// Every problem in `config`; empty when it is good.
+pub fn validate(config: &Config) -> Vec<Issue> {
+    let mut c = Checker { issues: Vec::new() };
+
+    let listens = config.api.listen.as_strs();
+    if listens.is_empty() {
+        c.push(
+            key(&["api", "listen"]),
+            "no address given".to_owned(),
+            "at least one address such as \"127.0.0.1:11436\"",
+        );
+    }
+    for (i, addr) in listens.iter().enumerate() {
+        if addr.parse::<SocketAddr>().is_err() {
+            let mut path = key(&["api", "listen"]);
+            if matches!(config.api.listen, super::Listen::Many(_)) {
+                path.push(Seg::Index(i));
+            }
+            c.push(
+                path,
+                format!("{addr:?} is not an IP address with a port"),
+                "an address such as \"127.0.0.1:11436\" or \"[::1]:11436\" (names are not resolved)",
+            );
+        }
+    }
+    if config.proxy.listen.parse::<SocketAddr>().is_err() {
+        c.push(
+            key(&["proxy", "listen"]),
+            format!("{:?} is not an IP address with a port", config.proxy.listen),
+            "an address such as \"127.0.0.1:11435\"",
+        );
+    }
+    if let Some(socks) = &config.proxy.socks5
+        && !is_host_port(socks)
+    {
+        c.push(
+            key(&["proxy", "socks5"]),
+            format!("{socks:?} is not host:port"),
+            "the SOCKS5 proxy as host:port, such as \"127.0.0.1:1055\"",
+        );
+    }
+
+    let p = &config.probes;
+    for (name, value) in [
+        ("system_interval_secs", p.system_interval_secs),
+        ("processes_interval_secs", p.processes_interval_secs),
+        ("ollama_interval_secs", p.ollama_interval_secs),
+        ("services_interval_secs", p.services_interval_secs),
+        ("pm2_interval_secs", p.pm2_interval_secs),
+        ("clawdbot_interval_secs", p.clawdbot_interval_secs),
+    ] {
+        if value == 0 || value > 86_400 {
+            c.push(
+                key(&["probes", name]),
+                format!("{value} is out of range"),
+                "a number of seconds from 1 to 86400",
+            );
+        }
+    }
+    for (name, value) in [
+        ("timeout_ms", p.timeout_ms),
+        ("pm2_timeout_ms", p.pm2_timeout_ms),
+    ] {
+        if !(50..=120_000).contains(&value) {
+            c.push(
+                key(&["probes", name]),
+                format!("{value} is out of range"),
+                "milliseconds from 50 to 120000",
+            );
+        }
+    }
+    if config.heal.interval_secs < 5 || config.heal.interval_secs > 86_400 {
+        c.push(
+            key(&["heal", "interval_secs"]),
+            format!("{} is out of range", config.heal.interval_secs),
+            "seconds from 5 to 86400",
+        );
+    }
+
+    let mut first_index: HashMap<&str, usize> = HashMap::new();
+    for (i, m) in config.machines.iter().enumerate() {
+        check_machine(&mut c, i, m);
+        if let Some(first) = first_index.get(m.id.as_str()) {
+            c.push(
+                at("machines", i, "id"),
+                format!(
+                    "duplicate machine id {:?} (also used by machines[{first}])",
+                    m.id
+                ),
+                "a different id for each [[machines]] entry",
+            );
+        } else {
+            first_index.insert(&m.id, i);
+        }
+    }
+    let known: Vec<&str> = config.machines.iter().map(|m| m.id.as_str()).collect();
+    let known_list = if known.is_empty() {
+        "(no [[machines]] are defined)".to_owned()
+    } else {
+        known.join(", ")
+    };
+
+    if let Some(this) = &config.this_machine
+        && !known.contains(&this.as_str())
+    {
+        c.push(
+            key(&["this_machine"]),
+            format!("{this:?} is not the id of any [[machines]] entry"),
+            &format!("one of: {known_list}"),
+        );
+    }
+
+    for (i, route) in config.routes.iter().enumerate() {
+        if route.model.trim().is_empty() {
+            c.push(
+                at("routes", i, "model"),
+                "empty model name".to_owned(),
+                "a model name such as \"gpt-oss:20b\"",
+            );
+        }
+        if route.machines.is_empty() {
+            c.push(
+                at("routes", i, "machines"),
+                "no machines listed".to_owned(),
+                &format!("one or more of: {known_list}"),
+            );
+        }
+        for (j, id) in route.machines.iter().enumerate() {
+            if !known.contains(&id.as_str()) {
+                let mut path = at("routes", i, "machines");
+                path.push(Seg::Index(j));
+                c.push(
+                    path,
+                    format!(
+                        "route for {:?} names machine {id:?}, which does not exist",
+                        route.model
+                    ),
+                    &format!("one of: {known_list}"),
+                );
+            }
+        }
+    }
+    c.issues
+}
+
+fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
+    if m.id.is_empty()
+        || !m
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+    {
+        c.push(
+            at("machines", i, "id"),
+            format!("{:?} is not a valid machine id", m.id),
+            "lowercase letters, digits, '-' and '_' (it is used in `machine/model` names)",
+        );
+    }
+    if m.name.trim().is_empty() {
+        c.push(
+            at("machines", i, "name"),
+            "empty name".to_owned(),
+            "a display name such as \"Mac Mini\"",
+        );
+    }
+    if let Some(ip) = &m.tailnet_ip
+        && ip.parse::<IpAddr>().is_err()
+    {
+        c.push(
+            at("machines", i, "tailnet_ip"),
+            format!("{ip:?} is not an IP address"),
+            "an address such as \"100.115.10.14\"",
+        );
+    }
+    for (field, value) in [("ollama_url", &m.ollama_url), ("fleet_url", &m.fleet_url)] {
+        if let Some(url) = value
+            && let Err(why) = check_http_url(url)
+        {
+            c.push(
+                at("machines", i, field),
+                format!("{url:?} is not a usable URL: {why}"),
+                "an http:// or https:// URL such as \"http://127.0.0.1:11434\"",
+            );
+        }
+    }
+    let mut seen_models: HashMap<&str, usize> = HashMap::new();
+    for (j, model) in m.models.iter().enumerate() {
+        let mut path = at("machines", i, "models");
+        path.push(Seg::Index(j));
+        if model.name.trim().is_empty() {
+            path.push(Seg::Key("name".into()));
+            c.push(
+                path,
+                "empty model name".into(),
+                "a model name such as \"qwen3:8b\"",
+            );
+        } else if let Some(first) = seen_models.insert(&model.name, j) {
+            path.push(Seg::Key("name".into()));
+            c.push(
+                path,
+                format!("model {:?} is listed twice (also models[{first}])", model.name),
+                "each model once per machine",
+            );
+        }
+    }
+    for (j, svc) in m.services.iter().enumerate() {
+        let mut path = at("machines", i, "services");
+        path.push(Seg::Index(j));
+        if svc.name.trim().is_empty() {
+            let mut p = path.clone();
+            p.push(Seg::Key("name".into()));
+            c.push(p, "empty service name".into(), "a name such as \"Clawdbot gateway\"");
+        }
+        match (&svc.port, &svc.url) {
+            (None, None) => c.push(
+                path.clone(),
+                format!("service {:?} has neither `port` nor `url`", svc.name),
+                "exactly one of `port = 18789` or `url = \"http://…\"`",
+            ),
+            (Some(_), Some(_)) => c.push(
+                path.clone(),
+                format!("service {:?} has both `port` and `url`", svc.name),
+                "exactly one of `port` or `url`",
+            ),
+            (Some(0), None) => {
+                let mut p = path.clone();
+                p.push(Seg::Key("port".into()));
+                c.push(p, "port 0 cannot be probed".into(), "a port from 1 to 65535");
+            }
+            (None, Some(url)) => {
+                if let Err(why) = check_http_url(url) {
+                    let mut p = path.clone();
+                    p.push(Seg::Key("url".into()));
+                    c.push(
+                        p,
+                        format!("{url:?} is not a usable URL: {why}"),
+                        "an http:// or https:// URL",
+                    );
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if let Some(status) = svc.expect_status
+            && !(100..=599).contains(&status)
+        {
+            let mut p = path.clone();
+            p.push(Seg::Key("expect_status".into()));
+            c.push(p, format!("{status} is not an HTTP status"), "a status from 100 to 599");
+        }
+        if svc.expect_status.is_some() && svc.url.is_none() {
+            let mut p = path.clone();
+            p.push(Seg::Key("expect_status".into()));
+            c.push(
+                p,
+                "`expect_status` only applies to a `url` service".into(),
+                "remove it, or give the service a `url`",
+            );
+        }
+    }
+    for (j, app) in m.pm2_apps.iter().enumerate() {
+        if app.trim().is_empty() {
+            let mut path = at("machines", i, "pm2_apps");
+            path.push(Seg::Index(j));
+            c.push(path, "empty pm2 app name".into(), "the name pm2 lists the app under");
+        }
+    }
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not http or https", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("no host".to_owned());
+    }
+    Ok(())
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+        None => false,
+    }
+}

@@ -1,0 +1,14 @@
+//! ClawFleet's engine: health of a personal AI fleet, the fleet API, and (in
+//! later parts) the inference proxy, cost estimates and self-healing.
+//!
+//! This crate has no GUI dependency: the `clawfleet` binary runs it headless
+//! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
+
+pub mod config;
+pub mod error;
+pub mod net;
+pub mod probe;
+pub mod snapshot;
+
+pub use error::{ConfigError, Error};
+pub use snapshot::Snapshot;

@@ -1,0 +1,109 @@
+//! The HTTP client every probe shares, and reading bodies with a size cap.
+//!
+//! Peers and model servers are untrusted: every body is read with a limit,
+//! every request has a timeout set by its caller.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::error::Error;
+
+/// The largest body a probe reads (a `/api/tags` with hundreds of models is
+/// well under this).
+pub const PROBE_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+static CRYPTO: Once = Once::new();
+
+/// Builds the shared HTTP client: rustls with the ring provider, no proxy from
+/// the environment (fleet traffic must not leak to a corporate proxy), no
+/// redirects (a probe reports what it got).
+pub fn client() -> Result<reqwest::Client, Error> {
+    CRYPTO.call_once(|| {
+        // Fails only when another provider was installed first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(2)
+        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::HttpClient(e.to_string()))
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the limit.
+    #[error("response body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The connection failed while reading.
+    #[error("response body broke off: {0}")]
+    Broken(String),
+}
+
+/// Reads a response body, refusing more than `limit` bytes.
+pub async fn read_body_limited(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Broken(describe(&e)))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest error in words, with its causes (reqwest's own Display omits them).
+pub fn describe(err: &reqwest::Error) -> String {
+    let mut out = if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        err.to_string()
+    };
+    let mut source = std::error::Error::source(err);
+    let mut last = String::new();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && text != last && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        source = s.source();
+    }
+    out
+}
+
+/// The first `max` characters of a body, printable, for error messages.
+pub fn preview(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}

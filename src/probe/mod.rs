@@ -1,0 +1,9 @@
+//! Probes: what is true right now about this machine, its Ollama, its
+//! services, pm2 and Clawdbot. Each probe has its own time limit so a hung
+//! one never stalls the rest.
+
+pub mod clawdbot;
+pub mod ollama;
+pub mod pm2;
+pub mod services;
+pub mod system;

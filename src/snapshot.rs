@@ -1,0 +1,374 @@
+//! The `Snapshot`: everything ClawFleet knows about the fleet at one moment.
+//!
+//! One definition, serialized with serde for the fleet API, the CLI, the
+//! dashboard and (later) peers. Probes fill it in part by part; each part
+//! carries the time it was taken so a reader can tell fresh data from stale.
+//!
+//! Not for: deciding anything. Checks and heals read it; they live elsewhere.
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The whole fleet as this instance sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The ClawFleet version that produced this snapshot.
+    pub clawfleet_version: String,
+    /// The `id` of the machine this instance runs on.
+    pub this_machine: String,
+    /// When this snapshot was last changed by any probe.
+    pub updated_at: Option<Timestamp>,
+    /// When the daemon that serves it started.
+    pub started_at: Option<Timestamp>,
+    /// Every machine: this one first, then the configured peers.
+    pub machines: Vec<MachineSnapshot>,
+    /// Things the user should know about the view itself (e.g. this machine
+    /// is not in the config and is shown alone).
+    #[serde(default)]
+    pub notices: Vec<String>,
+}
+
+impl Snapshot {
+    /// The entry for the machine this instance runs on.
+    pub fn local(&self) -> Option<&MachineSnapshot> {
+        self.machines.iter().find(|m| m.is_self)
+    }
+
+    /// A machine by id.
+    pub fn machine(&self, id: &str) -> Option<&MachineSnapshot> {
+        self.machines.iter().find(|m| m.id == id)
+    }
+}
+
+/// One machine of the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineSnapshot {
+    /// Stable id from the config (`macmini`); used in `machine/model` pins.
+    pub id: String,
+    /// Display name (`Mac Mini`).
+    pub name: String,
+    /// What the machine is for (`orchestrator`, `server`, …).
+    pub role: String,
+    /// True for the machine this instance runs on.
+    pub is_self: bool,
+    /// Host name from the config (or the OS, for this machine).
+    pub hostname: Option<String>,
+    /// Tailscale address, when configured.
+    pub tailnet_ip: Option<IpAddr>,
+    /// Whether the machine answered recently: always true for this machine;
+    /// for a peer, true when its fleet API or its Ollama answered.
+    pub online: bool,
+    /// Total CPU use in percent (0–100), when measured.
+    pub cpu_percent: Option<f32>,
+    /// Per-core CPU use in percent, in core order.
+    #[serde(default)]
+    pub cpu_cores: Vec<f32>,
+    /// Memory and swap, when measured.
+    pub memory: Option<Memory>,
+    /// Every real (non-virtual) mounted disk.
+    #[serde(default)]
+    pub disks: Vec<Disk>,
+    /// Load average (1, 5, 15 min); absent where the OS has none (Windows).
+    pub load: Option<LoadAverage>,
+    /// Seconds since boot.
+    pub uptime_secs: Option<u64>,
+    /// Temperature sensors, where the OS exposes them.
+    #[serde(default)]
+    pub temperatures: Vec<Temperature>,
+    /// Number of processes.
+    pub process_count: Option<usize>,
+    /// Zombie (defunct) processes with their parents.
+    #[serde(default)]
+    pub zombies: Vec<Zombie>,
+    /// The machine's Ollama; `None` when it has none configured.
+    pub ollama: Option<OllamaStatus>,
+    /// Configured services (ports and URLs).
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+    /// pm2 apps, as `pm2 jlist` reports them plus expected ones that are missing.
+    #[serde(default)]
+    pub pm2: Vec<Pm2App>,
+    /// Whether pm2 could be asked at all.
+    pub pm2_state: Option<Pm2State>,
+    /// Clawdbot's configuration and gateway, on this machine.
+    pub clawdbot: Option<ClawdbotStatus>,
+    /// Newest time any part of this machine's entry was refreshed.
+    pub updated_at: Option<Timestamp>,
+    /// When each part was last taken.
+    #[serde(default)]
+    pub probed_at: PartTimes,
+}
+
+/// When each part of a [`MachineSnapshot`] was last taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartTimes {
+    /// CPU, memory, disks, load, temperatures.
+    pub system: Option<Timestamp>,
+    /// Process count and zombies.
+    pub processes: Option<Timestamp>,
+    /// Ollama.
+    pub ollama: Option<Timestamp>,
+    /// Services.
+    pub services: Option<Timestamp>,
+    /// pm2.
+    pub pm2: Option<Timestamp>,
+    /// Clawdbot.
+    pub clawdbot: Option<Timestamp>,
+    /// Peer reachability (fleet API `/healthz`).
+    pub peer: Option<Timestamp>,
+}
+
+/// Memory and swap in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Physical memory.
+    pub total_bytes: u64,
+    /// Memory in use (total minus available).
+    pub used_bytes: u64,
+    /// Memory the OS could hand out without swapping.
+    pub available_bytes: u64,
+    /// Swap size.
+    pub swap_total_bytes: u64,
+    /// Swap in use.
+    pub swap_used_bytes: u64,
+}
+
+impl Memory {
+    /// Used memory as a percentage of total (0 when total is unknown).
+    pub fn used_percent(&self) -> f64 {
+        percent(self.used_bytes, self.total_bytes)
+    }
+}
+
+/// One mounted disk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Where it is mounted (`/`, `C:\`).
+    pub mount: String,
+    /// Device or volume name.
+    pub device: String,
+    /// File system (`apfs`, `ext4`, `NTFS`).
+    pub file_system: String,
+    /// Size.
+    pub total_bytes: u64,
+    /// In use (total minus available).
+    pub used_bytes: u64,
+    /// Free for unprivileged use.
+    pub available_bytes: u64,
+    /// Removable media (USB sticks, SD cards).
+    pub removable: bool,
+}
+
+impl Disk {
+    /// Used space as a percentage of total.
+    pub fn used_percent(&self) -> f64 {
+        percent(self.used_bytes, self.total_bytes)
+    }
+}
+
+/// Load average.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadAverage {
+    /// Over 1 minute.
+    pub one: f64,
+    /// Over 5 minutes.
+    pub five: f64,
+    /// Over 15 minutes.
+    pub fifteen: f64,
+}
+
+/// One temperature sensor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Temperature {
+    /// Sensor label as the OS names it.
+    pub label: String,
+    /// Current reading in °C.
+    pub celsius: f32,
+    /// The sensor's critical threshold in °C, if it has one.
+    pub critical_celsius: Option<f32>,
+}
+
+/// A zombie process and the parent that fails to reap it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Zombie {
+    /// Zombie pid.
+    pub pid: u32,
+    /// Its name.
+    pub name: String,
+    /// Parent pid (the process that must reap it).
+    pub parent_pid: Option<u32>,
+    /// Parent's name.
+    pub parent_name: Option<String>,
+}
+
+/// An Ollama server and what it holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OllamaStatus {
+    /// Base URL probed (`http://127.0.0.1:11434`).
+    pub url: String,
+    /// True when Ollama answered its API in the documented shape.
+    pub reachable: bool,
+    /// `/api/version`.
+    pub version: Option<String>,
+    /// Round-trip time of `/api/version` in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// What went wrong, in words, when something did.
+    pub error: Option<String>,
+    /// Installed models (`/api/tags`).
+    #[serde(default)]
+    pub models: Vec<OllamaModel>,
+    /// Models loaded in memory (`/api/ps`).
+    #[serde(default)]
+    pub loaded: Vec<LoadedModel>,
+    /// When this was probed.
+    pub checked_at: Option<Timestamp>,
+}
+
+/// An installed model (`/api/tags` entry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OllamaModel {
+    /// `gpt-oss:20b`.
+    pub name: String,
+    /// Size on disk in bytes.
+    pub size_bytes: u64,
+    /// Model family (`llama`, `qwen3`).
+    pub family: Option<String>,
+    /// Parameter size (`20.9B`).
+    pub parameter_size: Option<String>,
+    /// Quantization (`Q4_K_M`, `MXFP4`).
+    pub quantization: Option<String>,
+    /// Last modified, as Ollama reports it.
+    pub modified_at: Option<String>,
+    /// What the config says the model is for.
+    pub purpose: Option<String>,
+}
+
+/// A model loaded in memory (`/api/ps` entry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadedModel {
+    /// `gpt-oss:20b`.
+    pub name: String,
+    /// Memory used in bytes.
+    pub size_bytes: u64,
+    /// Of which in GPU memory.
+    pub vram_bytes: u64,
+    /// When Ollama will unload it, as Ollama reports it.
+    pub expires_at: Option<String>,
+}
+
+/// A configured service (a TCP port or an HTTP URL).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// Name from the config (`Clawdbot gateway`).
+    pub name: String,
+    /// `tcp` or `http`.
+    pub kind: String,
+    /// `host:port` or the URL probed.
+    pub target: String,
+    /// True when the port accepted a connection / the URL answered as expected.
+    pub up: bool,
+    /// Time to connect (tcp) or to the response head (http), in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// HTTP status received, for `http` services.
+    pub http_status: Option<u16>,
+    /// What went wrong, in words.
+    pub error: Option<String>,
+    /// When this was probed.
+    pub checked_at: Option<Timestamp>,
+}
+
+/// One pm2 app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pm2App {
+    /// App name (`aphos-server-prod`).
+    pub name: String,
+    /// pm2's id, when it is known to pm2.
+    pub pm_id: Option<u32>,
+    /// pm2 status (`online`, `stopped`, `errored`, `launching`, …), or
+    /// `missing` for an app the config expects but pm2 does not know.
+    pub status: String,
+    /// Restart count.
+    pub restarts: u64,
+    /// Seconds since it was (re)started, when online.
+    pub uptime_secs: Option<u64>,
+    /// CPU in percent of one core.
+    pub cpu_percent: Option<f32>,
+    /// Resident memory in bytes.
+    pub memory_bytes: Option<u64>,
+    /// OS pid, when running.
+    pub pid: Option<u32>,
+    /// True when the config lists this app.
+    pub expected: bool,
+}
+
+/// Whether pm2 could be asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Pm2State {
+    /// `pm2 jlist` answered.
+    Ok,
+    /// No pm2 on this machine: a state, not an error.
+    NotInstalled,
+    /// pm2 is there but failed, hung, or printed something unreadable.
+    Error {
+        /// What went wrong, in words.
+        message: String,
+    },
+}
+
+/// Clawdbot on this machine: its model chain and its gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClawdbotStatus {
+    /// The config file looked at.
+    pub config_path: Option<String>,
+    /// Whether that file exists.
+    pub config_found: bool,
+    /// Why the config could not be read, when it could not.
+    pub error: Option<String>,
+    /// `agents.defaults.model.primary`.
+    pub primary_model: Option<String>,
+    /// `agents.defaults.model.fallbacks`.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// `agents.defaults.heartbeat.model`.
+    pub heartbeat_model: Option<String>,
+    /// `agents.defaults.heartbeat.every` (e.g. `30m`).
+    pub heartbeat_every: Option<String>,
+    /// `agents.defaults.subagents.model` (its primary).
+    pub subagent_model: Option<String>,
+    /// Configured model providers (never with their keys).
+    #[serde(default)]
+    pub providers: Vec<ClawdbotProvider>,
+    /// `gateway.port` (default 18789).
+    pub gateway_port: u16,
+    /// `gateway.bind`.
+    pub gateway_bind: Option<String>,
+    /// Whether the gateway port accepts connections.
+    pub gateway_listening: Option<bool>,
+    /// When this was read.
+    pub checked_at: Option<Timestamp>,
+}
+
+/// A Clawdbot model provider, without secrets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClawdbotProvider {
+    /// Provider name (`ollama-macmini`).
+    pub name: String,
+    /// `baseUrl`.
+    pub base_url: Option<String>,
+    /// `api` kind (`openai-completions`, …).
+    pub api: Option<String>,
+    /// Model ids it offers.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
