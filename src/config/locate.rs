@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn missing_key_points_at_its_table() {
         let text = "[api]\nallowed_hosts = []\n";
-        assert_eq!(find(text, &[k("api"), k("listen")]), Some((1, 1)));
+        assert_eq!(find(text, &[k("api"), k("listen")]), Some((1, 2)));
         assert_eq!(find(text, &[k("proxy"), k("listen")]), None);
     }
 
