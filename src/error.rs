@@ -60,7 +60,12 @@ impl fmt::Display for LocatedIssue {
         write!(
             f,
             "{}:{}: {}: {}\n  expected: {}\n{}",
-            self.line, self.column, self.issue.key, self.issue.message, self.issue.expected, self.snippet
+            self.line,
+            self.column,
+            self.issue.key,
+            self.issue.message,
+            self.issue.expected,
+            self.snippet
         )
     }
 }
@@ -84,7 +89,9 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source} (is another clawfleet running? change [api] listen)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another clawfleet running? change [api] listen)"
+    )]
     Bind {
         /// The address.
         addr: std::net::SocketAddr,

@@ -4,10 +4,14 @@
 //! This crate has no GUI dependency: the `clawfleet` binary runs it headless
 //! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod error;
+pub mod fleet;
 pub mod net;
 pub mod probe;
+pub mod report;
 pub mod snapshot;
 
 pub use error::{ConfigError, Error};

@@ -1,1 +1,303 @@
-fn main() {}
+//! `clawfleet`: the headless daemon and command-line client.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use clawfleet::config::{self, Loaded};
+use clawfleet::daemon::{self, RuntimeInfo};
+use clawfleet::fleet::Fleet;
+use clawfleet::probe::Collector;
+use clawfleet::{Snapshot, net, report};
+
+/// Health, inference routing, cost and self-healing for a personal AI fleet.
+#[derive(Parser)]
+#[command(name = "clawfleet", version, about, long_about = None)]
+struct Cli {
+    /// Config file (default: the platform config folder; with no file there,
+    /// the embedded default).
+    #[arg(long, global = true, env = config::CONFIG_ENV, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon until SIGINT/SIGTERM: probes, fleet API and dashboard.
+    Serve,
+    /// Show this machine, Ollama and services: from the running daemon if
+    /// there is one, else by probing once.
+    Status {
+        /// Print the snapshot as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write, check or locate the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write the commented default config (to --config, or the platform path).
+    Init {
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate a config file (default: the one in use) and say exactly what
+    /// is wrong and where.
+    Check {
+        /// The file to check.
+        path: Option<PathBuf>,
+    },
+    /// Print the path of the config file in use.
+    Path,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // An idle daemon needs little: two workers keep latency low without
+        // a thread per core on big machines.
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+fn init_tracing(daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if daemon { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_env("CLAWFLEET_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let explicit = cli.config.as_deref();
+    match cli.command {
+        Command::Serve => serve(explicit).await,
+        Command::Status { json } => status(explicit, json).await,
+        Command::Config { command } => match command {
+            ConfigCommand::Init { force } => config_init(explicit, force),
+            ConfigCommand::Check { path } => config_check(path.as_deref().or(explicit)),
+            ConfigCommand::Path => config_path(explicit),
+        },
+    }
+}
+
+fn load(explicit: Option<&Path>) -> Result<Loaded, ExitCode> {
+    config::load(explicit).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn serve(explicit: Option<&Path>) -> ExitCode {
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    tracing::info!(config = %loaded.source, "clawfleet {} starting", env!("CARGO_PKG_VERSION"));
+    let running = match daemon::start(loaded.config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for addr in &running.api_addrs {
+        // On stdout, so scripts and tests can find a port chosen by the OS.
+        println!("clawfleet: fleet API on http://{addr}");
+    }
+    daemon::shutdown_signal().await;
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn status(explicit: Option<&Path>, json: bool) -> ExitCode {
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let client = match net::client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (snapshot, source) = match from_daemon(&client, &loaded).await {
+        Some((snap, addr)) => (Arc::new(snap), format!("from the daemon at {addr}")),
+        None => {
+            let config = Arc::new(loaded.config);
+            let fleet = Arc::new(Fleet::resolve(&config, &daemon::os_hostname()));
+            let collector = Arc::new(Collector::new(config, fleet, client));
+            (
+                collector.probe_once().await,
+                "no daemon running: probed just now".to_owned(),
+            )
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&*snapshot) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot serialize the snapshot: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report::status(&snapshot, &source));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Asks a running daemon for its snapshot: the one named in the runtime file
+/// first, then the configured addresses.
+async fn from_daemon(client: &reqwest::Client, loaded: &Loaded) -> Option<(Snapshot, SocketAddr)> {
+    let mut candidates: Vec<SocketAddr> = RuntimeInfo::read(&loaded.config.data_dir())
+        .map(|r| r.api)
+        .unwrap_or_default();
+    candidates.extend(loaded.config.api.listen.addrs());
+    for mut addr in candidates {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        let url = format!("http://{addr}/fleet/v1/snapshot");
+        let Ok(response) = client
+            .get(&url)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        if !response.status().is_success() {
+            continue;
+        }
+        let Ok(body) = net::read_body_limited(response, 32 * 1024 * 1024).await else {
+            continue;
+        };
+        match serde_json::from_slice::<Snapshot>(&body) {
+            Ok(snap) => return Some((snap, addr)),
+            Err(e) => tracing::warn!("{url} answered something that is not a snapshot: {e}"),
+        }
+    }
+    None
+}
+
+fn config_target(explicit: Option<&Path>) -> Result<PathBuf, ExitCode> {
+    config::resolve_path(explicit).ok_or_else(|| {
+        eprintln!("error: this platform has no config folder; pass --config PATH");
+        ExitCode::from(2)
+    })
+}
+
+fn config_init(explicit: Option<&Path>, force: bool) -> ExitCode {
+    let path = match config_target(explicit) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if path.exists() && !force {
+        eprintln!(
+            "error: {} already exists; pass --force to replace it (your file is unchanged)",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, config::DEFAULT_TOML));
+    match written {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            println!("edit the [[machines]] to match your fleet, then run: clawfleet config check");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(path: Option<&Path>) -> ExitCode {
+    let result = match path {
+        Some(p) => config::load_file(p),
+        None => config::load(None),
+    };
+    match result {
+        Ok(loaded) => {
+            let c = &loaded.config;
+            let fleet = Fleet::resolve(c, &daemon::os_hostname());
+            println!("{}: ok", loaded.source);
+            println!(
+                "  {} machine{} ({}), {} route{}; this machine: {} ({:?})",
+                c.machines.len(),
+                if c.machines.len() == 1 { "" } else { "s" },
+                c.machines
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                c.routes.len(),
+                if c.routes.len() == 1 { "" } else { "s" },
+                fleet.this.id,
+                fleet.identified,
+            );
+            for notice in &fleet.notices {
+                println!("  note: {notice}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn config_path(explicit: Option<&Path>) -> ExitCode {
+    match config_target(explicit) {
+        Ok(path) => {
+            let state = if path.exists() {
+                "exists"
+            } else if explicit.is_some() {
+                "does not exist: `clawfleet config init` writes it"
+            } else {
+                "does not exist: the embedded default is in use"
+            };
+            println!("{}", path.display());
+            eprintln!("({state})");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}

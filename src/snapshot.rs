@@ -94,6 +94,8 @@ pub struct MachineSnapshot {
     pub pm2_state: Option<Pm2State>,
     /// Clawdbot's configuration and gateway, on this machine.
     pub clawdbot: Option<ClawdbotStatus>,
+    /// For a peer with a `fleet_url`: whether its fleet API answered `/healthz`.
+    pub fleet_api_reachable: Option<bool>,
     /// Newest time any part of this machine's entry was refreshed.
     pub updated_at: Option<Timestamp>,
     /// When each part was last taken.

@@ -10,7 +10,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(1, |s| s.chars().count() + 1);
+    let column = before
+        .get(line_start..)
+        .map_or(1, |s| s.chars().count() + 1);
     (line, column)
 }
 
@@ -73,12 +75,21 @@ mod tests {
         assert_eq!(
             find(
                 text,
-                &[k("machines"), Seg::Index(1), k("services"), Seg::Index(0), k("port")]
+                &[
+                    k("machines"),
+                    Seg::Index(1),
+                    k("services"),
+                    Seg::Index(0),
+                    k("port")
+                ]
             ),
             Some((8, 28))
         );
         assert_eq!(
-            find(text, &[k("routes"), Seg::Index(0), k("machines"), Seg::Index(1)]),
+            find(
+                text,
+                &[k("routes"), Seg::Index(0), k("machines"), Seg::Index(1)]
+            ),
             Some((12, 18))
         );
     }

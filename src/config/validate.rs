@@ -271,7 +271,10 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
             path.push(Seg::Key("name".into()));
             c.push(
                 path,
-                format!("model {:?} is listed twice (also models[{first}])", model.name),
+                format!(
+                    "model {:?} is listed twice (also models[{first}])",
+                    model.name
+                ),
                 "each model once per machine",
             );
         }
@@ -282,7 +285,11 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
         if svc.name.trim().is_empty() {
             let mut p = path.clone();
             p.push(Seg::Key("name".into()));
-            c.push(p, "empty service name".into(), "a name such as \"Clawdbot gateway\"");
+            c.push(
+                p,
+                "empty service name".into(),
+                "a name such as \"Clawdbot gateway\"",
+            );
         }
         match (&svc.port, &svc.url) {
             (None, None) => c.push(
@@ -298,7 +305,11 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
             (Some(0), None) => {
                 let mut p = path.clone();
                 p.push(Seg::Key("port".into()));
-                c.push(p, "port 0 cannot be probed".into(), "a port from 1 to 65535");
+                c.push(
+                    p,
+                    "port 0 cannot be probed".into(),
+                    "a port from 1 to 65535",
+                );
             }
             (None, Some(url)) => {
                 if let Err(why) = check_http_url(url) {
@@ -318,7 +329,11 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
         {
             let mut p = path.clone();
             p.push(Seg::Key("expect_status".into()));
-            c.push(p, format!("{status} is not an HTTP status"), "a status from 100 to 599");
+            c.push(
+                p,
+                format!("{status} is not an HTTP status"),
+                "a status from 100 to 599",
+            );
         }
         if svc.expect_status.is_some() && svc.url.is_none() {
             let mut p = path.clone();
@@ -334,7 +349,11 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
         if app.trim().is_empty() {
             let mut path = at("machines", i, "pm2_apps");
             path.push(Seg::Index(j));
-            c.push(path, "empty pm2 app name".into(), "the name pm2 lists the app under");
+            c.push(
+                path,
+                "empty pm2 app name".into(),
+                "the name pm2 lists the app under",
+            );
         }
     }
 }

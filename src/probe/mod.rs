@@ -3,7 +3,10 @@
 //! one never stalls the rest.
 
 pub mod clawdbot;
+mod collector;
 pub mod ollama;
 pub mod pm2;
 pub mod services;
 pub mod system;
+
+pub use collector::{Collector, SnapshotRx, initial_snapshot};

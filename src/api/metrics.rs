@@ -1,0 +1,449 @@
+//! `GET /metrics`: the snapshot in Prometheus text format (version 0.0.4),
+//! so a fleet that outgrows the tray can be scraped by Prometheus/Grafana.
+
+use std::fmt::Write;
+
+use crate::snapshot::Snapshot;
+
+/// The content type Prometheus expects.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Builds one metric family at a time: HELP and TYPE once, then samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Self { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                escape_into(self.out, v);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        push_value(self.out, value);
+        self.out.push('\n');
+    }
+}
+
+fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn push_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Renders the snapshot.
+pub fn render(snap: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    let ms = &snap.machines;
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_machine_online",
+        "gauge",
+        "1 when the machine answered recently.",
+    );
+    for m in ms {
+        f.sample(
+            "clawfleet_machine_online",
+            &[("machine", &m.id), ("name", &m.name), ("role", &m.role)],
+            flag(m.online),
+        );
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_cpu_percent",
+        "gauge",
+        "Total CPU use in percent.",
+    );
+    for m in ms {
+        if let Some(cpu) = m.cpu_percent {
+            f.sample(
+                "clawfleet_cpu_percent",
+                &[("machine", &m.id)],
+                f64::from(cpu),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_cpu_core_percent",
+        "gauge",
+        "CPU use of one core in percent.",
+    );
+    for m in ms {
+        for (i, cpu) in m.cpu_cores.iter().enumerate() {
+            f.sample(
+                "clawfleet_cpu_core_percent",
+                &[("machine", &m.id), ("core", &i.to_string())],
+                f64::from(*cpu),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_memory_bytes",
+        "gauge",
+        "Memory by kind (total, used, available).",
+    );
+    for m in ms {
+        if let Some(mem) = &m.memory {
+            for (kind, v) in [
+                ("total", mem.total_bytes),
+                ("used", mem.used_bytes),
+                ("available", mem.available_bytes),
+            ] {
+                f.sample(
+                    "clawfleet_memory_bytes",
+                    &[("machine", &m.id), ("kind", kind)],
+                    v as f64,
+                );
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_swap_bytes",
+        "gauge",
+        "Swap by kind (total, used).",
+    );
+    for m in ms {
+        if let Some(mem) = &m.memory {
+            for (kind, v) in [
+                ("total", mem.swap_total_bytes),
+                ("used", mem.swap_used_bytes),
+            ] {
+                f.sample(
+                    "clawfleet_swap_bytes",
+                    &[("machine", &m.id), ("kind", kind)],
+                    v as f64,
+                );
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_disk_bytes",
+        "gauge",
+        "Disk space by mount and kind (total, used, available).",
+    );
+    for m in ms {
+        for d in &m.disks {
+            for (kind, v) in [
+                ("total", d.total_bytes),
+                ("used", d.used_bytes),
+                ("available", d.available_bytes),
+            ] {
+                f.sample(
+                    "clawfleet_disk_bytes",
+                    &[("machine", &m.id), ("mount", &d.mount), ("kind", kind)],
+                    v as f64,
+                );
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_load_average",
+        "gauge",
+        "Load average by period.",
+    );
+    for m in ms {
+        if let Some(l) = &m.load {
+            for (period, v) in [("1m", l.one), ("5m", l.five), ("15m", l.fifteen)] {
+                f.sample(
+                    "clawfleet_load_average",
+                    &[("machine", &m.id), ("period", period)],
+                    v,
+                );
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_uptime_seconds",
+        "gauge",
+        "Seconds since boot.",
+    );
+    for m in ms {
+        if let Some(u) = m.uptime_secs {
+            f.sample("clawfleet_uptime_seconds", &[("machine", &m.id)], u as f64);
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_temperature_celsius",
+        "gauge",
+        "Temperature sensors.",
+    );
+    for m in ms {
+        for t in &m.temperatures {
+            f.sample(
+                "clawfleet_temperature_celsius",
+                &[("machine", &m.id), ("sensor", &t.label)],
+                f64::from(t.celsius),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_processes",
+        "gauge",
+        "Number of processes.",
+    );
+    for m in ms {
+        if let Some(n) = m.process_count {
+            f.sample("clawfleet_processes", &[("machine", &m.id)], n as f64);
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_zombie_processes",
+        "gauge",
+        "Number of zombie processes.",
+    );
+    for m in ms {
+        if m.probed_at.processes.is_some() {
+            f.sample(
+                "clawfleet_zombie_processes",
+                &[("machine", &m.id)],
+                m.zombies.len() as f64,
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_ollama_up",
+        "gauge",
+        "1 when the machine's Ollama answers its API.",
+    );
+    for m in ms {
+        if let Some(o) = &m.ollama {
+            f.sample(
+                "clawfleet_ollama_up",
+                &[("machine", &m.id)],
+                flag(o.reachable),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_ollama_latency_seconds",
+        "gauge",
+        "Round trip of /api/version.",
+    );
+    for m in ms {
+        if let Some(latency) = m.ollama.as_ref().and_then(|o| o.latency_ms) {
+            f.sample(
+                "clawfleet_ollama_latency_seconds",
+                &[("machine", &m.id)],
+                latency / 1000.0,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_ollama_models_installed",
+        "gauge",
+        "Models installed (/api/tags).",
+    );
+    for m in ms {
+        if let Some(o) = m.ollama.as_ref().filter(|o| o.reachable) {
+            f.sample(
+                "clawfleet_ollama_models_installed",
+                &[("machine", &m.id)],
+                o.models.len() as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_ollama_models_loaded",
+        "gauge",
+        "Models loaded in memory (/api/ps).",
+    );
+    for m in ms {
+        if let Some(o) = m.ollama.as_ref().filter(|o| o.reachable) {
+            f.sample(
+                "clawfleet_ollama_models_loaded",
+                &[("machine", &m.id)],
+                o.loaded.len() as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_ollama_loaded_model_bytes",
+        "gauge",
+        "Memory held by a loaded model, by kind (total, vram).",
+    );
+    for m in ms {
+        if let Some(o) = &m.ollama {
+            for l in &o.loaded {
+                for (kind, v) in [("total", l.size_bytes), ("vram", l.vram_bytes)] {
+                    f.sample(
+                        "clawfleet_ollama_loaded_model_bytes",
+                        &[("machine", &m.id), ("model", &l.name), ("kind", kind)],
+                        v as f64,
+                    );
+                }
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_service_up",
+        "gauge",
+        "1 when a configured service answers.",
+    );
+    for m in ms {
+        for s in &m.services {
+            f.sample(
+                "clawfleet_service_up",
+                &[("machine", &m.id), ("service", &s.name), ("kind", &s.kind)],
+                flag(s.up),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_pm2_app_online",
+        "gauge",
+        "1 when a pm2 app is online.",
+    );
+    for m in ms {
+        for a in &m.pm2 {
+            f.sample(
+                "clawfleet_pm2_app_online",
+                &[("machine", &m.id), ("app", &a.name), ("status", &a.status)],
+                flag(a.status == "online"),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_pm2_app_restarts",
+        "gauge",
+        "Restart count pm2 reports for an app.",
+    );
+    for m in ms {
+        for a in m.pm2.iter().filter(|a| a.pm_id.is_some()) {
+            f.sample(
+                "clawfleet_pm2_app_restarts",
+                &[("machine", &m.id), ("app", &a.name)],
+                a.restarts as f64,
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_clawdbot_gateway_up",
+        "gauge",
+        "1 when Clawdbot's gateway port accepts connections.",
+    );
+    for m in ms {
+        if let Some(listening) = m.clawdbot.as_ref().and_then(|c| c.gateway_listening) {
+            f.sample(
+                "clawfleet_clawdbot_gateway_up",
+                &[("machine", &m.id)],
+                flag(listening),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_snapshot_age_seconds",
+        "gauge",
+        "Seconds since the machine's data was last refreshed.",
+    );
+    let now = jiff::Timestamp::now();
+    for m in ms {
+        if let Some(at) = m.updated_at {
+            let age = now.duration_since(at).as_secs_f64().max(0.0);
+            f.sample("clawfleet_snapshot_age_seconds", &[("machine", &m.id)], age);
+        }
+    }
+
+    let _ = Family::new(
+        &mut out,
+        "clawfleet_build_info",
+        "gauge",
+        "ClawFleet version.",
+    );
+    let mut f = Family { out: &mut out };
+    f.sample(
+        "clawfleet_build_info",
+        &[
+            ("version", &snap.clawfleet_version),
+            ("this_machine", &snap.this_machine),
+        ],
+        1.0,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_labels_are_escaped_as_the_format_requires() {
+        let mut out = String::new();
+        let mut f = Family::new(&mut out, "x", "gauge", "help");
+        f.sample("x", &[("a", "q\"u\\o\nte")], 1.5);
+        f.sample("x", &[], f64::NAN);
+        f.sample("x", &[], 3.0);
+        assert_eq!(
+            out,
+            "# HELP x help\n# TYPE x gauge\nx{a=\"q\\\"u\\\\o\\nte\"} 1.5\nx NaN\nx 3\n"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The fleet HTTP API: the snapshot as JSON and as a live stream, Prometheus
+//! metrics, and a health check. Every request passes the Host/Origin guard
+//! ([`host`]).
+//!
+//! Not for: inference (that is the proxy, on its own listener).
+
+pub mod host;
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{Stream, StreamExt};
+use tokio_stream::wrappers::WatchStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::SnapshotRx;
+use crate::snapshot::Snapshot;
+
+pub use host::AllowedHosts;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The live snapshot.
+    pub snapshot: SnapshotRx,
+    /// Fired at shutdown so open streams end and the server can drain.
+    pub shutdown: CancellationToken,
+}
+
+/// The API's routes behind the Host/Origin guard.
+pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/fleet/v1/snapshot", get(snapshot))
+        .route("/fleet/v1/stream", get(stream))
+        .route("/metrics", get(prometheus))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    let snap = state.snapshot.borrow().clone();
+    json_response(&serde_json::json!({
+        "status": "ok",
+        "version": snap.clawfleet_version,
+        "this_machine": snap.this_machine,
+        "started_at": snap.started_at,
+    }))
+}
+
+async fn snapshot(State(state): State<ApiState>) -> Response {
+    let snap = state.snapshot.borrow().clone();
+    json_response(&*snap)
+}
+
+/// Server-Sent Events: the current snapshot at once, then one `snapshot`
+/// event per change. A slow reader skips to the newest snapshot instead of
+/// queueing old ones (watch semantics), so no client can make us buffer.
+async fn stream(
+    State(state): State<ApiState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let events = WatchStream::new(state.snapshot.clone())
+        .map(|snap: Arc<Snapshot>| {
+            let event = Event::default().event("snapshot");
+            Ok(match serde_json::to_string(&*snap) {
+                Ok(json) => event.data(json),
+                Err(e) => Event::default()
+                    .event("error")
+                    .data(format!("cannot serialize snapshot: {e}")),
+            })
+        })
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn prometheus(State(state): State<ApiState>) -> Response {
+    let snap = state.snapshot.borrow().clone();
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&snap),
+    )
+        .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({
+            "error": format!("no such endpoint: {}", uri.path()),
+            "endpoints": ["/fleet/v1/snapshot", "/fleet/v1/stream", "/metrics", "/healthz"],
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+fn json_response<T: serde::Serialize + ?Sized>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot serialize response: {e}"),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,205 @@
+//! Wires the engine together: resolves the fleet, starts the probes and the
+//! API listeners, and shuts everything down cleanly.
+//!
+//! While running it leaves `daemon.json` in the data folder (pid, API
+//! addresses) so `clawfleet status` finds it even on a non-default port; the
+//! file is removed on a clean shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, AllowedHosts, ApiState};
+use crate::config::Config;
+use crate::error::Error;
+use crate::fleet::Fleet;
+use crate::net;
+use crate::probe::{Collector, SnapshotRx};
+
+/// Name of the runtime file in the data folder.
+pub const RUNTIME_FILE: &str = "daemon.json";
+
+/// What a running daemon tells other processes about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// Where its fleet API listens.
+    pub api: Vec<SocketAddr>,
+    /// Its version.
+    pub version: String,
+    /// When it started.
+    pub started_at: jiff::Timestamp,
+}
+
+impl RuntimeInfo {
+    /// Reads the runtime file of a daemon using `data_dir`, if any.
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_dir.join(RUNTIME_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// A started engine.
+pub struct Running {
+    /// The addresses the API is bound to.
+    pub api_addrs: Vec<SocketAddr>,
+    /// The live snapshot.
+    pub snapshot: SnapshotRx,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    runtime_file: Option<PathBuf>,
+}
+
+/// The OS host name.
+pub fn os_hostname() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Starts the engine on `config`: binds every API address (failing if any
+/// cannot be bound), then starts the probes.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let config = Arc::new(config);
+    let fleet = Arc::new(Fleet::resolve(&config, &os_hostname()));
+    for notice in &fleet.notices {
+        warn!("{notice}");
+    }
+    info!(
+        this_machine = %fleet.this.id,
+        identified = ?fleet.identified,
+        peers = fleet.peers.len(),
+        "fleet resolved"
+    );
+
+    let mut listeners = Vec::new();
+    for addr in config.api.listen.addrs() {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        listeners.push((listener, local));
+    }
+    let api_addrs: Vec<SocketAddr> = listeners.iter().map(|(_, a)| *a).collect();
+
+    let collector = Arc::new(Collector::new(
+        config.clone(),
+        fleet.clone(),
+        net::client()?,
+    ));
+    let snapshot = collector.subscribe();
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(collector.run(cancel.child_token()));
+
+    let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
+    let state = ApiState {
+        snapshot: snapshot.clone(),
+        shutdown: cancel.clone(),
+    };
+    let app = api::router(state, allowed);
+    for (listener, addr) in listeners {
+        let app = app.clone();
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            info!(%addr, "fleet API listening on http://{addr}");
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                warn!(%addr, "fleet API stopped: {e}");
+            }
+        });
+    }
+
+    let runtime_file = write_runtime_file(&config.data_dir(), &api_addrs);
+    Ok(Running {
+        api_addrs,
+        snapshot,
+        cancel,
+        tasks,
+        runtime_file,
+    })
+}
+
+impl Running {
+    /// Stops the probes and the listeners, waits for them, and removes the
+    /// runtime file.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(path) = self.runtime_file.take() {
+            // Only our own file: a second daemon may have replaced it.
+            if RuntimeInfo::read(path.parent().unwrap_or(Path::new(".")))
+                .is_some_and(|r| r.pid == std::process::id())
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+        info!("stopped");
+    }
+}
+
+/// Writes `daemon.json` atomically. Failing to write it is not fatal: the
+/// daemon runs; `clawfleet status` then falls back to the configured address.
+fn write_runtime_file(data_dir: &Path, api: &[SocketAddr]) -> Option<PathBuf> {
+    let info = RuntimeInfo {
+        pid: std::process::id(),
+        api: api.to_vec(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: jiff::Timestamp::now(),
+    };
+    let path = data_dir.join(RUNTIME_FILE);
+    let tmp = data_dir.join(format!("{RUNTIME_FILE}.{}.tmp", std::process::id()));
+    let result = std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            let json = serde_json::to_vec_pretty(&info).map_err(std::io::Error::other)?;
+            std::fs::write(&tmp, json)
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match result {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(
+                "cannot write {} ({e}); `clawfleet status` will look for the daemon at the configured address",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&tmp);
+            None
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C / SIGINT, or SIGTERM
+/// on Unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+                    _ = term.recv() => info!("SIGTERM received, shutting down"),
+                }
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("Ctrl-C received, shutting down");
+    }
+}

@@ -1,0 +1,396 @@
+//! Runs every probe on its own interval and publishes the [`Snapshot`] on a
+//! watch channel.
+//!
+//! One task per kind of probe, each owning its timer, so a slow Ollama never
+//! delays the CPU figures. Each task changes only its own part of the
+//! snapshot, stamps the time, and notifies readers (API, SSE, tray).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::system::SystemProbe;
+use super::{clawdbot, ollama, pm2, services};
+use crate::config::{Config, MachineConfig};
+use crate::fleet::Fleet;
+use crate::snapshot::{MachineSnapshot, OllamaStatus, Snapshot};
+
+/// Snapshot readers hold one of these.
+pub type SnapshotRx = watch::Receiver<Arc<Snapshot>>;
+
+/// Owns the probes and the snapshot they publish.
+pub struct Collector {
+    config: Arc<Config>,
+    fleet: Arc<Fleet>,
+    client: reqwest::Client,
+    tx: watch::Sender<Arc<Snapshot>>,
+    system: Arc<Mutex<SystemProbe>>,
+}
+
+impl Collector {
+    /// A collector with an initial snapshot built from the config alone.
+    pub fn new(config: Arc<Config>, fleet: Arc<Fleet>, client: reqwest::Client) -> Self {
+        let (tx, _) = watch::channel(Arc::new(initial_snapshot(&fleet)));
+        Self {
+            config,
+            fleet,
+            client,
+            tx,
+            system: Arc::new(Mutex::new(SystemProbe::new())),
+        }
+    }
+
+    /// A new reader of the snapshot.
+    pub fn subscribe(&self) -> SnapshotRx {
+        self.tx.subscribe()
+    }
+
+    /// Runs every probe until `cancel` fires. Each probe kind is its own
+    /// task; all are joined before this returns.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let p = &self.config.probes;
+        let mut tasks = JoinSet::new();
+        let every = |secs: u64| Duration::from_secs(secs.max(1));
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "system",
+            every(p.system_interval_secs),
+            |c| Box::pin(c.probe_system()),
+        );
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "processes",
+            every(p.processes_interval_secs),
+            |c| Box::pin(c.probe_processes()),
+        );
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "ollama",
+            every(p.ollama_interval_secs),
+            |c| Box::pin(c.probe_ollama()),
+        );
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "services",
+            every(p.services_interval_secs),
+            |c| Box::pin(c.probe_services()),
+        );
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "pm2",
+            every(p.pm2_interval_secs),
+            |c| Box::pin(c.probe_pm2()),
+        );
+        self.spawn_loop(
+            &mut tasks,
+            &cancel,
+            "clawdbot",
+            every(p.clawdbot_interval_secs),
+            |c| Box::pin(c.probe_clawdbot()),
+        );
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined
+                && e.is_panic()
+            {
+                warn!("a probe task panicked: {e}");
+            }
+        }
+    }
+
+    /// Runs every probe once, concurrently, and returns the snapshot (for
+    /// `clawfleet status` when no daemon is running).
+    pub async fn probe_once(self: Arc<Self>) -> Arc<Snapshot> {
+        // CPU use is a difference between two readings: take one now and the
+        // second after the other probes (at least sysinfo's minimum interval).
+        let primed = self.clone().probe_system();
+        let others = async {
+            tokio::join!(
+                self.clone().probe_processes(),
+                self.clone().probe_ollama(),
+                self.clone().probe_services(),
+                self.clone().probe_pm2(),
+                self.clone().probe_clawdbot(),
+                tokio::time::sleep(Duration::from_millis(300)),
+            )
+        };
+        primed.await;
+        others.await;
+        self.clone().probe_system().await;
+        self.tx.borrow().clone()
+    }
+
+    fn spawn_loop<F>(
+        self: &Arc<Self>,
+        tasks: &mut JoinSet<()>,
+        cancel: &CancellationToken,
+        name: &'static str,
+        every: Duration,
+        mut step: F,
+    ) where
+        F: FnMut(Arc<Self>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + 'static,
+    {
+        let this = self.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(
+            async move {
+                let mut ticker = tokio::time::interval(every);
+                // A probe that overran its interval starts again at once but
+                // never bursts to catch up.
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = ticker.tick() => {}
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = step(this.clone()) => {}
+                    }
+                }
+                debug!("probe loop stopped");
+            }
+            .instrument(info_span!("probe", kind = name)),
+        );
+    }
+
+    /// Applies `change` to the snapshot and notifies readers.
+    fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
+        self.tx.send_modify(|snap| {
+            let snap = Arc::make_mut(snap);
+            change(snap);
+            snap.updated_at = Some(Timestamp::now());
+        });
+    }
+
+    /// Applies `change` to one machine's entry.
+    fn publish_machine(&self, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
+        self.publish(|snap| {
+            if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
+                change(m);
+                m.updated_at = Some(Timestamp::now());
+                refresh_online(m);
+            }
+        });
+    }
+
+    /// Runs a blocking sysinfo call on the blocking pool, within the probe
+    /// time limit. A call still running from last time (a hung network
+    /// mount) makes this one skip instead of piling up threads.
+    async fn with_system<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut SystemProbe) -> T + Send + 'static,
+    ) -> Option<T> {
+        let probe = self.system.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut guard = match probe.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+                // A panic inside sysinfo poisoned the lock; its state is
+                // still usable for fresh readings.
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            };
+            Some(f(&mut guard))
+        });
+        let limit = self.config.probes.timeout().max(Duration::from_secs(5));
+        match tokio::time::timeout(limit, job).await {
+            Ok(Ok(Some(v))) => Some(v),
+            Ok(Ok(None)) => {
+                warn!("{what} probe skipped: the previous one is still running");
+                None
+            }
+            Ok(Err(e)) => {
+                warn!("{what} probe failed: {e}");
+                None
+            }
+            Err(_) => {
+                warn!(
+                    "{what} probe did not finish within {} ms",
+                    limit.as_millis()
+                );
+                None
+            }
+        }
+    }
+
+    async fn probe_system(self: Arc<Self>) {
+        let Some(s) = self.with_system("system", |p| p.sample_system()).await else {
+            return;
+        };
+        let now = Timestamp::now();
+        self.publish_machine(&self.fleet.this.id, |m| {
+            m.cpu_percent = Some(s.cpu_percent);
+            m.cpu_cores = s.cpu_cores;
+            m.memory = Some(s.memory);
+            m.disks = s.disks;
+            m.load = s.load;
+            m.uptime_secs = Some(s.uptime_secs);
+            m.temperatures = s.temperatures;
+            m.probed_at.system = Some(now);
+        });
+    }
+
+    async fn probe_processes(self: Arc<Self>) {
+        let Some(s) = self
+            .with_system("processes", |p| p.sample_processes())
+            .await
+        else {
+            return;
+        };
+        let now = Timestamp::now();
+        self.publish_machine(&self.fleet.this.id, |m| {
+            m.process_count = Some(s.process_count);
+            m.zombies = s.zombies;
+            m.probed_at.processes = Some(now);
+        });
+    }
+
+    async fn probe_ollama(self: Arc<Self>) {
+        let timeout = self.config.probes.timeout();
+        let targets: Vec<(&MachineConfig, &str)> = self
+            .fleet
+            .machines()
+            .filter_map(|m| m.ollama_url.as_deref().map(|u| (m, u)))
+            .collect();
+        let results = join_all(targets.iter().map(|(m, url)| {
+            ollama::probe(&self.client, url, timeout)
+                .instrument(info_span!("ollama", machine = %m.id))
+        }))
+        .await;
+        let now = Timestamp::now();
+        for ((machine, _), mut status) in targets.into_iter().zip(results) {
+            attach_purposes(machine, &mut status);
+            self.publish_machine(&machine.id, |m| {
+                m.ollama = Some(status);
+                m.probed_at.ollama = Some(now);
+            });
+        }
+    }
+
+    async fn probe_services(self: Arc<Self>) {
+        let timeout = self.config.probes.timeout();
+        let this = &self.fleet.this;
+        let local = join_all(
+            this.services
+                .iter()
+                .map(|svc| services::probe(&self.client, svc, timeout)),
+        );
+        // Peers' fleet APIs: reachability only, until peer polling exists.
+        let peers: Vec<(&MachineConfig, &str)> = self
+            .fleet
+            .peers
+            .iter()
+            .filter_map(|m| m.fleet_url.as_deref().map(|u| (m, u)))
+            .collect();
+        let peer_checks = join_all(peers.iter().map(|(m, url)| {
+            let url = format!("{}/healthz", url.trim_end_matches('/'));
+            let client = &self.client;
+            async move {
+                let ok = matches!(
+                    client.get(&url).timeout(timeout).send().await,
+                    Ok(r) if r.status().is_success()
+                );
+                debug!(machine = %m.id, ok, "peer fleet API checked");
+                ok
+            }
+        }));
+        let (local, peer_ok) = tokio::join!(local, peer_checks);
+        let now = Timestamp::now();
+        self.publish_machine(&this.id, |m| {
+            m.services = local;
+            m.probed_at.services = Some(now);
+        });
+        for ((peer, _), ok) in peers.into_iter().zip(peer_ok) {
+            self.publish_machine(&peer.id, |m| {
+                m.fleet_api_reachable = Some(ok);
+                m.probed_at.peer = Some(now);
+            });
+        }
+    }
+
+    async fn probe_pm2(self: Arc<Self>) {
+        let timeout = Duration::from_millis(self.config.probes.pm2_timeout_ms);
+        let (state, apps) = pm2::list(&self.fleet.this.pm2_apps, timeout).await;
+        let now = Timestamp::now();
+        self.publish_machine(&self.fleet.this.id, |m| {
+            m.pm2 = apps;
+            m.pm2_state = Some(state);
+            m.probed_at.pm2 = Some(now);
+        });
+    }
+
+    async fn probe_clawdbot(self: Arc<Self>) {
+        let path = clawdbot::config_path(self.config.clawdbot.config_path.as_deref());
+        let status = clawdbot::probe(path.as_deref(), self.config.probes.timeout()).await;
+        let now = Timestamp::now();
+        self.publish_machine(&self.fleet.this.id, |m| {
+            m.clawdbot = Some(status);
+            m.probed_at.clawdbot = Some(now);
+        });
+    }
+}
+
+/// The snapshot before any probe ran: every machine with its config facts.
+pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
+    Snapshot {
+        clawfleet_version: env!("CARGO_PKG_VERSION").to_owned(),
+        this_machine: fleet.this.id.clone(),
+        updated_at: Some(Timestamp::now()),
+        started_at: Some(Timestamp::now()),
+        machines: fleet
+            .machines()
+            .map(|m| MachineSnapshot {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                role: m.role.clone(),
+                is_self: m.id == fleet.this.id,
+                hostname: if m.id == fleet.this.id {
+                    Some(fleet.os_hostname.clone())
+                } else {
+                    m.hostname.clone()
+                },
+                tailnet_ip: m.tailnet_addr(),
+                online: m.id == fleet.this.id,
+                ..MachineSnapshot::default()
+            })
+            .collect(),
+        notices: fleet.notices.clone(),
+    }
+}
+
+/// A peer is online when its fleet API or its Ollama answered last time.
+fn refresh_online(m: &mut MachineSnapshot) {
+    if m.is_self {
+        m.online = true;
+        return;
+    }
+    m.online =
+        m.fleet_api_reachable == Some(true) || m.ollama.as_ref().is_some_and(|o| o.reachable);
+}
+
+/// Adds the config's "what it is for" to each installed model.
+fn attach_purposes(machine: &MachineConfig, status: &mut OllamaStatus) {
+    for model in &mut status.models {
+        model.purpose = machine
+            .models
+            .iter()
+            .find(|c| c.name == model.name || c.name == strip_latest(&model.name))
+            .and_then(|c| c.purpose.clone());
+    }
+}
+
+/// `qwen3:latest` is what Ollama lists for a model pulled as `qwen3`.
+fn strip_latest(name: &str) -> &str {
+    name.strip_suffix(":latest").unwrap_or(name)
+}

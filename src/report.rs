@@ -1,0 +1,365 @@
+//! Plain-text rendering of a [`Snapshot`] for `clawfleet status`.
+
+use std::fmt::Write;
+
+use crate::snapshot::{MachineSnapshot, Pm2State, Snapshot};
+
+/// A table with a header row and left-aligned columns.
+struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Self {
+        Self {
+            rows: vec![header.iter().map(|s| (*s).to_owned()).collect()],
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn render(&self, out: &mut String) {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths[c].saturating_sub(cell.chars().count());
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+}
+
+/// Bytes in binary units (`11.2 GiB`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Seconds as `3d 4h`, `5h 12m`, `42s`.
+pub fn duration(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v < 10.0 => format!("{v:.1} ms"),
+        Some(v) => format!("{v:.0} ms"),
+        None => "-".to_owned(),
+    }
+}
+
+fn dash() -> String {
+    "-".to_owned()
+}
+
+/// The readable status: machines, Ollama, services, pm2 and Clawdbot.
+/// `source` says where the data came from (the daemon, or probed now).
+pub fn status(snap: &Snapshot, source: &str) -> String {
+    let mut out = String::new();
+    let this = snap.local();
+    let _ = writeln!(
+        out,
+        "ClawFleet {} · this machine: {} · {source}",
+        snap.clawfleet_version,
+        this.map_or_else(
+            || snap.this_machine.clone(),
+            |m| format!("{} ({})", m.name, m.id)
+        ),
+    );
+    for notice in &snap.notices {
+        let _ = writeln!(out, "note: {notice}");
+    }
+
+    out.push('\n');
+    let mut t = Table::new(&[
+        "MACHINE", "ROLE", "ONLINE", "CPU", "MEMORY", "DISK", "LOAD", "UPTIME", "PROCS", "ZOMBIES",
+    ]);
+    for m in &snap.machines {
+        t.row(machine_row(m));
+    }
+    t.render(&mut out);
+
+    out.push('\n');
+    let mut t = Table::new(&[
+        "OLLAMA", "URL", "STATE", "VERSION", "LATENCY", "MODELS", "LOADED",
+    ]);
+    let mut any = false;
+    for m in &snap.machines {
+        let Some(o) = &m.ollama else { continue };
+        any = true;
+        let state = if o.reachable {
+            "up".to_owned()
+        } else if o.checked_at.is_none() {
+            "not probed yet".to_owned()
+        } else {
+            "DOWN".to_owned()
+        };
+        let loaded = if o.loaded.is_empty() {
+            "none".to_owned()
+        } else {
+            o.loaded
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} ({}, {} VRAM)",
+                        l.name,
+                        bytes(l.size_bytes),
+                        bytes(l.vram_bytes)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        t.row(vec![
+            m.name.clone(),
+            o.url.clone(),
+            state,
+            o.version.clone().unwrap_or_else(dash),
+            ms(o.latency_ms),
+            o.models.len().to_string(),
+            loaded,
+        ]);
+    }
+    if any {
+        t.render(&mut out);
+        for m in &snap.machines {
+            if let Some(o) = &m.ollama {
+                if let Some(err) = &o.error {
+                    let _ = writeln!(out, "  {}: {err}", m.name);
+                }
+                for model in &o.models {
+                    let _ = writeln!(
+                        out,
+                        "  {} · {} · {}{}{}",
+                        m.name,
+                        model.name,
+                        bytes(model.size_bytes),
+                        model
+                            .quantization
+                            .as_deref()
+                            .map(|q| format!(" · {q}"))
+                            .unwrap_or_default(),
+                        model
+                            .purpose
+                            .as_deref()
+                            .map(|p| format!(" · {p}"))
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+        }
+    } else {
+        out.push_str("OLLAMA  none configured\n");
+    }
+
+    if let Some(m) = this {
+        out.push('\n');
+        let mut t = Table::new(&["SERVICE", "TARGET", "STATE", "LATENCY", "DETAIL"]);
+        for s in &m.services {
+            t.row(vec![
+                s.name.clone(),
+                s.target.clone(),
+                if s.up { "up" } else { "DOWN" }.to_owned(),
+                ms(s.latency_ms),
+                match (&s.error, s.http_status) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(code)) => format!("HTTP {code}"),
+                    (None, None) => String::new(),
+                },
+            ]);
+        }
+        if m.services.is_empty() {
+            out.push_str("SERVICE  none configured\n");
+        } else {
+            t.render(&mut out);
+        }
+
+        out.push('\n');
+        match &m.pm2_state {
+            None => out.push_str("PM2  not probed yet\n"),
+            Some(Pm2State::NotInstalled) => out.push_str("PM2  not installed\n"),
+            Some(Pm2State::Error { message }) => {
+                let _ = writeln!(out, "PM2  error: {message}");
+            }
+            Some(Pm2State::Ok) if m.pm2.is_empty() => out.push_str("PM2  no apps\n"),
+            Some(Pm2State::Ok) => {}
+        }
+        if !m.pm2.is_empty() {
+            let mut t = Table::new(&["PM2 APP", "STATUS", "RESTARTS", "UPTIME", "CPU", "MEMORY"]);
+            for a in &m.pm2 {
+                t.row(vec![
+                    a.name.clone(),
+                    a.status.clone(),
+                    a.restarts.to_string(),
+                    a.uptime_secs.map_or_else(dash, duration),
+                    a.cpu_percent.map_or_else(dash, |c| format!("{c:.0}%")),
+                    a.memory_bytes.map_or_else(dash, bytes),
+                ]);
+            }
+            t.render(&mut out);
+        }
+
+        out.push('\n');
+        out.push_str(&clawdbot_lines(m));
+        if !m.zombies.is_empty() {
+            out.push('\n');
+            let mut t = Table::new(&["ZOMBIE", "NAME", "PARENT"]);
+            for z in &m.zombies {
+                t.row(vec![
+                    z.pid.to_string(),
+                    z.name.clone(),
+                    match (z.parent_pid, &z.parent_name) {
+                        (Some(p), Some(n)) => format!("{p} ({n})"),
+                        (Some(p), None) => p.to_string(),
+                        _ => dash(),
+                    },
+                ]);
+            }
+            t.render(&mut out);
+        }
+    }
+    out
+}
+
+fn machine_row(m: &MachineSnapshot) -> Vec<String> {
+    let disk = m
+        .disks
+        .iter()
+        .min_by_key(|d| d.mount.len())
+        .map_or_else(dash, |d| {
+            format!(
+                "{} {:.0}% of {}",
+                d.mount,
+                d.used_percent(),
+                bytes(d.total_bytes)
+            )
+        });
+    vec![
+        format!("{}{}", m.name, if m.is_self { " *" } else { "" }),
+        m.role.clone(),
+        if m.online { "yes" } else { "no" }.to_owned(),
+        m.cpu_percent.map_or_else(dash, |c| format!("{c:.0}%")),
+        m.memory.map_or_else(dash, |mem| {
+            format!("{} / {}", bytes(mem.used_bytes), bytes(mem.total_bytes))
+        }),
+        disk,
+        m.load.map_or_else(dash, |l| format!("{:.2}", l.one)),
+        m.uptime_secs.map_or_else(dash, duration),
+        m.process_count.map_or_else(dash, |n| n.to_string()),
+        if m.probed_at.processes.is_some() {
+            m.zombies.len().to_string()
+        } else {
+            dash()
+        },
+    ]
+}
+
+fn clawdbot_lines(m: &MachineSnapshot) -> String {
+    let Some(c) = &m.clawdbot else {
+        return "CLAWDBOT  not probed yet\n".to_owned();
+    };
+    let mut out = String::new();
+    let path = c.config_path.as_deref().unwrap_or("(no config path)");
+    let gateway = match c.gateway_listening {
+        Some(true) => format!("gateway :{} listening", c.gateway_port),
+        Some(false) => format!("gateway :{} CLOSED", c.gateway_port),
+        None => format!("gateway :{}", c.gateway_port),
+    };
+    if !c.config_found {
+        let _ = writeln!(out, "CLAWDBOT  no config at {path} · {gateway}");
+        return out;
+    }
+    let _ = writeln!(out, "CLAWDBOT  {path} · {gateway}");
+    if let Some(e) = &c.error {
+        let _ = writeln!(out, "  problem: {e}");
+    }
+    let chain = c
+        .primary_model
+        .iter()
+        .chain(c.fallbacks.iter())
+        .cloned()
+        .collect::<Vec<_>>();
+    if !chain.is_empty() {
+        let _ = writeln!(out, "  models:     {}", chain.join(" → "));
+    }
+    if let Some(h) = &c.heartbeat_model {
+        let _ = writeln!(
+            out,
+            "  heartbeat:  {h}{}",
+            c.heartbeat_every
+                .as_deref()
+                .map(|e| format!(" every {e}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(s) = &c.subagent_model {
+        let _ = writeln!(out, "  sub-agents: {s}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_like_a_person_writes_them() {
+        let cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (13 * 1024 * 1024 * 1024, "13.0 GiB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(bytes(n), want);
+        }
+        let cases = [
+            (42, "42s"),
+            (125, "2m 5s"),
+            (3 * 3600 + 60, "3h 1m"),
+            (4 * 86_400 + 7200, "4d 2h"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(duration(n), want);
+        }
+    }
+}
