@@ -19,10 +19,12 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// TOML syntax error, wrong type, unknown key or missing key.
-    #[error("{source_name}:{line}:{column}: {message}\n{snippet}")]
+    #[error("{source_name}:{line}:{column}: {}{message}\n{snippet}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
     Syntax {
         /// File path or `<embedded default>`.
         source_name: String,
+        /// The key at that place, when the file parses far enough to tell.
+        key: Option<String>,
         /// 1-based line.
         line: usize,
         /// 1-based column.

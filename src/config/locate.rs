@@ -56,6 +56,69 @@ pub fn find(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
     best.map(|offset| line_col(text, offset))
 }
 
+/// The key path (`machines[1].services[0].port`) of the innermost item
+/// written at byte `offset`, for errors the parser reports by position only.
+pub fn path_at(text: &str, offset: usize) -> Option<String> {
+    let doc = Document::parse(text).ok()?;
+    let mut path = String::new();
+    let mut item: &Item = doc.as_item();
+    'descend: loop {
+        if let Some(table) = item.as_table_like() {
+            for (key, value) in table.iter() {
+                let key_span = table.key(key).and_then(|k| k.span());
+                let hit = |r: Option<std::ops::Range<usize>>| {
+                    r.is_some_and(|r| r.start <= offset && offset <= r.end)
+                };
+                if hit(value.span()) || hit(key_span) || contains(value, offset) {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    item = value;
+                    continue 'descend;
+                }
+            }
+        }
+        let len = match item {
+            Item::ArrayOfTables(a) => a.len(),
+            Item::Value(v) => v.as_array().map_or(0, |a| a.len()),
+            _ => 0,
+        };
+        for i in 0..len {
+            if let Some(next) = item.get(i)
+                && (next
+                    .span()
+                    .is_some_and(|r| r.start <= offset && offset <= r.end)
+                    || contains(next, offset))
+            {
+                path.push_str(&format!("[{i}]"));
+                item = next;
+                continue 'descend;
+            }
+        }
+        break;
+    }
+    (!path.is_empty()).then_some(path)
+}
+
+/// Whether any key or value inside `item` spans `offset` (a table's own
+/// span covers only its header, so look inside).
+fn contains(item: &Item, offset: usize) -> bool {
+    let within =
+        |r: Option<std::ops::Range<usize>>| r.is_some_and(|r| r.start <= offset && offset <= r.end);
+    match item {
+        Item::Table(t) => t.iter().any(|(k, v)| {
+            within(t.key(k).and_then(|k| k.span())) || within(v.span()) || contains(v, offset)
+        }),
+        Item::ArrayOfTables(a) => a.iter().any(|t| {
+            t.iter().any(|(k, v)| {
+                within(t.key(k).and_then(|k| k.span())) || within(v.span()) || contains(v, offset)
+            })
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +162,21 @@ mod tests {
         let text = "[api]\nallowed_hosts = []\n";
         assert_eq!(find(text, &[k("api"), k("listen")]), Some((1, 2)));
         assert_eq!(find(text, &[k("proxy"), k("listen")]), None);
+    }
+
+    #[test]
+    fn path_at_names_the_key_under_an_offset() {
+        let text = "[probes]\nsystem_interval_secs = \"fast\"\n\n[[machines]]\nid = \"a\"\n\n[[machines]]\nid = \"b\"\nservices = [ { name = \"x\", port = \"no\" } ]\n";
+        let at = |needle: &str| path_at(text, text.find(needle).unwrap());
+        assert_eq!(
+            at("\"fast\"").as_deref(),
+            Some("probes.system_interval_secs")
+        );
+        assert_eq!(at("\"b\"").as_deref(), Some("machines[1].id"));
+        assert_eq!(
+            at("\"no\"").as_deref(),
+            Some("machines[1].services[0].port")
+        );
     }
 
     #[test]

@@ -437,6 +437,7 @@ pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
             .unwrap_or((1, 1));
         ConfigError::Syntax {
             source_name: source.to_string(),
+            key: e.span().and_then(|s| locate::path_at(text, s.start)),
             line,
             column,
             message: e.message().trim().to_owned(),
@@ -447,7 +448,7 @@ pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
     if issues.is_empty() {
         return Ok(config);
     }
-    let issues = issues
+    let mut issues: Vec<LocatedIssue> = issues
         .into_iter()
         .map(|issue| {
             let (line, column) = locate::find(text, &issue.path).unwrap_or((1, 1));
@@ -459,6 +460,8 @@ pub fn parse(text: &str, source: &Source) -> Result<Config, ConfigError> {
             }
         })
         .collect();
+    // In file order, as an editor shows them.
+    issues.sort_by_key(|i| (i.line, i.column));
     Err(ConfigError::Invalid {
         source_name: source.to_string(),
         issues,
