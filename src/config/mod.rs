@@ -87,13 +87,39 @@ impl Default for ApiConfig {
 }
 
 /// One listen address or several, as written in the file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Listen {
     /// `listen = "127.0.0.1:11436"`.
     One(String),
     /// `listen = ["127.0.0.1:11436", "100.115.10.14:11436"]`.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Listen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address string such as \"127.0.0.1:11436\", or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Listen, E> {
+                Ok(Listen::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listen, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(Listen::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Listen {
