@@ -109,8 +109,7 @@ fn sample_processes_finds_a_real_zombie() {
 
     // A first sample sees the parent as `sh`, before it execs: the probe must
     // not keep reporting that stale name afterwards.
-    let mut probe = SystemProbe::new();
-    let before = probe.sample_processes();
+    let before = SystemProbe::sample_processes();
     assert!(
         !before
             .zombies
@@ -123,7 +122,7 @@ fn sample_processes_finds_a_real_zombie() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let (sample, zombie) = loop {
-        let sample = probe.sample_processes();
+        let sample = SystemProbe::sample_processes();
         let found = sample
             .zombies
             .iter()
@@ -163,7 +162,7 @@ fn sample_processes_finds_a_real_zombie() {
 
     // Once its parent is gone the zombie is no longer reported as its child.
     drop(parent);
-    let after = probe.sample_processes();
+    let after = SystemProbe::sample_processes();
     assert!(
         !after
             .zombies

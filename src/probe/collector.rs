@@ -5,6 +5,7 @@
 //! delays the CPU figures. Each task changes only its own part of the
 //! snapshot, stamps the time, and notifies readers (API, SSE, tray).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub struct Collector {
     client: reqwest::Client,
     tx: watch::Sender<Arc<Snapshot>>,
     system: Arc<Mutex<SystemProbe>>,
+    system_busy: Arc<AtomicBool>,
+    processes_busy: Arc<AtomicBool>,
 }
 
 impl Collector {
@@ -43,6 +46,8 @@ impl Collector {
             client,
             tx,
             system: Arc::new(Mutex::new(SystemProbe::new())),
+            system_busy: Arc::default(),
+            processes_busy: Arc::default(),
         }
     }
 
@@ -185,32 +190,31 @@ impl Collector {
     }
 
     /// Runs a blocking sysinfo call on the blocking pool, within the probe
-    /// time limit. A call still running from last time (a hung network
-    /// mount) makes this one skip instead of piling up threads.
-    async fn with_system<T: Send + 'static>(
+    /// time limit. While the previous call of the same kind is still running
+    /// (a hung network mount), the next one is skipped instead of piling up
+    /// threads; `busy` is cleared when that call finally returns.
+    async fn blocking<T: Send + 'static>(
         &self,
         what: &'static str,
-        f: impl FnOnce(&mut SystemProbe) -> T + Send + 'static,
+        busy: &Arc<AtomicBool>,
+        f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        let probe = self.system.clone();
+        if busy.swap(true, Ordering::AcqRel) {
+            warn!("{what} probe skipped: the previous one is still running");
+            return None;
+        }
+        let flag = busy.clone();
         let job = tokio::task::spawn_blocking(move || {
-            let mut guard = match probe.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::WouldBlock) => return None,
-                // A panic inside sysinfo poisoned the lock; its state is
-                // still usable for fresh readings.
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            };
-            Some(f(&mut guard))
+            let out = f();
+            flag.store(false, Ordering::Release);
+            out
         });
         let limit = self.config.probes.timeout().max(Duration::from_secs(5));
         match tokio::time::timeout(limit, job).await {
-            Ok(Ok(Some(v))) => Some(v),
-            Ok(Ok(None)) => {
-                warn!("{what} probe skipped: the previous one is still running");
-                None
-            }
+            Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
+                // The closure panicked before clearing the flag.
+                busy.store(false, Ordering::Release);
                 warn!("{what} probe failed: {e}");
                 None
             }
@@ -225,7 +229,16 @@ impl Collector {
     }
 
     async fn probe_system(self: Arc<Self>) {
-        let Some(s) = self.with_system("system", |p| p.sample_system()).await else {
+        let probe = self.system.clone();
+        let sample = move || {
+            // Poisoned only by a panic inside sysinfo; its state is still
+            // fine for fresh readings.
+            let mut probe = probe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            probe.sample_system()
+        };
+        let Some(s) = self.blocking("system", &self.system_busy, sample).await else {
             return;
         };
         let now = Timestamp::now();
@@ -243,7 +256,11 @@ impl Collector {
 
     async fn probe_processes(self: Arc<Self>) {
         let Some(s) = self
-            .with_system("processes", |p| p.sample_processes())
+            .blocking(
+                "processes",
+                &self.processes_busy,
+                SystemProbe::sample_processes,
+            )
             .await
         else {
             return;

@@ -174,8 +174,9 @@ impl SystemProbe {
         sample
     }
 
-    /// Process count and zombies. Blocking.
-    pub fn sample_processes(&mut self) -> ProcessSample {
+    /// Process count and zombies. Blocking. Keeps no state between calls
+    /// (see below), so it needs no probe instance.
+    pub fn sample_processes() -> ProcessSample {
         // A fresh process table each time, dropped at the end: sysinfo reads a
         // process's name only when it first sees the pid, so a kept table
         // would show a shell that has since exec'd another program under its
