@@ -20,6 +20,7 @@ use axum::routing::get;
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::probe::SnapshotRx;
 use crate::snapshot::Snapshot;
@@ -45,6 +46,24 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
+        .layer(axum::middleware::from_fn(trace_request))
+}
+
+/// One span per request, so everything logged while serving it (including a
+/// Host refusal) says which request it was.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    async move {
+        let response = next.run(request).await;
+        tracing::debug!(status = response.status().as_u16(), "served");
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
