@@ -3,6 +3,7 @@
 //! one never stalls the rest.
 
 pub mod clawdbot;
+mod fail;
 pub mod ollama;
 pub mod pm2;
 pub mod services;
