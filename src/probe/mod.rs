@@ -4,6 +4,7 @@
 
 pub mod clawdbot;
 mod collector;
+mod fail;
 pub mod ollama;
 pub mod pm2;
 pub mod services;

@@ -1,0 +1,421 @@
+//! The fleet API on a real socket: snapshot, SSE stream, Prometheus metrics,
+//! health, the Host/Origin guard, and a peer's fleet API being checked.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clawfleet::config::{self, Source};
+use clawfleet::daemon::{self, Running};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use support::{FakeLoaded, FakeOllama};
+
+/// A config with this machine (`local`, Ollama at `ollama`) and a peer
+/// (`peer`, Ollama at `peer_ollama`, fleet API at `peer_api`).
+fn config_text(data: &std::path::Path, ollama: &str, peer_ollama: &str, peer_api: &str) -> String {
+    format!(
+        r#"this_machine = "local"
+data_dir = {data:?}
+
+[api]
+listen = "127.0.0.1:0"
+allowed_hosts = ["fleet.example.ts.net"]
+
+[probes]
+system_interval_secs = 1
+processes_interval_secs = 1
+ollama_interval_secs = 1
+services_interval_secs = 1
+pm2_interval_secs = 60
+clawdbot_interval_secs = 60
+timeout_ms = 500
+
+[clawdbot]
+config_path = {clawdbot:?}
+
+[[machines]]
+id = "local"
+name = "Local Box"
+role = "orchestrator"
+hostname = "local-box.local"
+tailnet_ip = "100.64.0.7"
+ollama_url = "{ollama}"
+models = [ {{ name = "qwen3:8b", purpose = "Fast reasoning" }} ]
+
+[[machines]]
+id = "peer"
+name = "Peer Box"
+role = "server"
+ollama_url = "{peer_ollama}"
+fleet_url = "{peer_api}"
+"#,
+        clawdbot = data.join("none.json"),
+    )
+}
+
+async fn start(text: &str) -> Running {
+    let config = config::parse(text, &Source::Embedded).expect("test config is valid");
+    daemon::start(config).await.expect("daemon starts")
+}
+
+/// Raw HTTP/1.1 GET with exactly the headers given.
+async fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut resp))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    raw_get(addr, path, &[("Host", "localhost")]).await
+}
+
+async fn snapshot_json(addr: SocketAddr) -> serde_json::Value {
+    let (status, _, body) = get(addr, "/fleet/v1/snapshot").await;
+    assert_eq!(status, 200);
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn wait_for(
+    addr: SocketAddr,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let snap = snapshot_json(addr).await;
+        if check(&snap) {
+            return snap;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}: {snap:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn snapshot_shows_this_machine_its_ollama_and_the_peer() {
+    let data = tempfile::tempdir().unwrap();
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b", "gpt-oss:20b"]);
+    let qwen = local.models().into_iter().find(|m| m.name == "qwen3:8b").unwrap();
+    local.set_loaded(vec![FakeLoaded::of(&qwen)]);
+    let peer = FakeOllama::start().await;
+    // The peer's fleet API is a fake Ollama too: it answers /healthz with 404,
+    // so the peer is online only because its Ollama answers.
+    let text = config_text(
+        data.path(),
+        &local.url(),
+        &peer.url(),
+        &format!("{}/", peer.url()),
+    );
+    let running = start(&text).await;
+    let addr = running.api_addrs[0];
+
+    let snap = wait_for(addr, "both Ollamas probed", |s| {
+        s["machines"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().all(|m| m["ollama"]["reachable"] == true))
+            && s["machines"][0]["memory"]["total_bytes"]
+                .as_u64()
+                .is_some_and(|t| t > 0)
+    })
+    .await;
+    assert_eq!(snap["this_machine"], "local");
+    let me = &snap["machines"][0];
+    assert_eq!(me["id"], "local");
+    assert_eq!(me["is_self"], true);
+    assert_eq!(me["online"], true);
+    assert!(me["cpu_percent"].is_number());
+    assert!(me["disks"].as_array().is_some_and(|d| !d.is_empty()));
+    assert!(me["updated_at"].is_string());
+    assert!(me["probed_at"]["system"].is_string());
+    let o = &me["ollama"];
+    assert_eq!(o["url"], local.url());
+    assert!(o["version"].is_string());
+    assert!(o["latency_ms"].is_number());
+    let models = o["models"].as_array().unwrap();
+    assert!(!models.is_empty());
+    let qwen = models
+        .iter()
+        .find(|m| m["name"] == "qwen3:8b")
+        .expect("fake has qwen3:8b");
+    assert_eq!(
+        qwen["purpose"], "Fast reasoning",
+        "config purposes attached"
+    );
+    let names: Vec<_> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["qwen3:8b", "gpt-oss:20b"]);
+    let loaded = o["loaded"].as_array().unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0]["name"], "qwen3:8b");
+    assert!(loaded[0]["vram_bytes"].as_u64().is_some());
+    assert!(loaded[0]["expires_at"].is_string());
+
+    let peer_entry = &snap["machines"][1];
+    assert_eq!(peer_entry["id"], "peer");
+    assert_eq!(peer_entry["is_self"], false);
+    assert_eq!(peer_entry["online"], true);
+    assert_eq!(
+        peer_entry["cpu_percent"],
+        serde_json::Value::Null,
+        "no peer polling yet"
+    );
+
+    // A peer whose Ollama dies goes offline (its fleet API never answered).
+    peer.stop().await;
+    wait_for(addr, "peer offline", |s| {
+        s["machines"][1]["online"] == false
+    })
+    .await;
+    let snap = snapshot_json(addr).await;
+    assert_eq!(snap["machines"][1]["ollama"]["reachable"], false);
+    assert!(snap["machines"][1]["ollama"]["error"].is_string());
+    assert_eq!(
+        snap["machines"][0]["ollama"]["reachable"], true,
+        "the other Ollama is unaffected"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_sends_a_snapshot_at_once_and_at_each_change() {
+    let data = tempfile::tempdir().unwrap();
+    let local = FakeOllama::start().await;
+    let closed = support::free_closed_port();
+    let text = config_text(
+        data.path(),
+        &local.url(),
+        &format!("http://127.0.0.1:{closed}"),
+        &format!("http://127.0.0.1:{closed}"),
+    );
+    let running = start(&text).await;
+    let addr = running.api_addrs[0];
+
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /fleet/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+
+    // Collect three snapshot events; each is valid JSON and time moves on.
+    let mut stamps = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut event = String::new();
+    while stamps.len() < 3 {
+        assert!(Instant::now() < deadline, "too few events");
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .expect("an event within 10 s")
+            .unwrap();
+        assert!(n > 0, "stream ended");
+        let line = line.trim_end();
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            assert_eq!(event, "snapshot");
+            let snap: serde_json::Value =
+                serde_json::from_str(data).expect("event data is a snapshot");
+            assert_eq!(snap["this_machine"], "local");
+            stamps.push(snap["updated_at"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_are_valid_prometheus_text_with_the_fleet_figures() {
+    let data = tempfile::tempdir().unwrap();
+    let local = FakeOllama::start().await;
+    let closed = support::free_closed_port();
+    let down = format!("http://127.0.0.1:{closed}");
+    let running = start(&config_text(data.path(), &local.url(), &down, &down)).await;
+    let addr = running.api_addrs[0];
+    wait_for(addr, "probes done", |s| {
+        s["machines"][0]["ollama"]["reachable"] == true
+            && s["machines"][1]["ollama"]["checked_at"].is_string()
+            && s["machines"][0]["process_count"].is_number()
+            && s["machines"][0]["memory"].is_object()
+    })
+    .await;
+
+    let (status, head, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("parses as Prometheus text");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in\n{body}"));
+        match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name} is {other:?}"),
+        }
+    };
+    assert_eq!(value("clawfleet_ollama_up", &[("machine", "local")]), 1.0);
+    assert_eq!(value("clawfleet_ollama_up", &[("machine", "peer")]), 0.0);
+    assert!(value("clawfleet_ollama_latency_seconds", &[("machine", "local")]) > 0.0);
+    assert!(value("clawfleet_ollama_models_installed", &[("machine", "local")]) >= 1.0);
+    value("clawfleet_ollama_models_loaded", &[("machine", "local")]);
+    assert!(
+        value(
+            "clawfleet_memory_bytes",
+            &[("machine", "local"), ("kind", "total")]
+        ) > 0.0
+    );
+    let cpu = value("clawfleet_cpu_percent", &[("machine", "local")]);
+    assert!((0.0..=100.0).contains(&cpu));
+    assert!(
+        value(
+            "clawfleet_disk_bytes",
+            &[("machine", "local"), ("mount", "/"), ("kind", "total")]
+        ) > 0.0
+    );
+    assert!(value("clawfleet_processes", &[("machine", "local")]) > 0.0);
+    assert_eq!(
+        value("clawfleet_machine_online", &[("machine", "local")]),
+        1.0
+    );
+    assert_eq!(
+        value("clawfleet_machine_online", &[("machine", "peer")]),
+        0.0
+    );
+    // Every family is declared once, before its samples.
+    let mut declared = std::collections::HashSet::new();
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert!(declared.insert(line.to_owned()), "declared twice: {line}");
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_and_origin_are_checked_on_every_endpoint() {
+    let data = tempfile::tempdir().unwrap();
+    let closed = support::free_closed_port();
+    let down = format!("http://127.0.0.1:{closed}");
+    let running = start(&config_text(data.path(), &down, &down, &down)).await;
+    let addr = running.api_addrs[0];
+    let port = addr.port().to_string();
+    let with_port = |h: &str| format!("{h}:{port}");
+
+    for path in [
+        "/healthz",
+        "/fleet/v1/snapshot",
+        "/metrics",
+        "/fleet/v1/stream",
+        "/nope",
+    ] {
+        for host in [
+            "evil.example",
+            "localhost.evil.example",
+            "100.64.0.8",
+            "felipes-mac-mini.local",
+        ] {
+            let (status, _, body) = raw_get(addr, path, &[("Host", &with_port(host))]).await;
+            assert_eq!(status, 403, "{path} with Host {host}");
+            assert!(body.contains("[api] allowed_hosts"), "{body}");
+        }
+        let (status, _, body) = raw_get(
+            addr,
+            path,
+            &[("Host", "localhost"), ("Origin", "https://evil.example")],
+        )
+        .await;
+        assert_eq!(status, 403, "{path} with a foreign Origin");
+        assert!(body.contains("evil.example"), "{body}");
+    }
+    let (status, _, body) = raw_get(addr, "/healthz", &[]).await;
+    assert_eq!(status, 400, "no Host at all");
+    assert!(body.contains("missing Host"), "{body}");
+
+    for host in [
+        "localhost".to_owned(),
+        with_port("127.0.0.1"),
+        with_port("local-box.local"),
+        "local-box".to_owned(),
+        with_port("100.64.0.7"),
+        "fleet.example.ts.net".to_owned(),
+        with_port("[::1]"),
+    ] {
+        let (status, _, body) = raw_get(addr, "/healthz", &[("Host", &host)]).await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["this_machine"], "local");
+    }
+    let (status, _, _) = raw_get(
+        addr,
+        "/healthz",
+        &[
+            ("Host", "localhost"),
+            ("Origin", &format!("http://localhost:{port}")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "the dashboard's own origin");
+
+    let (status, _, body) = get(addr, "/fleet/v2/nothing").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("/fleet/v1/snapshot"),
+        "404 lists what exists: {body}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_whose_fleet_api_answers_is_online_without_ollama() {
+    let data = tempfile::tempdir().unwrap();
+    // Another real daemon plays the peer.
+    let peer_data = tempfile::tempdir().unwrap();
+    let closed = support::free_closed_port();
+    let down = format!("http://127.0.0.1:{closed}");
+    let peer = start(&config_text(peer_data.path(), &down, &down, &down)).await;
+    let peer_api = format!("http://{}", peer.api_addrs[0]);
+
+    let running = start(&config_text(data.path(), &down, &down, &peer_api)).await;
+    let addr = running.api_addrs[0];
+    let snap = wait_for(addr, "peer API seen", |s| {
+        s["machines"][1]["fleet_api_reachable"] == true
+    })
+    .await;
+    assert_eq!(snap["machines"][1]["online"], true);
+    assert_eq!(snap["machines"][1]["ollama"]["reachable"], false);
+
+    peer.shutdown().await;
+    wait_for(addr, "peer gone", |s| s["machines"][1]["online"] == false).await;
+    running.shutdown().await;
+}

@@ -1,0 +1,65 @@
+#![allow(dead_code, unused_imports)]
+//! Fakes and helpers shared by the integration tests: use `mod support;` from
+//! a test file. Not every test uses every item, hence the `allow` above.
+//!
+//! - [`FakeOllama`]: a real HTTP server speaking Ollama's documented API
+//!   (native and OpenAI-compatible), configurable at runtime, that can fail,
+//!   stop and come back on the same port.
+//! - [`HangingServer`]: accepts TCP connections and never writes a byte.
+//! - [`GarbageServer`]: answers with raw, broken or surprising HTTP.
+//! - [`free_closed_port`]: a port where nothing listens (connection refused).
+//!
+//! Everything binds 127.0.0.1 only and stops when dropped.
+
+mod fake_ollama;
+mod raw;
+
+use std::time::Duration;
+
+pub use fake_ollama::{
+    DOC_PS_JSON, DOC_TAGS_JSON, DOC_VERSION_JSON, FakeLoaded, FakeModel, FakeOllama, FakeUsage,
+    Recorded, StreamFault,
+};
+pub use raw::{Garbage, GarbageServer, HangingServer, SERVER_ERROR_MESSAGE};
+
+/// A port on 127.0.0.1 where nothing listens: bound to port 0, then released.
+/// Connecting to it is refused (unless another process grabs it meanwhile,
+/// which the OS makes unlikely by not reusing ephemeral ports at once).
+pub fn free_closed_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for a free port");
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
+}
+
+/// The engine's shared HTTP client, as the daemon builds it.
+pub fn client() -> reqwest::Client {
+    clawfleet::net::client().expect("build the shared HTTP client")
+}
+
+/// A short time limit for probes against servers that never answer: long
+/// enough for a loaded CI machine to connect over loopback, short enough to
+/// keep the suite fast.
+pub const SHORT_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// An upper bound for anything that must "return within the timeout": the
+/// timeout plus a generous margin. Used with `tokio::time::timeout` so a hung
+/// probe fails the test instead of hanging it (never to assert speed).
+pub fn deadline(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(10)
+}
+
+/// Waits (up to 10 s, checking every 10 ms) until `condition` holds; returns
+/// whether it did. For facts another task establishes a moment later (a
+/// server task counting an accepted connection), never to measure speed.
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    condition()
+}

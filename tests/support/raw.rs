@@ -1,0 +1,318 @@
+//! Raw TCP servers for the failures a real HTTP server would not produce.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::fake_ollama::DOC_TAGS_JSON;
+
+/// Accepts TCP connections and never writes a byte, keeping them open until
+/// dropped: a hung server.
+pub struct HangingServer {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl HangingServer {
+    /// Starts on a free port of 127.0.0.1.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0 for HangingServer");
+        let addr = listener.local_addr().expect("HangingServer address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            // Held here so they stay open; dropped with the task.
+            let mut held: Vec<TcpStream> = Vec::new();
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        held.push(stream);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One raw answer of a [`GarbageServer`]. Each is sent after the request head
+/// has been read, then the connection is closed (except [`Garbage::Hang`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Garbage {
+    /// 200 with `Content-Type: text/html` and a small web page.
+    Html,
+    /// 200 `application/json` whose body is the documented `/api/tags`
+    /// example cut in half (Content-Length matches what is sent).
+    HalfJson,
+    /// 200 `application/json` declaring 1000 bytes but sending a short valid
+    /// document, then closing: the body breaks off.
+    WrongContentLength,
+    /// 200 `application/json` with no length, sending bytes until the client
+    /// goes away.
+    EndlessBody,
+    /// 500 `application/json` `{"error": "…"}`, as Ollama fails.
+    ServerErrorJson,
+    /// 200 `application/json` with this body.
+    Json(String),
+    /// Exactly these bytes (status line, headers, body), then close.
+    Raw(Vec<u8>),
+    /// Reads the request, then never writes and keeps the connection open
+    /// (like [`HangingServer`], but for chosen paths only).
+    Hang,
+}
+
+/// The error text of [`Garbage::ServerErrorJson`].
+pub const SERVER_ERROR_MESSAGE: &str = "llama runner process has terminated: exit status 2";
+
+impl Garbage {
+    /// A complete response with this status, no body, `Connection: close`
+    /// (and `Location: /elsewhere` for a 3xx).
+    pub fn status(code: u16) -> Garbage {
+        let reason = reqwest::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown");
+        let location = if (300..400).contains(&code) {
+            "Location: /elsewhere\r\n"
+        } else {
+            ""
+        };
+        Garbage::Raw(
+            format!(
+                "HTTP/1.1 {code} {reason}\r\n{location}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    }
+
+    /// The half document sent by [`Garbage::HalfJson`].
+    pub fn half_json() -> &'static str {
+        &DOC_TAGS_JSON[..DOC_TAGS_JSON.len() / 2]
+    }
+}
+
+fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A server answering every request (or those to given paths) with a fixed
+/// raw [`Garbage`] answer. Counts requests.
+pub struct GarbageServer {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl GarbageServer {
+    /// Answers every request with `answer`.
+    pub async fn start(answer: Garbage) -> Self {
+        Self::start_routes(Vec::new(), answer).await
+    }
+
+    /// Answers requests to each listed path (without query) with its answer,
+    /// and anything else with `fallback`.
+    pub async fn start_routes(routes: Vec<(&str, Garbage)>, fallback: Garbage) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0 for GarbageServer");
+        let addr = listener.local_addr().expect("GarbageServer address");
+        let routes: Arc<Vec<(String, Garbage)>> =
+            Arc::new(routes.into_iter().map(|(p, g)| (p.to_owned(), g)).collect());
+        let fallback = Arc::new(fallback);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let count = hits.clone();
+        let task = tokio::spawn(async move {
+            // Connection tasks live in the set, which aborts them when this
+            // task is aborted and drops it.
+            let mut connections = JoinSet::new();
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(pair) => pair,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let routes = routes.clone();
+                let fallback = fallback.clone();
+                let count = count.clone();
+                connections.spawn(async move {
+                    answer(stream, &routes, &fallback, &count).await;
+                });
+                // Reap finished ones so the set does not grow without end.
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self { addr, hits, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Requests answered (or being answered) so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for GarbageServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one request head, then sends the chosen answer and closes.
+async fn answer(
+    mut stream: TcpStream,
+    routes: &[(String, Garbage)],
+    fallback: &Garbage,
+    hits: &AtomicUsize,
+) {
+    // Read the whole head first: closing with unread input would make the
+    // kernel send a reset, which could destroy the answer in flight.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 64 * 1024 {
+            return;
+        }
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    let path = String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .map(|target| target.split('?').next().unwrap_or(target).to_owned())
+        .unwrap_or_default();
+    let garbage = routes
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(fallback, |(_, g)| g);
+    let _ = match garbage {
+        Garbage::Html => {
+            stream
+                .write_all(&response(
+                    "200 OK",
+                    "text/html; charset=utf-8",
+                    "<!DOCTYPE html><html><head><title>Router admin</title></head><body><h1>Welcome</h1></body></html>",
+                ))
+                .await
+        }
+        Garbage::HalfJson => {
+            stream
+                .write_all(&response(
+                    "200 OK",
+                    "application/json; charset=utf-8",
+                    Garbage::half_json(),
+                ))
+                .await
+        }
+        Garbage::WrongContentLength => {
+            let body = r#"{"models":[]}"#;
+            stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{body}"
+                    )
+                    .as_bytes(),
+                )
+                .await
+        }
+        Garbage::EndlessBody => endless(&mut stream).await,
+        Garbage::ServerErrorJson => {
+            stream
+                .write_all(&response(
+                    "500 Internal Server Error",
+                    "application/json; charset=utf-8",
+                    &serde_json::json!({ "error": SERVER_ERROR_MESSAGE }).to_string(),
+                ))
+                .await
+        }
+        Garbage::Json(body) => {
+            stream
+                .write_all(&response("200 OK", "application/json; charset=utf-8", body))
+                .await
+        }
+        Garbage::Raw(bytes) => stream.write_all(bytes).await,
+        Garbage::Hang => {
+            // Holds the stream until the server is dropped, which aborts
+            // this task.
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    };
+    let _ = stream.shutdown().await;
+}
+
+/// A 200 whose body never ends: a JSON list opening, then spaces, until the
+/// client closes.
+async fn endless(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n{\"models\":[",
+        )
+        .await?;
+    let filler = vec![b' '; 64 * 1024];
+    loop {
+        stream.write_all(&filler).await?;
+    }
+}
