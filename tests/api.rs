@@ -111,7 +111,11 @@ async fn snapshot_shows_this_machine_its_ollama_and_the_peer() {
     let data = tempfile::tempdir().unwrap();
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b", "gpt-oss:20b"]);
-    let qwen = local.models().into_iter().find(|m| m.name == "qwen3:8b").unwrap();
+    let qwen = local
+        .models()
+        .into_iter()
+        .find(|m| m.name == "qwen3:8b")
+        .unwrap();
     local.set_loaded(vec![FakeLoaded::of(&qwen)]);
     let peer = FakeOllama::start().await;
     // The peer's fleet API is a fake Ollama too: it answers /healthz with 404,

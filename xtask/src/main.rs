@@ -158,24 +158,266 @@ fn proc_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which may hold spaces: skip past ')'.
-    let rest = text.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+/// CPU time of every thread of a process, in nanoseconds (schedstat is
+/// nanosecond-exact, where /proc/PID/stat counts 10 ms ticks).
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
 }
 
-fn clock_ticks_per_sec() -> u64 {
-    Command::new("getconf")
+/// utime + stime of a process in seconds, from /proc/PID/stat: 10 ms ticks,
+/// but it includes threads that have exited (schedstat does not).
+fn cpu_stat_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: skip past ')'.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_sec: u64 = Command::new("getconf")
         .arg("CLK_TCK")
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
+        .unwrap_or(100);
+    Some(ticks as f64 / per_sec as f64)
+}
+
+/// A minimal Ollama stand-in for the benchmark: answers `/api/version`,
+/// `/api/tags` and `/api/ps` with fixed documented-shape JSON, keep-alive.
+fn fake_ollama() -> Result<std::net::SocketAddr> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let model = |name: &str, size: u64| {
+        format!(
+            r#"{{"name":"{name}","model":"{name}","modified_at":"2026-11-01T10:00:00Z","size":{size},"digest":"0","details":{{"parent_model":"","format":"gguf","family":"qwen3","families":["qwen3"],"parameter_size":"8.2B","quantization_level":"Q4_K_M"}}}}"#
+        )
+    };
+    let tags = format!(
+        r#"{{"models":[{},{},{}]}}"#,
+        model("gpt-oss:20b", 13_000_000_000),
+        model("qwen3:8b", 5_200_000_000),
+        model("qwen3-fast:8b", 5_200_000_000)
+    );
+    let ps = r#"{"models":[{"name":"gpt-oss:20b","model":"gpt-oss:20b","size":14000000000,"digest":"0","details":{"parent_model":"","format":"gguf","family":"gptoss","families":["gptoss"],"parameter_size":"20.9B","quantization_level":"MXFP4"},"expires_at":"2099-01-01T00:00:00Z","size_vram":14000000000}]}"#.to_owned();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (tags, ps) = (tags.clone(), ps.clone());
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/");
+                    let body = match path {
+                        "/api/version" => r#"{"version":"0.12.6"}"#.to_owned(),
+                        "/api/tags" => tags.clone(),
+                        "/api/ps" => ps.clone(),
+                        _ => "{}".to_owned(),
+                    };
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A loopback port with nothing listening (a peer that is down).
+fn closed_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// The Mac Mini of the reference fleet, with every address on loopback: its
+/// Ollama is a stand-in with three models (one loaded), its five services
+/// are probed, and both peers are down (closed loopback ports).
+fn fleet_config(data: &Path, ollama: std::net::SocketAddr) -> Result<String> {
+    let (a, b, c) = (closed_port()?, closed_port()?, closed_port()?);
+    Ok(format!(
+        r#"this_machine = "macmini"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+
+[[machines]]
+id = "macbook"
+name = "MacBook Pro"
+role = "orchestrator"
+ollama_url = "http://127.0.0.1:{a}"
+fleet_url = "http://127.0.0.1:{b}"
+
+[[machines]]
+id = "macmini"
+name = "Mac Mini"
+role = "central brain"
+ollama_url = "http://{ollama}"
+models = [ {{ name = "gpt-oss:20b", purpose = "Primary model, heartbeats" }} ]
+services = [
+  {{ name = "Clawdbot gateway", port = 18789 }},
+  {{ name = "Ollama", port = {port} }},
+  {{ name = "clawd-monitor", port = 9009 }},
+  {{ name = "Aphos server (prod)", port = 2567 }},
+  {{ name = "Aphos server (dev)", port = 2568 }},
+]
+pm2_apps = ["aphos-server-prod", "aphos-server-dev"]
+
+[[machines]]
+id = "msi"
+name = "Windows MSI"
+role = "windows bot"
+fleet_url = "http://127.0.0.1:{c}"
+"#,
+        port = ollama.port(),
+    ))
+}
+
+struct Measured {
+    rss_end: u64,
+    rss_peak: u64,
+    pss_end: u64,
+    cpu_pct: f64,
+    cpu_secs: f64,
+    elapsed: f64,
+    threads: u64,
+    clean_exit: bool,
+    sse_events: usize,
+}
+
+/// Runs `clawfleet serve` on `config`, waits `warmup`, then samples memory
+/// every second and CPU time over `secs`. With `watch`, a client holds the
+/// SSE stream open and scrapes /metrics every 15 s, as a dashboard and a
+/// Prometheus would.
+fn measure(bin: &Path, config: &Path, home: &Path, secs: u64, watch: bool) -> Result<Measured> {
+    use std::io::{Read, Write};
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("HOME", home)
+        .env("CLAWFLEET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let pid = child.id();
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let api: std::net::SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("daemon did not say where it listens: {line:?}"))?;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let events = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut watchers = Vec::new();
+    if watch {
+        let (stop2, events2) = (stop.clone(), events.clone());
+        watchers.push(std::thread::spawn(move || {
+            let Ok(mut s) = std::net::TcpStream::connect(api) else {
+                return;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.write_all(b"GET /fleet/v1/stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
+            let mut buf = [0u8; 65536];
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let seen = buf[..n]
+                        .windows(15)
+                        .filter(|w| w == b"event: snapshot")
+                        .count();
+                    events2.fetch_add(seen, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+        let stop3 = stop.clone();
+        watchers.push(std::thread::spawn(move || {
+            while !stop3.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut s) = std::net::TcpStream::connect(api) {
+                    let _ = s.write_all(
+                        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                    );
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+                for _ in 0..30 {
+                    if stop3.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }));
+    }
+
+    std::thread::sleep(Duration::from_secs(5));
+    let cpu0 = cpu_ns(pid).ok_or("daemon exited during warm-up")?;
+    let stat0 = cpu_stat_secs(pid).unwrap_or(0.0);
+    let t0 = Instant::now();
+    let mut rss_peak = 0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(1));
+        rss_peak = rss_peak.max(proc_kb(pid, "status", "VmRSS:").unwrap_or(0));
+    }
+    let cpu1 = cpu_ns(pid).ok_or("daemon exited during the run")?;
+    let stat1 = cpu_stat_secs(pid).unwrap_or(0.0);
+    let elapsed = t0.elapsed().as_secs_f64();
+    // The larger of the two readings: schedstat is exact but forgets exited
+    // threads, stat counts them but in 10 ms ticks.
+    let cpu_secs = ((cpu1 - cpu0) as f64 / 1e9).max(stat1 - stat0);
+    let m = Measured {
+        rss_end: proc_kb(pid, "status", "VmRSS:").unwrap_or(0),
+        rss_peak,
+        pss_end: proc_kb(pid, "smaps_rollup", "Pss:").unwrap_or(0),
+        cpu_secs,
+        cpu_pct: cpu_secs / elapsed * 100.0,
+        elapsed,
+        threads: proc_kb(pid, "status", "Threads:").unwrap_or(0),
+        clean_exit: false,
+        sse_events: 0,
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let exit = child.wait().map_err(|e| e.to_string())?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in watchers {
+        let _ = w.join();
+    }
+    Ok(Measured {
+        clean_exit: exit.success(),
+        sse_events: events.load(std::sync::atomic::Ordering::Relaxed),
+        ..m
+    })
 }
 
 fn bench_idle(rest: &[&str]) -> Result {
@@ -196,112 +438,85 @@ fn bench_idle(rest: &[&str]) -> Result {
     let bin = root().join("target/release/clawfleet");
     let work = std::env::temp_dir().join(format!("clawfleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    // The embedded default as a user runs it, with a private data folder and
-    // an OS-chosen API port so a running daemon does not collide.
-    let default = Command::new(&bin)
-        .args([
-            "--config",
-            work.join("config.toml").to_str().unwrap_or_default(),
-            "config",
-            "init",
-        ])
+
+    // Scenario 1: the embedded default as a user runs it (this machine is
+    // not in the reference fleet, so it is shown alone), with a private data
+    // folder and an OS-chosen API port so a running daemon does not collide.
+    let default_config = work.join("default.toml");
+    let init = Command::new(&bin)
+        .arg("--config")
+        .arg(&default_config)
+        .args(["config", "init"])
         .env("HOME", &work)
         .output()
         .map_err(|e| format!("config init: {e}"))?;
-    if !default.status.success() {
+    if !init.status.success() {
         return Err(format!(
             "config init failed: {}",
-            String::from_utf8_lossy(&default.stderr)
+            String::from_utf8_lossy(&init.stderr)
         ));
     }
-    let config_path = work.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&default_config).map_err(|e| e.to_string())?;
     let text = text.replacen(
         "listen = \"127.0.0.1:11436\"",
         "listen = \"127.0.0.1:0\"",
         1,
     );
-    let text = format!("data_dir = {:?}\n{text}", work.join("data"));
-    std::fs::write(&config_path, text).map_err(|e| e.to_string())?;
+    let text = format!("data_dir = {:?}\n{text}", work.join("data1"));
+    std::fs::write(&default_config, text).map_err(|e| e.to_string())?;
 
-    let mut child = Command::new(&bin)
-        .args([
-            "--config",
-            config_path.to_str().unwrap_or_default(),
-            "serve",
-        ])
-        .env("HOME", &work)
-        .env("CLAWFLEET_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    let pid = child.id();
-    let mut api = String::new();
-    if let Some(out) = child.stdout.take() {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        api = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-    }
+    // Scenario 2: the Mac Mini of the reference fleet on loopback, watched.
+    let ollama = fake_ollama()?;
+    let fleet = work.join("fleet.toml");
+    std::fs::write(&fleet, fleet_config(&work.join("data2"), ollama)?)
+        .map_err(|e| e.to_string())?;
 
-    let warmup = Duration::from_secs(5);
-    eprintln!("xtask: daemon pid {pid} at {api}; warming up {warmup:?}, then measuring {secs} s");
-    std::thread::sleep(warmup);
-    let ticks0 = cpu_ticks(pid).ok_or("daemon exited during warm-up")?;
-    let t0 = Instant::now();
-    let mut peak_rss = 0;
-    let mut rss_sum = 0;
-    let mut samples = 0;
-    while t0.elapsed() < Duration::from_secs(secs) {
-        std::thread::sleep(Duration::from_secs(1));
-        if let Some(rss) = proc_kb(pid, "status", "VmRSS:") {
-            peak_rss = peak_rss.max(rss);
-            rss_sum += rss;
-            samples += 1;
-        }
-    }
-    let elapsed = t0.elapsed().as_secs_f64();
-    let ticks1 = cpu_ticks(pid).ok_or("daemon exited during the run")?;
-    let rss_end = proc_kb(pid, "status", "VmRSS:").unwrap_or(0);
-    let pss_end = proc_kb(pid, "smaps_rollup", "Pss:").unwrap_or(0);
-    let threads = proc_kb(pid, "status", "Threads:").unwrap_or(0);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let exit = child.wait().map_err(|e| e.to_string())?;
+    eprintln!("xtask: measuring the default config for {secs} s");
+    let idle = measure(&bin, &default_config, &work, secs, false)?;
+    eprintln!("xtask: measuring the Mac Mini fleet config with a dashboard attached for {secs} s");
+    let busy = measure(&bin, &fleet, &work, secs, true)?;
     let _ = std::fs::remove_dir_all(&work);
 
-    let cpu_secs = (ticks1 - ticks0) as f64 / clock_ticks_per_sec() as f64;
-    let cpu_pct = cpu_secs / elapsed * 100.0;
     let mib = |kb: u64| kb as f64 / 1024.0;
-    println!("\nidle daemon, embedded default config, default probe intervals, {elapsed:.0} s:");
-    println!("| figure | value | target |");
-    println!("|---|---|---|");
+    let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
+    println!("\nclawfleet serve, default probe intervals, {secs} s after a 5 s warm-up:\n");
     println!(
-        "| resident memory (RSS) at end | {:.1} MiB | < 30 MB |",
-        mib(rss_end)
+        "| figure | default config (alone) | Mac Mini config + SSE client + /metrics every 15 s | target |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| RSS at end | {:.1} MiB ({:.1} MB) | {:.1} MiB ({:.1} MB) | < 30 MB |",
+        mib(idle.rss_end),
+        mb(idle.rss_end),
+        mib(busy.rss_end),
+        mb(busy.rss_end)
     );
     println!(
-        "| RSS mean / peak over the run | {:.1} / {:.1} MiB | |",
-        mib(rss_sum / samples.max(1)),
-        mib(peak_rss)
+        "| RSS peak | {:.1} MiB | {:.1} MiB | |",
+        mib(idle.rss_peak),
+        mib(busy.rss_peak)
     );
     println!(
-        "| proportional memory (PSS) at end | {:.1} MiB | |",
-        mib(pss_end)
+        "| PSS at end | {:.1} MiB | {:.1} MiB | |",
+        mib(idle.pss_end),
+        mib(busy.pss_end)
     );
-    println!("| CPU | {cpu_pct:.3}% of one core ({cpu_secs:.2} s in {elapsed:.0} s) | < 0.5% |");
-    println!("| threads | {threads} | |");
     println!(
-        "| clean exit on SIGTERM | {} | yes |",
-        if exit.success() { "yes" } else { "no" }
+        "| CPU, % of one core | {:.3}% ({:.3} s in {:.0} s) | {:.3}% ({:.3} s in {:.0} s) | < 0.5% |",
+        idle.cpu_pct, idle.cpu_secs, idle.elapsed, busy.cpu_pct, busy.cpu_secs, busy.elapsed
     );
-    let ok = mib(rss_end) * 1.048_576 < 30.0 && cpu_pct < 0.5 && exit.success();
+    println!("| threads | {} | {} | |", idle.threads, busy.threads);
+    println!(
+        "| SSE snapshot events received | - | {} | |",
+        busy.sse_events
+    );
+    println!(
+        "| clean exit on SIGTERM | {} | {} | yes |",
+        idle.clean_exit, busy.clean_exit
+    );
+    let ok = [&idle, &busy]
+        .iter()
+        .all(|m| mb(m.rss_end) < 30.0 && m.cpu_pct < 0.5 && m.clean_exit);
     println!("\nwithin targets: {}", if ok { "yes" } else { "NO" });
     Ok(())
 }
