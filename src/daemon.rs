@@ -19,8 +19,8 @@ use crate::api::{self, AllowedHosts, ApiState};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fleet::Fleet;
-use crate::net;
 use crate::probe::{Collector, SnapshotRx};
+use crate::{net, server};
 
 /// Name of the runtime file in the data folder.
 pub const RUNTIME_FILE: &str = "daemon.json";
@@ -110,12 +110,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let stop = cancel.clone();
         tasks.spawn(async move {
             info!(%addr, "fleet API listening on http://{addr}");
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                warn!(%addr, "fleet API stopped: {e}");
-            }
+            server::serve(listener, app, server::Limits::default(), stop).await;
         });
     }
 

@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod net;
 pub mod probe;
 pub mod report;
+pub mod server;
 pub mod snapshot;
 
 pub use error::{ConfigError, Error};

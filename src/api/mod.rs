@@ -52,10 +52,12 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
 /// One span per request, so everything logged while serving it (including a
 /// Host refusal) says which request it was.
 async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = crate::server::peer_of(&request).map(|p| p.to_string());
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
+        peer = peer.as_deref().unwrap_or("-"),
     );
     async move {
         let response = next.run(request).await;
