@@ -75,7 +75,10 @@ async fn a_client_that_never_sends_headers_is_dropped() {
         .await
         .expect("the server closes a silent connection");
     let answer = String::from_utf8_lossy(&buf);
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
     // Others are still served.
     let mut s = TcpStream::connect(addr).await.unwrap();
     assert!(request(&mut s, "/").await.ends_with("hello"));

@@ -180,13 +180,7 @@ impl Collector {
 
     /// Applies `change` to one machine's entry.
     fn publish_machine(&self, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
-        self.publish(|snap| {
-            if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
-                change(m);
-                m.updated_at = Some(Timestamp::now());
-                refresh_online(m);
-            }
-        });
+        self.publish(|snap| change_machine(snap, id, change));
     }
 
     /// Runs a blocking sysinfo call on the blocking pool, within the probe
@@ -286,13 +280,17 @@ impl Collector {
         }))
         .await;
         let now = Timestamp::now();
-        for ((machine, _), mut status) in targets.into_iter().zip(results) {
-            attach_purposes(machine, &mut status);
-            self.publish_machine(&machine.id, |m| {
-                m.ollama = Some(status);
-                m.probed_at.ollama = Some(now);
-            });
-        }
+        // One change for the whole round: readers see every Ollama of a
+        // round together, and the stream sends one event, not one per machine.
+        self.publish(|snap| {
+            for ((machine, _), mut status) in targets.into_iter().zip(results) {
+                attach_purposes(machine, &mut status);
+                change_machine(snap, &machine.id, |m| {
+                    m.ollama = Some(status);
+                    m.probed_at.ollama = Some(now);
+                });
+            }
+        });
     }
 
     async fn probe_services(self: Arc<Self>) {
@@ -324,16 +322,18 @@ impl Collector {
         }));
         let (local, peer_ok) = tokio::join!(local, peer_checks);
         let now = Timestamp::now();
-        self.publish_machine(&this.id, |m| {
-            m.services = local;
-            m.probed_at.services = Some(now);
-        });
-        for ((peer, _), ok) in peers.into_iter().zip(peer_ok) {
-            self.publish_machine(&peer.id, |m| {
-                m.fleet_api_reachable = Some(ok);
-                m.probed_at.peer = Some(now);
+        self.publish(|snap| {
+            change_machine(snap, &this.id, |m| {
+                m.services = local;
+                m.probed_at.services = Some(now);
             });
-        }
+            for ((peer, _), ok) in peers.into_iter().zip(peer_ok) {
+                change_machine(snap, &peer.id, |m| {
+                    m.fleet_api_reachable = Some(ok);
+                    m.probed_at.peer = Some(now);
+                });
+            }
+        });
     }
 
     async fn probe_pm2(self: Arc<Self>) {
@@ -383,6 +383,16 @@ pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
             })
             .collect(),
         notices: fleet.notices.clone(),
+    }
+}
+
+/// Applies `change` to one machine's entry and keeps its derived fields
+/// (`updated_at`, `online`) true.
+fn change_machine(snap: &mut Snapshot, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
+    if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
+        change(m);
+        m.updated_at = Some(Timestamp::now());
+        refresh_online(m);
     }
 }
 
