@@ -270,6 +270,7 @@ async fn metrics_are_valid_prometheus_text_with_the_fleet_figures() {
             && s["machines"][1]["ollama"]["checked_at"].is_string()
             && s["machines"][0]["process_count"].is_number()
             && s["machines"][0]["memory"].is_object()
+            && s["machines"][0]["cpu_percent"].is_number()
     })
     .await;
 

@@ -237,8 +237,10 @@ impl Collector {
         };
         let now = Timestamp::now();
         self.publish_machine(&self.fleet.this.id, |m| {
-            m.cpu_percent = Some(s.cpu_percent);
-            m.cpu_cores = s.cpu_cores;
+            if s.cpu_percent.is_some() {
+                m.cpu_percent = s.cpu_percent;
+                m.cpu_cores = s.cpu_cores;
+            }
             m.memory = Some(s.memory);
             m.disks = s.disks;
             m.load = s.load;

@@ -18,9 +18,10 @@ use crate::snapshot::{Disk, LoadAverage, Memory, Temperature, Zombie};
 /// Figures refreshed every few seconds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SystemSample {
-    /// Total CPU use in percent.
-    pub cpu_percent: f32,
-    /// Per-core CPU use in percent.
+    /// Total CPU use in percent; `None` when too little time has passed
+    /// since the previous reading to measure it (the first sample).
+    pub cpu_percent: Option<f32>,
+    /// Per-core CPU use in percent; empty when `cpu_percent` is `None`.
     pub cpu_cores: Vec<f32>,
     /// Memory and swap.
     pub memory: Memory,
@@ -55,6 +56,8 @@ pub struct SystemProbe {
     /// Temperature sensors, listed once: sensors do not come and go while
     /// the machine runs, and re-listing them walks `/sys/class/hwmon`.
     components: Option<Components>,
+    /// When CPU counters were last read: use over a shorter span is noise.
+    last_cpu_read: std::time::Instant,
 }
 
 impl Default for SystemProbe {
@@ -98,6 +101,7 @@ impl SystemProbe {
             system,
             disks,
             components,
+            last_cpu_read: std::time::Instant::now(),
         }
     }
 
@@ -113,14 +117,17 @@ impl SystemProbe {
         };
 
         if let Some(system) = self.system.as_mut() {
-            system.refresh_cpu_usage();
+            if self.last_cpu_read.elapsed() >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+                system.refresh_cpu_usage();
+                self.last_cpu_read = std::time::Instant::now();
+                sample.cpu_percent = Some(clean_percent(system.global_cpu_usage()));
+                sample.cpu_cores = system
+                    .cpus()
+                    .iter()
+                    .map(|c| clean_percent(c.usage()))
+                    .collect();
+            }
             system.refresh_memory();
-            sample.cpu_percent = clean_percent(system.global_cpu_usage());
-            sample.cpu_cores = system
-                .cpus()
-                .iter()
-                .map(|c| clean_percent(c.usage()))
-                .collect();
             let total = system.total_memory();
             let available = system.available_memory().min(total);
             sample.memory = Memory {
