@@ -136,6 +136,7 @@ async fn snapshot_shows_this_machine_its_ollama_and_the_peer() {
             && s["machines"][0]["memory"]["total_bytes"]
                 .as_u64()
                 .is_some_and(|t| t > 0)
+            && s["machines"][0]["cpu_percent"].is_number()
     })
     .await;
     assert_eq!(snap["this_machine"], "local");
