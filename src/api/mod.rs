@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod metrics;
+mod page;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct ApiState {
 /// The API's routes behind the Host/Origin guard.
 pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/status.js", get(page::script))
+        .route("/assets/status.css", get(page::style))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(healthz))
         .route("/fleet/v1/snapshot", get(snapshot))
         .route("/fleet/v1/stream", get(stream))
@@ -60,7 +65,12 @@ async fn trace_request(request: axum::extract::Request, next: axum::middleware::
         peer = peer.as_deref().unwrap_or("-"),
     );
     async move {
-        let response = next.run(request).await;
+        let mut response = next.run(request).await;
+        // No response of ours is meant to be sniffed into another type.
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        );
         tracing::debug!(status = response.status().as_u16(), "served");
         response
     }
@@ -118,7 +128,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({
             "error": format!("no such endpoint: {}", uri.path()),
-            "endpoints": ["/fleet/v1/snapshot", "/fleet/v1/stream", "/metrics", "/healthz"],
+            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/metrics", "/healthz"],
         })
         .to_string(),
     )

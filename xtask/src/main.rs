@@ -67,14 +67,14 @@ fn status(what: &str, cmd: &mut Command) -> Result {
     }
 }
 
-/// Debian packages the build and the tests need. Empty for now: the engine
-/// needs only the Rust toolchain. The tray app adds WebKitGTK here.
-const APT_PACKAGES: &[&str] = &[];
+/// Debian packages the build and the tests need: the engine needs only the
+/// Rust toolchain; Chromium runs the browser tests of the status page.
+const APT_PACKAGES: &[&str] = &["chromium"];
 
 /// Installs missing Debian packages; does nothing (and needs no network) when
 /// all are present, so it is cheap to run every time.
 fn ensure_system_packages() -> Result {
-    if APT_PACKAGES.is_empty() || !cfg!(target_os = "linux") {
+    if !cfg!(target_os = "linux") {
         return Ok(());
     }
     let missing: Vec<&str> = APT_PACKAGES
@@ -143,9 +143,110 @@ fn test(rest: &[&str]) -> Result {
             "warnings",
         ]),
     )?;
-    status(
+    let mut totals = Counts::default();
+    totals.add(counting(
         "cargo test",
         cargo().args(["test", "--workspace"]).args(rest),
+    )?);
+    totals.add(browser_tests()?);
+    // One closing line over both runners.
+    println!("\n{} passed, {} failed", totals.passed, totals.failed);
+    Ok(())
+}
+
+/// Tests passed and failed, as the runners report them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+
+    /// Reads one line of runner output: cargo's `test result: ok. 5 passed;
+    /// 0 failed; …` or node's TAP `# pass 4` / `# fail 0`.
+    fn read_line(&mut self, line: &str) {
+        let number = |s: &str| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let part = part
+                    .trim()
+                    .trim_start_matches("ok. ")
+                    .trim_start_matches("FAILED. ");
+                if let Some(n) = part.strip_suffix(" passed").and_then(number) {
+                    self.passed += n;
+                } else if let Some(n) = part.strip_suffix(" failed").and_then(number) {
+                    self.failed += n;
+                }
+            }
+        } else if let Some(n) = line.strip_prefix("# pass ").and_then(number) {
+            self.passed += n;
+        } else if let Some(n) = line.strip_prefix("# fail ").and_then(number) {
+            self.failed += n;
+        }
+    }
+}
+
+/// Runs a test command, passing its output through as it comes, and counts
+/// the results it reports.
+fn counting(what: &str, cmd: &mut Command) -> Result<Counts> {
+    eprintln!("xtask: {what}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let mut counts = Counts::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            counts.read_line(&line);
+        }
+    }
+    let st = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    if st.success() {
+        Ok(counts)
+    } else {
+        Err(format!(
+            "{what}: failed ({st}): {} passed, {} failed",
+            counts.passed, counts.failed
+        ))
+    }
+}
+
+/// The status page in headless Chromium (Playwright's core library driving
+/// Debian's Chromium: nothing is downloaded at run time), against the debug
+/// binary `cargo test` just built.
+fn browser_tests() -> Result<Counts> {
+    let dir = root().join("tests/browser");
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    status(
+        "npm ci (browser tests)",
+        Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir),
+    )?;
+    let exe = if cfg!(windows) {
+        "clawfleet.exe"
+    } else {
+        "clawfleet"
+    };
+    counting(
+        "browser tests (node --test)",
+        Command::new("node")
+            .args(["--test", "--test-reporter=tap"])
+            .current_dir(&dir)
+            .env("CLAWFLEET_BIN", root().join("target/debug").join(exe)),
     )
 }
 
@@ -519,4 +620,25 @@ fn bench_idle(rest: &[&str]) -> Result {
         .all(|m| mb(m.rss_end) < 30.0 && m.cpu_pct < 0.5 && m.clean_exit);
     println!("\nwithin targets: {}", if ok { "yes" } else { "NO" });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn counts_both_runners_closing_lines() {
+        let mut c = Counts::default();
+        for line in [
+            "test result: ok. 37 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            "test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            "test foo ... ok",
+            "# pass 4",
+            "# fail 0",
+            "# tests 4",
+        ] {
+            c.read_line(line);
+        }
+        assert_eq!((c.passed, c.failed), (45, 1));
+    }
 }

@@ -1,0 +1,45 @@
+//! The built-in status page at `/`: live health in any browser (the phone
+//! included), rendered from `/fleet/v1/stream`. Embedded in the binary.
+//!
+//! Not for: the full dashboard with costs, proxy figures and heal buttons,
+//! which is the `ui/` app.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+/// Scripts and styles from this origin only, no framing (clickjacking), and
+/// no referrer leaking the fleet's address to a link target.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub(super) async fn index() -> Response {
+    asset("text/html; charset=utf-8", include_str!("page/index.html"))
+}
+
+pub(super) async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("page/status.js"),
+    )
+}
+
+pub(super) async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("page/status.css"))
+}
