@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use tokio::io::AsyncReadExt;
 
+use super::json_kind;
 use crate::snapshot::{ClawdbotProvider, ClawdbotStatus};
 
 /// The gateway port when the config names none.
@@ -243,8 +244,10 @@ struct Notes(Vec<String>);
 
 impl Notes {
     fn wrong(&mut self, key: &str, expected: &str, found: &Value) {
-        self.0
-            .push(format!("{key}: expected {expected}, found {}", kind(found)));
+        self.0.push(format!(
+            "{key}: expected {expected}, found {}",
+            json_kind(found)
+        ));
     }
 
     fn into_error(self) -> Option<String> {
@@ -338,18 +341,6 @@ impl Notes {
             }
         }
         ids
-    }
-}
-
-/// A JSON type in words, for messages (never the value: it may be a secret).
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 

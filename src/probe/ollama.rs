@@ -18,6 +18,7 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use super::fail::{self, Failure};
+use super::json_kind;
 use crate::net::{self, BodyError, PROBE_BODY_LIMIT};
 use crate::snapshot::{LoadedModel, OllamaModel, OllamaStatus};
 
@@ -478,61 +479,15 @@ fn number(value: Option<&Value>) -> u64 {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// `GET /api/version` response, verbatim from docs/api.md.
-    const DOC_VERSION: &str = r#"{
-  "version": "0.5.1"
-}"#;
+    const DOC_VERSION: &str = include_str!("../../tests/fixtures/ollama/version.json");
 
     /// `GET /api/tags` response, verbatim from docs/api.md.
-    const DOC_TAGS: &str = r#"{
-  "models": [
-    {
-      "name": "deepseek-r1:latest",
-      "model": "deepseek-r1:latest",
-      "modified_at": "2025-05-10T08:06:48.639712648-07:00",
-      "size": 4683075271,
-      "digest": "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "qwen2",
-        "families": ["qwen2"],
-        "parameter_size": "7.6B",
-        "quantization_level": "Q4_K_M"
-      }
-    },
-    {
-      "name": "llama3.2:latest",
-      "model": "llama3.2:latest",
-      "modified_at": "2025-05-04T17:37:44.706015396-07:00",
-      "size": 2019393189,
-      "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "3.2B",
-        "quantization_level": "Q4_K_M"
-      }
-    }
-  ]
-}"#;
+    const DOC_TAGS: &str = include_str!("../../tests/fixtures/ollama/tags.json");
 
     /// The older `GET /api/tags` example of docs/api.md (`families: null`).
     const DOC_TAGS_OLD: &str = r#"{
@@ -554,26 +509,7 @@ mod tests {
 }"#;
 
     /// `GET /api/ps` response, verbatim from docs/api.md.
-    const DOC_PS: &str = r#"{
-  "models": [
-    {
-      "name": "mistral:latest",
-      "model": "mistral:latest",
-      "size": 5137025024,
-      "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "7.2B",
-        "quantization_level": "Q4_0"
-      },
-      "expires_at": "2024-06-04T14:38:31.83753-07:00",
-      "size_vram": 5137025024
-    }
-  ]
-}"#;
+    const DOC_PS: &str = include_str!("../../tests/fixtures/ollama/ps.json");
 
     #[test]
     fn documented_version() {

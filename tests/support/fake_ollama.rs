@@ -23,67 +23,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// `GET /api/version` response, verbatim from docs/api.md.
-pub const DOC_VERSION_JSON: &str = r#"{
-  "version": "0.5.1"
-}"#;
+pub const DOC_VERSION_JSON: &str = include_str!("../fixtures/ollama/version.json");
 
 /// `GET /api/tags` response, verbatim from docs/api.md.
-pub const DOC_TAGS_JSON: &str = r#"{
-  "models": [
-    {
-      "name": "deepseek-r1:latest",
-      "model": "deepseek-r1:latest",
-      "modified_at": "2025-05-10T08:06:48.639712648-07:00",
-      "size": 4683075271,
-      "digest": "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "qwen2",
-        "families": ["qwen2"],
-        "parameter_size": "7.6B",
-        "quantization_level": "Q4_K_M"
-      }
-    },
-    {
-      "name": "llama3.2:latest",
-      "model": "llama3.2:latest",
-      "modified_at": "2025-05-04T17:37:44.706015396-07:00",
-      "size": 2019393189,
-      "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "3.2B",
-        "quantization_level": "Q4_K_M"
-      }
-    }
-  ]
-}"#;
+pub const DOC_TAGS_JSON: &str = include_str!("../fixtures/ollama/tags.json");
 
 /// `GET /api/ps` response, verbatim from docs/api.md.
-pub const DOC_PS_JSON: &str = r#"{
-  "models": [
-    {
-      "name": "mistral:latest",
-      "model": "mistral:latest",
-      "size": 5137025024,
-      "digest": "2ae6f6dd7a3dd734790bbbf58b8909a606e0e7e97e94b7604e0aa7ae4490e6d8",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "7.2B",
-        "quantization_level": "Q4_0"
-      },
-      "expires_at": "2024-06-04T14:38:31.83753-07:00",
-      "size_vram": 5137025024
-    }
-  ]
-}"#;
+pub const DOC_PS_JSON: &str = include_str!("../fixtures/ollama/ps.json");
 
 /// Largest request body the fake records (bigger ones are answered 413).
 const REQUEST_BODY_LIMIT: usize = 16 * 1024 * 1024;
