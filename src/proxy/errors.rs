@@ -1,0 +1,1 @@
+//! Errors in the client's own API shape.

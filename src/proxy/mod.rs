@@ -1,0 +1,11 @@
+//! The built-in inference proxy that Clawdbot's Ollama providers point at:
+//! routes each request to the best machine that has the model, fails over
+//! before the first byte, streams without buffering, meters every token.
+//!
+//! Wire formats (what the client and the backends speak) are in
+//! `../shared/interop/model-apis.md`; what Clawdbot sends is in
+//! `../shared/interop/clawdbot.md`.
+
+pub mod circuit;
+pub mod errors;
+pub mod usage;
