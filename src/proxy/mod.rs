@@ -8,4 +8,5 @@
 
 pub mod circuit;
 pub mod errors;
+pub mod route;
 pub mod usage;
