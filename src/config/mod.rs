@@ -152,6 +152,30 @@ pub struct ProxyConfig {
     /// `127.0.0.1:1055`).
     #[serde(default)]
     pub socks5: Option<String>,
+    /// Time limit to connect to a backend before trying the next.
+    #[serde(default = "d_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time limit for a backend's response to start (a model may have to
+    /// load first) before trying the next.
+    #[serde(default = "d_first_byte_timeout_secs")]
+    pub first_byte_timeout_secs: u64,
+    /// Largest request body accepted.
+    #[serde(default = "d_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Web origins allowed to call the proxy (none by default: no web page
+    /// may spend your Anthropic key through it).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Where `/v1/messages` goes.
+    #[serde(default = "d_anthropic_url")]
+    pub anthropic_url: String,
+    /// A file (owner-only) holding an Anthropic API key for clients that send
+    /// none.
+    #[serde(default)]
+    pub anthropic_key_file: Option<PathBuf>,
+    /// Days of request history kept in the ledger.
+    #[serde(default = "d_retention_days")]
+    pub ledger_retention_days: u32,
 }
 
 impl Default for ProxyConfig {
@@ -159,6 +183,13 @@ impl Default for ProxyConfig {
         Self {
             listen: default_proxy_listen(),
             socks5: None,
+            connect_timeout_ms: d_connect_timeout_ms(),
+            first_byte_timeout_secs: d_first_byte_timeout_secs(),
+            max_body_bytes: d_max_body_bytes(),
+            allowed_origins: Vec::new(),
+            anthropic_url: d_anthropic_url(),
+            anthropic_key_file: None,
+            ledger_retention_days: d_retention_days(),
         }
     }
 }
@@ -350,6 +381,21 @@ fn default_api_listen() -> Listen {
 }
 fn default_proxy_listen() -> String {
     "127.0.0.1:11435".to_owned()
+}
+fn d_connect_timeout_ms() -> u64 {
+    2000
+}
+fn d_first_byte_timeout_secs() -> u64 {
+    300
+}
+fn d_max_body_bytes() -> u64 {
+    32 * 1024 * 1024
+}
+fn d_anthropic_url() -> String {
+    "https://api.anthropic.com".to_owned()
+}
+fn d_retention_days() -> u32 {
+    90
 }
 fn d_system() -> u64 {
     5

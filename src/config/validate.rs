@@ -113,6 +113,43 @@ pub fn validate(config: &Config) -> Vec<Issue> {
         );
     }
 
+    let px = &config.proxy;
+    if !(50..=120_000).contains(&px.connect_timeout_ms) {
+        c.push(
+            key(&["proxy", "connect_timeout_ms"]),
+            format!("{} is out of range", px.connect_timeout_ms),
+            "milliseconds from 50 to 120000",
+        );
+    }
+    if !(1..=3600).contains(&px.first_byte_timeout_secs) {
+        c.push(
+            key(&["proxy", "first_byte_timeout_secs"]),
+            format!("{} is out of range", px.first_byte_timeout_secs),
+            "seconds from 1 to 3600 (a large model can take minutes to load)",
+        );
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&px.max_body_bytes) {
+        c.push(
+            key(&["proxy", "max_body_bytes"]),
+            format!("{} is out of range", px.max_body_bytes),
+            "bytes from 1024 to 1073741824",
+        );
+    }
+    if let Err(why) = check_http_url(&px.anthropic_url) {
+        c.push(
+            key(&["proxy", "anthropic_url"]),
+            format!("{:?} is not a usable URL: {why}", px.anthropic_url),
+            "an https:// URL such as \"https://api.anthropic.com\"",
+        );
+    }
+    if px.ledger_retention_days == 0 {
+        c.push(
+            key(&["proxy", "ledger_retention_days"]),
+            "0 would keep no history".to_owned(),
+            "a number of days, at least 1",
+        );
+    }
+
     let p = &config.probes;
     for (name, value) in [
         ("system_interval_secs", p.system_interval_secs),
