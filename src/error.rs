@@ -115,6 +115,14 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     HttpClient(String),
+    /// A secret file is missing, unreadable or readable by others.
+    #[error("secret file {}: {why}", path.display())]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        why: String,
+    },
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),

@@ -34,6 +34,58 @@ pub fn client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::HttpClient(e.to_string()))
 }
 
+/// The client the proxy uses towards model servers: no environment proxy,
+/// no redirects, a connect time limit, HTTP/1.1 keep-alive pools, and
+/// optionally every connection through a SOCKS5 proxy (Tailscale userspace
+/// networking). No overall timeout: a generation may stream for minutes.
+pub fn upstream_client(connect: Duration, socks5: Option<&str>) -> Result<reqwest::Client, Error> {
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")));
+    if let Some(addr) = socks5 {
+        // socks5h: names are resolved by the proxy, as tailnet names must be.
+        let proxy = reqwest::Proxy::all(format!("socks5h://{addr}"))
+            .map_err(|e| Error::HttpClient(format!("[proxy] socks5 = {addr:?}: {e}")))?;
+        builder = builder.proxy(proxy);
+    }
+    builder.build().map_err(|e| Error::HttpClient(e.to_string()))
+}
+
+/// Reads a secret (an API key) from a file that only its owner may read.
+/// The secret is trimmed; it is never logged.
+pub fn read_secret_file(path: &std::path::Path) -> Result<String, Error> {
+    let err = |why: String| Error::Secret {
+        path: path.to_path_buf(),
+        why,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(err(format!(
+                "others can read it (mode {:o}); run: chmod 600 {}",
+                meta.permissions().mode() & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(err("it is empty".to_owned()));
+    }
+    Ok(secret.to_owned())
+}
+
 /// Why a body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {

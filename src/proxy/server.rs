@@ -1,0 +1,907 @@
+//! The proxy's HTTP side: OpenAI-compatible, Ollama-native and Anthropic
+//! endpoints, failover before the first byte, metered pass-through streams.
+//!
+//! A request's life: read the body (capped), find the model, [`route::plan`]
+//! the machines, try each in turn (circuit permitting) until one answers with
+//! a response head that is not a failure, then pass its body through chunk by
+//! chunk while a [`UsageTap`] reads the tokens, and write one ledger
+//! [`Record`] before the response ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::circuit::{Admission, Circuit, CircuitConfig};
+use super::errors::{ApiShape, ErrorKind, error_body, stream_error_frame};
+use super::route::{self, Candidate, RouteError};
+use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, request_wants_usage};
+use crate::api::AllowedHosts;
+use crate::config::Config;
+use crate::fleet::Fleet;
+use crate::ledger::{LedgerHandle, Record};
+use crate::net;
+use crate::probe::SnapshotRx;
+
+/// Response header naming the machine that served.
+pub const MACHINE_HEADER: &str = "x-clawfleet-machine";
+/// Response header listing the machines tried before it, and why each failed.
+pub const FALLBACKS_HEADER: &str = "x-clawfleet-fallbacks";
+
+/// Everything the handlers share.
+pub struct Proxy {
+    config: Arc<Config>,
+    fleet: Arc<Fleet>,
+    snapshot: SnapshotRx,
+    direct: reqwest::Client,
+    peers: reqwest::Client,
+    circuits: Mutex<HashMap<String, Circuit>>,
+    ledger: LedgerHandle,
+    anthropic_key: Option<String>,
+}
+
+impl Proxy {
+    /// The proxy's state. Peers are reached through `[proxy] socks5` when it
+    /// is set; this machine and Anthropic directly.
+    pub fn new(
+        config: Arc<Config>,
+        fleet: Arc<Fleet>,
+        snapshot: SnapshotRx,
+        ledger: LedgerHandle,
+    ) -> Result<Self, crate::Error> {
+        let connect = Duration::from_millis(config.proxy.connect_timeout_ms);
+        let direct = net::upstream_client(connect, None)?;
+        let peers = match &config.proxy.socks5 {
+            Some(addr) => net::upstream_client(connect, Some(addr))?,
+            None => direct.clone(),
+        };
+        let anthropic_key = match &config.proxy.anthropic_key_file {
+            Some(path) => Some(net::read_secret_file(path)?),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            fleet,
+            snapshot,
+            direct,
+            peers,
+            circuits: Mutex::new(HashMap::new()),
+            ledger,
+            anthropic_key,
+        })
+    }
+
+    /// The circuits' states, by machine, for the snapshot.
+    pub fn circuit_states(&self) -> Vec<(String, super::circuit::CircuitState)> {
+        let circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<_> = circuits.iter().map(|(k, c)| (k.clone(), c.state())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn admit(&self, machine: &str) -> Admission {
+        let mut circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        circuits
+            .entry(machine.to_owned())
+            .or_insert_with(|| Circuit::new(CircuitConfig::default()))
+            .allow(Instant::now())
+    }
+
+    fn report(&self, machine: &str, ok: bool) {
+        let mut circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let circuit = circuits
+            .entry(machine.to_owned())
+            .or_insert_with(|| Circuit::new(CircuitConfig::default()));
+        if ok {
+            circuit.success();
+        } else {
+            circuit.failure(Instant::now());
+        }
+    }
+}
+
+/// The proxy's routes behind the Host/Origin guard.
+pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
+    let inference = |endpoint: Endpoint| {
+        move |state: State<Arc<Proxy>>, request: Request| infer(state, endpoint, request)
+    };
+    Router::new()
+        .route("/v1/chat/completions", post(inference(Endpoint::OpenAiChat)))
+        .route("/v1/completions", post(inference(Endpoint::OpenAiCompletions)))
+        .route("/v1/embeddings", post(inference(Endpoint::OpenAiEmbeddings)))
+        .route("/v1/models", get(openai_models))
+        .route("/v1/models/{*model}", get(openai_model))
+        .route("/v1/messages", post(anthropic))
+        .route("/api/chat", post(inference(Endpoint::OllamaChat)))
+        .route("/api/generate", post(inference(Endpoint::OllamaGenerate)))
+        .route("/api/embed", post(inference(Endpoint::OllamaEmbed)))
+        .route("/api/embeddings", post(inference(Endpoint::OllamaEmbeddings)))
+        .route("/api/show", post(inference(Endpoint::OllamaShow)))
+        .route("/api/tags", get(ollama_tags))
+        .route("/api/ps", get(ollama_ps))
+        .route("/api/version", get(ollama_version))
+        .route("/api/pull", post(local_ollama))
+        .route("/api/push", post(local_ollama))
+        .route("/api/create", post(local_ollama))
+        .route("/api/copy", post(local_ollama))
+        .route("/api/delete", any(local_ollama))
+        .route("/api/blobs/{digest}", any(local_ollama))
+        .route("/", get(|| async { "Ollama is running" }))
+        .with_state(proxy)
+        .layer(axum::middleware::from_fn_with_state(allowed, crate::api::host::guard))
+}
+
+/// The inference endpoints the proxy routes by model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    OpenAiChat,
+    OpenAiCompletions,
+    OpenAiEmbeddings,
+    OllamaChat,
+    OllamaGenerate,
+    OllamaEmbed,
+    OllamaEmbeddings,
+    OllamaShow,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::OpenAiChat => "/v1/chat/completions",
+            Endpoint::OpenAiCompletions => "/v1/completions",
+            Endpoint::OpenAiEmbeddings => "/v1/embeddings",
+            Endpoint::OllamaChat => "/api/chat",
+            Endpoint::OllamaGenerate => "/api/generate",
+            Endpoint::OllamaEmbed => "/api/embed",
+            Endpoint::OllamaEmbeddings => "/api/embeddings",
+            Endpoint::OllamaShow => "/api/show",
+        }
+    }
+
+    fn shape(self) -> ApiShape {
+        match self {
+            Endpoint::OpenAiChat | Endpoint::OpenAiCompletions | Endpoint::OpenAiEmbeddings => {
+                ApiShape::OpenAi
+            }
+            _ => ApiShape::Ollama,
+        }
+    }
+
+    fn api(self) -> &'static str {
+        match self.shape() {
+            ApiShape::OpenAi => "openai",
+            ApiShape::Ollama => "ollama",
+            ApiShape::Anthropic => "anthropic",
+        }
+    }
+
+    /// Whether the response will stream. OpenAI streams only when asked;
+    /// Ollama's chat and generate stream unless told `"stream": false`.
+    fn streams(self, body: &Value) -> bool {
+        let flag = body.get("stream").and_then(Value::as_bool);
+        match self {
+            Endpoint::OpenAiChat | Endpoint::OpenAiCompletions => flag == Some(true),
+            Endpoint::OllamaChat | Endpoint::OllamaGenerate => flag != Some(false),
+            _ => false,
+        }
+    }
+
+    fn wire(self, stream: bool) -> Wire {
+        match (self.shape(), stream) {
+            (ApiShape::OpenAi, true) => Wire::OpenAiSse,
+            (ApiShape::OpenAi, false) => Wire::OpenAiJson,
+            (_, true) => Wire::OllamaNdjson,
+            (_, false) => Wire::OllamaJson,
+        }
+    }
+
+    /// The model named in the body: `model`, or `name` in older `/api/show`.
+    fn model(self, body: &Value) -> Option<String> {
+        let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let name = match self {
+            Endpoint::OllamaShow => field("model").or_else(|| field("name")),
+            _ => field("model"),
+        };
+        name.map(str::to_owned)
+    }
+}
+
+/// Who asked, for the ledger: address and User-Agent, never a key.
+fn client_of(request: &Request) -> String {
+    let peer = crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(120).collect::<String>());
+    match agent {
+        Some(a) => format!("{peer} {a}"),
+        None => peer,
+    }
+}
+
+/// An error answer in the client's shape.
+fn fail(shape: ApiShape, status: u16, kind: ErrorKind, message: &str) -> Response {
+    let (status, body) = error_body(shape, status, kind, message);
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if kind == ErrorKind::Overloaded {
+        // Clawdbot's OpenAI SDK honours this: it stops retrying a fleet that
+        // is known to be down and falls back to its next model at once.
+        response
+            .headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    response
+}
+
+/// Reads a request body, refusing more than `limit` bytes.
+async fn read_body(body: Body, limit: u64) -> Result<Bytes, BodyProblem> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            // axum reports the limit as a length-limit error in its source chain.
+            let text = format!("{e}");
+            let mut source = std::error::Error::source(&e);
+            let mut too_large = text.contains("length limit");
+            while let Some(s) = source {
+                too_large |= s.to_string().contains("length limit");
+                source = s.source();
+            }
+            if too_large {
+                Err(BodyProblem::TooLarge)
+            } else {
+                Err(BodyProblem::Broken(text))
+            }
+        }
+    }
+}
+
+enum BodyProblem {
+    TooLarge,
+    Broken(String),
+}
+
+/// Parses a JSON request body, answering 400/413 in the client's shape.
+async fn json_body(
+    shape: ApiShape,
+    request: Request,
+    limit: u64,
+) -> Result<(Bytes, Value), Response> {
+    let bytes = match read_body(request.into_body(), limit).await {
+        Ok(b) => b,
+        Err(BodyProblem::TooLarge) => {
+            return Err(fail(
+                shape,
+                413,
+                ErrorKind::PayloadTooLarge,
+                &format!("request body is larger than {limit} bytes ([proxy] max_body_bytes)"),
+            ));
+        }
+        Err(BodyProblem::Broken(why)) => {
+            return Err(fail(shape, 400, ErrorKind::BadRequest, &format!("could not read the request body: {why}")));
+        }
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if v.is_object() => Ok((bytes, v)),
+        Ok(_) => Err(fail(shape, 400, ErrorKind::BadRequest, "request body must be a JSON object")),
+        Err(e) => Err(fail(shape, 400, ErrorKind::BadRequest, &format!("malformed JSON in request body: {e}"))),
+    }
+}
+
+/// One failed attempt, for the 503 text and the fallbacks header.
+struct Tried {
+    machine: String,
+    why: String,
+}
+
+fn tried_list(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(|t| format!("{} ({})", t.machine, t.why))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A header value from free text: visible ASCII only, capped.
+fn header_text(text: &str) -> HeaderValue {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(512)
+        .collect();
+    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Request) -> Response {
+    let started = Instant::now();
+    let started_at = Timestamp::now();
+    let client = client_of(&request);
+    let shape = endpoint.shape();
+    let span = info_span!("proxy", path = endpoint.path(), model = tracing::field::Empty, machine = tracing::field::Empty);
+    async move {
+        let (original, mut body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
+            Ok(b) => b,
+            Err(response) => return response,
+        };
+        let Some(model) = endpoint.model(&body) else {
+            return fail(shape, 400, ErrorKind::BadRequest, "the request names no model: set \"model\"");
+        };
+        tracing::Span::current().record("model", model.as_str());
+        let stream = endpoint.streams(&body);
+        let snap = proxy.snapshot.borrow().clone();
+        let candidates = match route::plan(&model, &proxy.config, &proxy.fleet, &snap) {
+            Ok(c) => c,
+            Err(e @ RouteError::UnknownModel { .. }) => {
+                return fail(shape, 404, ErrorKind::ModelNotFound, &e.to_string());
+            }
+        };
+        // Ask upstream for the usage chunk even when the client did not, and
+        // take it out again on the way back.
+        let filter_usage = endpoint == Endpoint::OpenAiChat
+            && stream
+            && !request_wants_usage(&body)
+            && ask_for_usage(&mut body);
+
+        let mut record = Record {
+            started_at,
+            client,
+            api: endpoint.api().to_owned(),
+            endpoint: endpoint.path().to_owned(),
+            requested_model: Some(model.clone()),
+            machine: None,
+            fallback_depth: 0,
+            stream,
+            usage: None,
+            ttfb_ms: None,
+            duration_ms: 0.0,
+            status: 0,
+            outcome: "error".to_owned(),
+            error: None,
+        };
+        let mut tried: Vec<Tried> = Vec::new();
+        for candidate in &candidates {
+            match attempt(&proxy, endpoint, candidate, &original, &mut body, &model, filter_usage).await {
+                Ok(upstream) => {
+                    tracing::Span::current().record("machine", candidate.machine.as_str());
+                    record.machine = Some(candidate.machine.clone());
+                    record.fallback_depth = u32::try_from(tried.len()).unwrap_or(u32::MAX);
+                    return relay(
+                        upstream,
+                        Relay {
+                            shape,
+                            wire: endpoint.wire(stream),
+                            filter_usage,
+                            started,
+                            record,
+                            ledger: proxy.ledger.clone(),
+                            machine: Some(candidate.machine.clone()),
+                            fallbacks: (!tried.is_empty()).then(|| tried_list(&tried)),
+                        },
+                    );
+                }
+                Err(why) => {
+                    debug!(machine = %candidate.machine, %why, "candidate failed");
+                    tried.push(Tried { machine: candidate.machine.clone(), why });
+                }
+            }
+        }
+        let message = format!(
+            "overloaded: no machine of the fleet could serve {model:?}; tried {}",
+            if tried.is_empty() { "none".to_owned() } else { tried_list(&tried) }
+        );
+        warn!("{message}");
+        record.status = 503;
+        record.fallback_depth = u32::try_from(tried.len()).unwrap_or(u32::MAX);
+        record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        record.error = Some(message.clone());
+        proxy.ledger.record_nowait(record);
+        fail(shape, 503, ErrorKind::Overloaded, &message)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Sends the request to one candidate. `Ok` is a response head worth
+/// passing on; `Err` says why to try the next machine.
+async fn attempt(
+    proxy: &Proxy,
+    endpoint: Endpoint,
+    candidate: &Candidate,
+    original: &Bytes,
+    body: &mut Value,
+    model: &str,
+    modified: bool,
+) -> Result<reqwest::Response, String> {
+    if let Admission::Open { retry_in } = proxy.admit(&candidate.machine) {
+        return Err(format!("circuit open, next try in {} s", retry_in.as_secs().max(1)));
+    }
+    // The bytes the client sent, unless the model name or usage request
+    // had to change.
+    let payload = if candidate.model == model && !modified {
+        original.clone()
+    } else {
+        body["model"] = Value::String(candidate.model.clone());
+        Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?)
+    };
+    let client = if candidate.is_self { &proxy.direct } else { &proxy.peers };
+    let url = format!("{}{}", candidate.base_url, endpoint.path());
+    let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
+    let sent = client
+        .post(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(payload)
+        .send();
+    let outcome = match tokio::time::timeout(first_byte, sent).await {
+        Err(_) => Err(format!("no answer within {} s", first_byte.as_secs())),
+        Ok(Err(e)) => Err(net::describe(&e)),
+        Ok(Ok(response)) => {
+            let status = response.status();
+            if status.is_server_error() || status == StatusCode::NOT_FOUND || status == StatusCode::TOO_MANY_REQUESTS {
+                Err(format!("HTTP {}: {}", status.as_u16(), error_text(response).await))
+            } else {
+                Ok(response)
+            }
+        }
+    };
+    // A 404 is the machine lacking the model, not the machine failing.
+    let healthy = match &outcome {
+        Ok(_) => true,
+        Err(why) => why.starts_with("HTTP 404"),
+    };
+    proxy.report(&candidate.machine, healthy);
+    outcome
+}
+
+/// The error text of a failed upstream answer, short.
+async fn error_text(response: reqwest::Response) -> String {
+    let body = tokio::time::timeout(Duration::from_secs(2), net::read_body_limited(response, 16 * 1024)).await;
+    let Ok(Ok(body)) = body else {
+        return "no readable body".to_owned();
+    };
+    let parsed: Option<String> = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("error").and_then(|e| {
+            e.as_str()
+                .map(str::to_owned)
+                .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_owned))
+        })
+    });
+    parsed.unwrap_or_else(|| net::preview(&body, 200))
+}
+
+/// What [`relay`] needs to meter and record a response.
+struct Relay {
+    shape: ApiShape,
+    wire: Wire,
+    filter_usage: bool,
+    started: Instant,
+    record: Record,
+    ledger: LedgerHandle,
+    machine: Option<String>,
+    fallbacks: Option<String>,
+}
+
+/// Writes the record if the response never finished (the client went away
+/// and hyper dropped the body): the upstream request is cancelled by the
+/// same drop.
+struct Unfinished {
+    record: Option<Record>,
+    ledger: LedgerHandle,
+    started: Instant,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.outcome = "client_disconnected".to_owned();
+            record.error = Some("the client closed the connection before the response ended".to_owned());
+            record.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            self.ledger.record_nowait(record);
+        }
+    }
+}
+
+struct RelayState {
+    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    tap: UsageTap,
+    filter: Option<SseUsageFilter>,
+    shape: ApiShape,
+    framed: bool,
+    guard: Unfinished,
+    done: bool,
+}
+
+/// Passes the upstream body to the client chunk by chunk, reading usage as
+/// it goes; writes the ledger record before the last byte.
+fn relay(upstream: reqwest::Response, r: Relay) -> Response {
+    let status = upstream.status();
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let mut record = r.record;
+    record.status = status.as_u16();
+    let framed = matches!(r.wire, Wire::OllamaNdjson | Wire::OpenAiSse | Wire::AnthropicSse);
+    let state = RelayState {
+        upstream: Box::pin(upstream.bytes_stream()),
+        tap: UsageTap::new(r.wire),
+        filter: r.filter_usage.then(SseUsageFilter::new),
+        shape: r.shape,
+        framed,
+        guard: Unfinished {
+            record: Some(record),
+            ledger: r.ledger,
+            started: r.started,
+        },
+        done: false,
+    };
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            match s.upstream.next().await {
+                Some(Ok(chunk)) => {
+                    s.tap.feed(&chunk);
+                    let out = match s.filter.as_mut() {
+                        Some(f) => Bytes::from(f.push(&chunk)),
+                        None => chunk,
+                    };
+                    if out.is_empty() {
+                        continue;
+                    }
+                    if let Some(rec) = s.guard.record.as_mut()
+                        && rec.ttfb_ms.is_none()
+                    {
+                        rec.ttfb_ms = Some(s.guard.started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    return Some((Ok::<Bytes, std::io::Error>(out), s));
+                }
+                Some(Err(e)) => {
+                    let why = format!("the machine's answer broke off: {}", net::describe(&e));
+                    s.done = true;
+                    let report = s.tap.finish();
+                    if let Some(mut rec) = s.guard.record.take() {
+                        rec.usage = report.usage;
+                        rec.outcome = "upstream_failed_midstream".to_owned();
+                        rec.error = Some(why.clone());
+                        rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
+                        let _ = s.guard.ledger.record(rec).await;
+                    }
+                    if s.framed {
+                        // A well-formed error in the client's stream format,
+                        // never a silent truncation.
+                        let frame = stream_error_frame(s.shape, s.framed && s.shape != ApiShape::Ollama, &why);
+                        return Some((Ok(Bytes::from(frame)), s));
+                    }
+                    // A whole JSON body cannot be mended: abort the response
+                    // so the client sees an incomplete message.
+                    return Some((Err(std::io::Error::other(why)), s));
+                }
+                None => {
+                    s.done = true;
+                    let mut tail = Vec::new();
+                    if let Some(f) = s.filter.as_mut() {
+                        tail = f.finish();
+                    }
+                    let report = s.tap.finish();
+                    if let Some(mut rec) = s.guard.record.take() {
+                        rec.usage = report.usage;
+                        rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
+                        match report.error {
+                            Some(e) => {
+                                rec.outcome = "error".to_owned();
+                                rec.error = Some(e);
+                            }
+                            None if status.is_success() => rec.outcome = "ok".to_owned(),
+                            None => rec.outcome = "error".to_owned(),
+                        }
+                        // Committed before the client sees the end, so a
+                        // completed response is never lost to a crash.
+                        if let Err(e) = s.guard.ledger.record(rec).await {
+                            warn!("ledger write failed: {e}");
+                        }
+                    }
+                    if tail.is_empty() {
+                        return None;
+                    }
+                    return Some((Ok(Bytes::from(tail)), s));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(m) = &r.machine {
+        headers.insert(HeaderName::from_static(MACHINE_HEADER), header_text(m));
+    }
+    if let Some(f) = &r.fallbacks {
+        headers.insert(HeaderName::from_static(FALLBACKS_HEADER), header_text(f));
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn json_ok(value: &Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /api/tags`, merged: each model once with the machines that have it
+/// (`machines`), then each machine's copy under its pinned name
+/// (`macmini/gpt-oss:20b`, with `machine`).
+async fn ollama_tags(State(proxy): State<Arc<Proxy>>) -> Response {
+    let snap = proxy.snapshot.borrow().clone();
+    let mut merged: Vec<(String, Value, Vec<String>)> = Vec::new();
+    let mut pinned = Vec::new();
+    for m in &snap.machines {
+        for model in m.ollama.iter().filter(|o| o.reachable).flat_map(|o| o.models.iter()) {
+            let entry = |name: &str| {
+                json!({
+                    "name": name,
+                    "model": name,
+                    "modified_at": model.modified_at,
+                    "size": model.size_bytes,
+                    "details": {
+                        "family": model.family,
+                        "parameter_size": model.parameter_size,
+                        "quantization_level": model.quantization,
+                    },
+                })
+            };
+            match merged.iter_mut().find(|(n, _, _)| n == &model.name) {
+                Some((_, _, machines)) => machines.push(m.id.clone()),
+                None => merged.push((model.name.clone(), entry(&model.name), vec![m.id.clone()])),
+            }
+            let mut p = entry(&format!("{}/{}", m.id, model.name));
+            p["machine"] = json!(m.id);
+            pinned.push(p);
+        }
+    }
+    let mut models: Vec<Value> = merged
+        .into_iter()
+        .map(|(_, mut v, machines)| {
+            v["machines"] = json!(machines);
+            v
+        })
+        .collect();
+    models.extend(pinned);
+    json_ok(&json!({ "models": models }))
+}
+
+/// `GET /api/ps`, merged, each entry with its `machine`.
+async fn ollama_ps(State(proxy): State<Arc<Proxy>>) -> Response {
+    let snap = proxy.snapshot.borrow().clone();
+    let models: Vec<Value> = snap
+        .machines
+        .iter()
+        .flat_map(|m| {
+            m.ollama.iter().flat_map(move |o| {
+                o.loaded.iter().map(move |l| {
+                    json!({
+                        "name": l.name,
+                        "model": l.name,
+                        "size": l.size_bytes,
+                        "size_vram": l.vram_bytes,
+                        "expires_at": l.expires_at,
+                        "machine": m.id,
+                    })
+                })
+            })
+        })
+        .collect();
+    json_ok(&json!({ "models": models }))
+}
+
+/// `GET /api/version`: this machine's Ollama version, else the first peer's
+/// that answered (clients use it to pick features).
+async fn ollama_version(State(proxy): State<Arc<Proxy>>) -> Response {
+    let snap = proxy.snapshot.borrow().clone();
+    let version = snap
+        .local()
+        .into_iter()
+        .chain(snap.machines.iter())
+        .find_map(|m| m.ollama.as_ref().and_then(|o| o.version.clone()));
+    match version {
+        Some(v) => json_ok(&json!({ "version": v })),
+        None => fail(
+            ApiShape::Ollama,
+            503,
+            ErrorKind::Overloaded,
+            "overloaded: no Ollama of the fleet has answered yet",
+        ),
+    }
+}
+
+/// `GET /v1/models`: every model of the fleet, plain and pinned, owned by
+/// the machine that has it.
+async fn openai_models(State(proxy): State<Arc<Proxy>>) -> Response {
+    let snap = proxy.snapshot.borrow().clone();
+    let mut seen = std::collections::HashSet::new();
+    let mut data = Vec::new();
+    for m in &snap.machines {
+        for model in m.ollama.iter().filter(|o| o.reachable).flat_map(|o| o.models.iter()) {
+            if seen.insert(model.name.clone()) {
+                data.push(json!({ "id": model.name, "object": "model", "created": 0, "owned_by": m.id }));
+            }
+            data.push(json!({ "id": format!("{}/{}", m.id, model.name), "object": "model", "created": 0, "owned_by": m.id }));
+        }
+    }
+    json_ok(&json!({ "object": "list", "data": data }))
+}
+
+/// `GET /v1/models/{model}`.
+async fn openai_model(State(proxy): State<Arc<Proxy>>, Path(model): Path<String>) -> Response {
+    let snap = proxy.snapshot.borrow().clone();
+    match route::plan(&model, &proxy.config, &proxy.fleet, &snap) {
+        Ok(c) if !c.is_empty() => json_ok(&json!({
+            "id": model, "object": "model", "created": 0, "owned_by": c[0].machine,
+        })),
+        Ok(_) => fail(ApiShape::OpenAi, 404, ErrorKind::ModelNotFound, &format!("model {model:?} not found")),
+        Err(e) => fail(ApiShape::OpenAi, 404, ErrorKind::ModelNotFound, &e.to_string()),
+    }
+}
+
+/// Model management (`pull`, `push`, `create`, `copy`, `delete`, `blobs`)
+/// goes to this machine's own Ollama, streamed both ways, unmetered.
+async fn local_ollama(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let Some(base) = proxy.fleet.this.ollama_url.as_deref() else {
+        return fail(
+            ApiShape::Ollama,
+            503,
+            ErrorKind::Upstream,
+            "this machine has no Ollama (no ollama_url in its [[machines]] entry)",
+        );
+    };
+    let method = request.method().clone();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+    let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut upstream = proxy.direct.request(method, &url).body(body);
+    if let Some(ct) = content_type {
+        upstream = upstream.header(header::CONTENT_TYPE, ct);
+    }
+    match upstream.send().await {
+        Ok(response) => pass_through(response),
+        Err(e) => fail(
+            ApiShape::Ollama,
+            502,
+            ErrorKind::Upstream,
+            &format!("this machine's Ollama at {base}: {}", net::describe(&e)),
+        ),
+    }
+}
+
+/// An upstream response passed on as it is, streamed.
+fn pass_through(upstream: reqwest::Response) -> Response {
+    let status = upstream.status();
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let body = Body::from_stream(upstream.bytes_stream());
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    response
+}
+
+/// Headers a client may send that Anthropic needs; everything else (cookies,
+/// the client's Host) stays here.
+const ANTHROPIC_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "content-type"];
+
+/// `POST /v1/messages`, passed to Anthropic and metered. The key is the
+/// client's (`x-api-key`), else the configured key file's.
+async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let started = Instant::now();
+    let started_at = Timestamp::now();
+    let client = client_of(&request);
+    let headers: HeaderMap = request.headers().clone();
+    let shape = ApiShape::Anthropic;
+    let (original, body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
+        return fail(shape, 400, ErrorKind::BadRequest, "the request names no model: set \"model\"");
+    };
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| proxy.anthropic_key.clone());
+    let Some(key) = key else {
+        return fail(
+            shape,
+            401,
+            ErrorKind::Forbidden,
+            "no Anthropic API key: send x-api-key, or set [proxy] anthropic_key_file",
+        );
+    };
+    let url = format!("{}/v1/messages", proxy.config.proxy.anthropic_url.trim_end_matches('/'));
+    let mut upstream = proxy.direct.post(&url).body(original);
+    for name in ANTHROPIC_HEADERS {
+        if let Some(v) = headers.get(*name) {
+            upstream = upstream.header(*name, v);
+        }
+    }
+    if !headers.contains_key("anthropic-version") {
+        upstream = upstream.header("anthropic-version", "2023-06-01");
+    }
+    let mut key_header = HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static(""));
+    key_header.set_sensitive(true);
+    upstream = upstream.header("x-api-key", key_header);
+
+    let record = Record {
+        started_at,
+        client,
+        api: "anthropic".to_owned(),
+        endpoint: "/v1/messages".to_owned(),
+        requested_model: Some(model),
+        machine: Some("anthropic".to_owned()),
+        fallback_depth: 0,
+        stream,
+        usage: None,
+        ttfb_ms: None,
+        duration_ms: 0.0,
+        status: 0,
+        outcome: "error".to_owned(),
+        error: None,
+    };
+    let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
+    let why = match tokio::time::timeout(first_byte, upstream.send()).await {
+        Ok(Ok(response)) => return relay(
+            response,
+            Relay {
+                shape,
+                wire: if stream { Wire::AnthropicSse } else { Wire::AnthropicJson },
+                filter_usage: false,
+                started,
+                record,
+                ledger: proxy.ledger.clone(),
+                machine: Some("anthropic".to_owned()),
+                fallbacks: None,
+            },
+        ),
+        Err(_) => format!("Anthropic did not answer within {} s", first_byte.as_secs()),
+        Ok(Err(e)) => format!("cannot reach Anthropic: {}", net::describe(&e)),
+    };
+    let mut record = record;
+    record.status = 502;
+    record.error = Some(why.clone());
+    record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    proxy.ledger.record_nowait(record);
+    fail(shape, 502, ErrorKind::Upstream, &why)
+}
+
+/// The address the proxy is reached at, for logs.
+pub fn describe_listener(addr: SocketAddr) -> String {
+    format!("inference proxy on http://{addr} (point Clawdbot's Ollama providers at http://{addr}/v1)")
+}
