@@ -1,0 +1,244 @@
+//! The ledger's file: opening it safely, its schema, and its migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::types::Type;
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
+
+use super::{BUSY_TIMEOUT, LedgerError, Record};
+use crate::proxy::usage::Usage;
+
+/// `PRAGMA application_id` of a ClawFleet ledger (`CFLG`): tells our file
+/// from another program's SQLite database.
+const APPLICATION_ID: i64 = 0x4346_4C47;
+
+/// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to
+/// `i + 1`. Append, never edit: a released step has already run on someone's
+/// file.
+const MIGRATIONS: &[&str] = &[
+    // v1: one row per proxied request. Times are integer microseconds since
+    // the Unix epoch, UTC. The four token columns are all NULL when the
+    // backend reported no usage. `id` is the order records were stored in.
+    "CREATE TABLE requests (
+        id                 INTEGER PRIMARY KEY,
+        started_at_us      INTEGER NOT NULL,
+        client             TEXT    NOT NULL,
+        api                TEXT    NOT NULL,
+        endpoint           TEXT    NOT NULL,
+        requested_model    TEXT,
+        machine            TEXT,
+        fallback_depth     INTEGER NOT NULL,
+        stream             INTEGER NOT NULL,
+        input_tokens       INTEGER,
+        output_tokens      INTEGER,
+        cache_read_tokens  INTEGER,
+        cache_write_tokens INTEGER,
+        ttfb_ms            REAL,
+        duration_ms        REAL    NOT NULL,
+        status             INTEGER NOT NULL,
+        outcome            TEXT    NOT NULL,
+        error              TEXT
+    );
+    CREATE INDEX requests_by_time ON requests (started_at_us);
+    CREATE INDEX requests_by_machine ON requests (machine, started_at_us);
+    PRAGMA application_id = 1128680519;",
+];
+
+/// The schema version this build writes (`PRAGMA user_version`). A file with a
+/// higher version is refused, untouched.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The columns of a [`Record`], in the order of [`INSERT`] and
+/// [`record_from_row`].
+pub(super) const RECORD_COLUMNS: &str = "started_at_us, client, api, endpoint, requested_model, \
+     machine, fallback_depth, stream, input_tokens, output_tokens, cache_read_tokens, \
+     cache_write_tokens, ttfb_ms, duration_ms, status, outcome, error";
+
+pub(super) const INSERT: &str = "INSERT INTO requests (started_at_us, client, api, endpoint, \
+     requested_model, machine, fallback_depth, stream, input_tokens, output_tokens, \
+     cache_read_tokens, cache_write_tokens, ttfb_ms, duration_ms, status, outcome, error) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+/// Opens the read-write connection: checks what the file is before changing
+/// anything, then switches to WAL and migrates.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
+    let sqlite = |action| {
+        move |source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let mut conn = Connection::open(path).map_err(sqlite("open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sqlite("set busy_timeout"))?;
+
+    // Read-only look at the header first: a file that is not ours must come
+    // out of this byte-for-byte as it went in.
+    let header = conn.query_row(
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+                (SELECT application_id FROM pragma_application_id), \
+                (SELECT count(*) FROM sqlite_schema)",
+        [],
+        |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        },
+    );
+    let (version, application_id, objects) = match header {
+        Ok(h) => h,
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            return Err(LedgerError::NotALedger {
+                path: path.to_path_buf(),
+                reason: "not a SQLite database".into(),
+            });
+        }
+        Err(e) => return Err(sqlite("read the schema version")(e)),
+    };
+    if objects > 0 && application_id != APPLICATION_ID {
+        return Err(LedgerError::NotALedger {
+            path: path.to_path_buf(),
+            reason: format!(
+                "a SQLite database of another program (application_id {application_id:#x}, user_version {version})"
+            ),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(LedgerError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+
+    let mode = switch_to_wal(&conn).map_err(sqlite("switch to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Some file systems (network shares) cannot do WAL. Rollback journal
+        // with synchronous=NORMAL is still safe against a killed process.
+        tracing::warn!(ledger = %path.display(), journal_mode = %mode, "the ledger could not use WAL");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite("set synchronous=NORMAL"))?;
+    migrate(&mut conn, version).map_err(sqlite("migrate the schema"))?;
+    Ok(conn)
+}
+
+/// Sets `journal_mode=WAL` and returns the mode in effect.
+///
+/// Changing the journal mode needs the file to itself, and SQLite answers
+/// `SQLITE_BUSY` at once instead of calling the busy handler: when another
+/// process opens the same new file at the same moment, retry for up to
+/// [`BUSY_TIMEOUT`]. A file already in WAL mode never waits.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
+    const PAUSE: Duration = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && waited < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(PAUSE);
+                waited += PAUSE;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Applies every migration after version `from`, each in its own transaction with
+/// its version bump, so an interrupted upgrade leaves a consistent version.
+fn migrate(conn: &mut Connection, from: i64) -> rusqlite::Result<()> {
+    for (version, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= from) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process opening the same new file may have migrated it
+        // while we waited for the write lock.
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if current >= version {
+            continue;
+        }
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Opens the read-only connection used for statistics and listings. Called
+/// after [`open_writer`], so the file exists and is in WAL mode.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
+    let sqlite = |action| {
+        move |source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite("open for reading"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sqlite("set busy_timeout"))?;
+    Ok(conn)
+}
+
+/// Reads a [`Record`] from a row selected with [`RECORD_COLUMNS`].
+pub(super) fn record_from_row(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let started_at_us: i64 = row.get(0)?;
+    let started_at = Timestamp::from_microsecond(started_at_us)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Integer, Box::new(e)))?;
+    let tokens = |i: usize| -> rusqlite::Result<Option<u64>> {
+        // Never negative as we write them; a hand-edited negative reads as 0.
+        Ok(row
+            .get::<_, Option<i64>>(i)?
+            .map(|n| u64::try_from(n).unwrap_or(0)))
+    };
+    let (input, output, cache_read, cache_write) =
+        (tokens(8)?, tokens(9)?, tokens(10)?, tokens(11)?);
+    let usage = if [input, output, cache_read, cache_write]
+        .iter()
+        .all(Option::is_none)
+    {
+        None
+    } else {
+        Some(Usage {
+            input_tokens: input.unwrap_or(0),
+            output_tokens: output.unwrap_or(0),
+            cache_read_tokens: cache_read.unwrap_or(0),
+            cache_write_tokens: cache_write.unwrap_or(0),
+        })
+    };
+    Ok(Record {
+        started_at,
+        client: row.get(1)?,
+        api: row.get(2)?,
+        endpoint: row.get(3)?,
+        requested_model: row.get(4)?,
+        machine: row.get(5)?,
+        fallback_depth: row.get(6)?,
+        stream: row.get(7)?,
+        usage,
+        ttfb_ms: row.get(12)?,
+        duration_ms: row.get(13)?,
+        status: row.get(14)?,
+        outcome: row.get(15)?,
+        error: row.get(16)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_id_in_v1_matches_the_constant() {
+        assert!(MIGRATIONS[0].contains(&format!("application_id = {APPLICATION_ID};")));
+    }
+}
