@@ -28,6 +28,31 @@ pub struct Snapshot {
     /// is not in the config and is shown alone).
     #[serde(default)]
     pub notices: Vec<String>,
+    /// This machine's inference proxy, when it runs.
+    #[serde(default)]
+    pub proxy: Option<ProxyView>,
+}
+
+/// The inference proxy's figures over a recent window, from the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyView {
+    /// Where it listens.
+    pub listen: String,
+    /// Requests, rate, fallbacks, errors, latency percentiles, share per
+    /// machine, tokens per machine and model, over the window.
+    pub stats: crate::ledger::ProxyStats,
+    /// Per backend machine: its circuit (`closed`, `open`, `half_open`).
+    #[serde(default)]
+    pub circuits: Vec<CircuitView>,
+}
+
+/// One backend's circuit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CircuitView {
+    /// Machine id.
+    pub machine: String,
+    /// Its state, as the circuit reports it.
+    pub state: serde_json::Value,
 }
 
 impl Snapshot {

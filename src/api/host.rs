@@ -20,10 +20,13 @@ use axum::response::{IntoResponse, Response};
 use crate::config::Config;
 use crate::fleet::Fleet;
 
-/// The names this API answers to.
+/// The names this API answers to, and the web origins it accepts.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
     names: HashSet<String>,
+    /// When set, only these exact origins (`http://host:port`) may call;
+    /// when unset, any origin on one of our own names may.
+    origins: Option<HashSet<String>>,
 }
 
 impl AllowedHosts {
@@ -63,7 +66,23 @@ impl AllowedHosts {
                 add_host(&addr.ip().to_string());
             }
         }
-        Self { names }
+        Self {
+            names,
+            origins: None,
+        }
+    }
+
+    /// Accepts only the listed origins (`scheme://host[:port]`), none when the
+    /// list is empty: for the inference proxy, which no web page may use
+    /// unless the user says so.
+    pub fn only_origins(mut self, origins: &[String]) -> Self {
+        self.origins = Some(
+            origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        );
+        self
     }
 
     /// Whether a `Host` header value (with or without port) is ours.
@@ -79,6 +98,9 @@ impl AllowedHosts {
 
     /// Whether an `Origin` header value names one of our hosts.
     pub fn allows_origin(&self, origin: &str) -> bool {
+        if let Some(list) = &self.origins {
+            return list.contains(&origin.trim().trim_end_matches('/').to_ascii_lowercase());
+        }
         let Some((scheme, rest)) = origin.split_once("://") else {
             return false;
         };
@@ -206,5 +228,15 @@ mod tests {
         for (origin, want) in cases {
             assert_eq!(a.allows_origin(origin), want, "{origin:?}");
         }
+    }
+
+    #[test]
+    fn the_proxy_accepts_only_listed_origins() {
+        let none = allowed().only_origins(&[]);
+        assert!(!none.allows_origin("http://localhost:11436"), "not even our own dashboard");
+        let some = allowed().only_origins(&["http://localhost:3000/".into()]);
+        assert!(some.allows_origin("http://LOCALHOST:3000"));
+        assert!(!some.allows_origin("http://localhost:3001"));
+        assert!(some.allows_host_header("localhost:11435"), "hosts are unchanged");
     }
 }

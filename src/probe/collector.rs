@@ -169,6 +169,11 @@ impl Collector {
         );
     }
 
+    /// Publishes the inference proxy's figures.
+    pub fn publish_proxy(&self, view: crate::snapshot::ProxyView) {
+        self.publish(|snap| snap.proxy = Some(view));
+    }
+
     /// Applies `change` to the snapshot and notifies readers.
     fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
         self.tx.send_modify(|snap| {
@@ -385,6 +390,7 @@ pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
             })
             .collect(),
         notices: fleet.notices.clone(),
+        proxy: None,
     }
 }
 
