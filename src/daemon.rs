@@ -19,7 +19,10 @@ use crate::api::{self, AllowedHosts, ApiState};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fleet::Fleet;
+use crate::ledger::{Ledger, LedgerHandle, Retention};
 use crate::probe::{Collector, SnapshotRx};
+use crate::proxy::{self, server::Proxy};
+use crate::snapshot::ProxyView;
 use crate::{net, server};
 
 /// Name of the runtime file in the data folder.
@@ -50,11 +53,14 @@ impl RuntimeInfo {
 pub struct Running {
     /// The addresses the API is bound to.
     pub api_addrs: Vec<SocketAddr>,
+    /// The address the inference proxy is bound to.
+    pub proxy_addr: SocketAddr,
     /// The live snapshot.
     pub snapshot: SnapshotRx,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     runtime_file: Option<PathBuf>,
+    ledger: Option<Ledger>,
 }
 
 /// The OS host name.
@@ -88,6 +94,31 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         listeners.push((listener, local));
     }
     let api_addrs: Vec<SocketAddr> = listeners.iter().map(|(_, a)| *a).collect();
+    let proxy_listen: SocketAddr = config.proxy.listen.parse().map_err(|_| Error::Bind {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        source: std::io::Error::other(format!(
+            "[proxy] listen = {:?} is not an address",
+            config.proxy.listen
+        )),
+    })?;
+    let proxy_listener = TcpListener::bind(proxy_listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: proxy_listen,
+            source,
+        })?;
+    let proxy_addr = proxy_listener.local_addr().map_err(|source| Error::Bind {
+        addr: proxy_listen,
+        source,
+    })?;
+
+    let ledger_path = config.data_dir().join(LEDGER_FILE);
+    let retention = Retention {
+        max_age_days: config.proxy.ledger_retention_days,
+    };
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open_with(&ledger_path, retention))
+        .await
+        .map_err(|e| Error::Serve(std::io::Error::other(e)))??;
 
     let collector = Arc::new(Collector::new(
         config.clone(),
@@ -97,7 +128,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let snapshot = collector.subscribe();
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(collector.run(cancel.child_token()));
+    tasks.spawn(collector.clone().run(cancel.child_token()));
 
     let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
     let state = ApiState {
@@ -114,14 +145,78 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         });
     }
 
+    let proxy = Arc::new(Proxy::new(
+        config.clone(),
+        fleet.clone(),
+        snapshot.clone(),
+        ledger.handle(),
+    )?);
+    let proxy_allowed = Arc::new(
+        AllowedHosts::new(&config, &fleet, &[proxy_addr])
+            .only_origins(&config.proxy.allowed_origins),
+    );
+    let proxy_app = proxy::server::router(proxy.clone(), proxy_allowed);
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        info!(addr = %proxy_addr, "{}", proxy::server::describe_listener(proxy_addr));
+        server::serve(proxy_listener, proxy_app, server::Limits::default(), stop).await;
+    });
+    tasks.spawn(publish_proxy_figures(
+        collector.clone(),
+        proxy,
+        ledger.handle(),
+        proxy_addr,
+        cancel.clone(),
+    ));
+
     let runtime_file = write_runtime_file(&config.data_dir(), &api_addrs);
     Ok(Running {
         api_addrs,
+        proxy_addr,
         snapshot,
         cancel,
         tasks,
         runtime_file,
+        ledger: Some(ledger),
     })
+}
+
+/// The ledger file in the data folder.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// How far back the snapshot's proxy figures look.
+const PROXY_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Every few seconds, the proxy's figures over the last 15 minutes (from
+/// the ledger) and its circuits, into the snapshot.
+async fn publish_proxy_figures(
+    collector: Arc<Collector>,
+    proxy: Arc<Proxy>,
+    ledger: LedgerHandle,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let window =
+            jiff::SignedDuration::try_from(PROXY_WINDOW).unwrap_or(jiff::SignedDuration::ZERO);
+        let since = jiff::Timestamp::now()
+            .checked_sub(window)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        match ledger.stats_since(since).await {
+            Ok(stats) => collector.publish_proxy(ProxyView {
+                listen: addr.to_string(),
+                stats,
+                circuits: proxy.circuits(),
+            }),
+            Err(e) => warn!("cannot read proxy figures from the ledger: {e}"),
+        }
+    }
 }
 
 impl Running {
@@ -130,6 +225,14 @@ impl Running {
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+        if let Some(ledger) = self.ledger.take() {
+            // Stores whatever is still queued; blocking, so off the runtime.
+            match tokio::task::spawn_blocking(move || ledger.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!("closing the ledger: {e}"),
+                Err(e) => warn!("closing the ledger: {e}"),
+            }
+        }
         if let Some(path) = self.runtime_file.take() {
             // Only our own file: a second daemon may have replaced it.
             if RuntimeInfo::read(path.parent().unwrap_or(Path::new(".")))

@@ -123,6 +123,9 @@ pub enum Error {
         /// What is wrong, and what to do.
         why: String,
     },
+    /// The usage ledger could not be opened or written.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),

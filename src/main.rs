@@ -132,6 +132,10 @@ async fn serve(explicit: Option<&Path>) -> ExitCode {
         // On stdout, so scripts and tests can find a port chosen by the OS.
         println!("clawfleet: fleet API on http://{addr}");
     }
+    println!(
+        "clawfleet: inference proxy on http://{}",
+        running.proxy_addr
+    );
     daemon::shutdown_signal().await;
     running.shutdown().await;
     ExitCode::SUCCESS

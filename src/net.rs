@@ -56,7 +56,9 @@ pub fn upstream_client(connect: Duration, socks5: Option<&str>) -> Result<reqwes
             .map_err(|e| Error::HttpClient(format!("[proxy] socks5 = {addr:?}: {e}")))?;
         builder = builder.proxy(proxy);
     }
-    builder.build().map_err(|e| Error::HttpClient(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| Error::HttpClient(e.to_string()))
 }
 
 /// Reads a secret (an API key) from a file that only its owner may read.

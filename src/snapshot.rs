@@ -51,8 +51,9 @@ pub struct ProxyView {
 pub struct CircuitView {
     /// Machine id.
     pub machine: String,
-    /// Its state, as the circuit reports it.
-    pub state: serde_json::Value,
+    /// Its state.
+    #[serde(flatten)]
+    pub state: crate::proxy::circuit::CircuitState,
 }
 
 impl Snapshot {

@@ -24,6 +24,9 @@ data_dir = {data:?}
 listen = "127.0.0.1:0"
 allowed_hosts = ["fleet.example.ts.net"]
 
+[proxy]
+listen = "127.0.0.1:0"
+
 [probes]
 system_interval_secs = 1
 processes_interval_secs = 1

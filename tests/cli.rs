@@ -35,6 +35,9 @@ data_dir = {data:?}
 [api]
 listen = "127.0.0.1:0"
 
+[proxy]
+listen = "127.0.0.1:0"
+
 [probes]
 system_interval_secs = 1
 processes_interval_secs = 1

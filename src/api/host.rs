@@ -233,10 +233,16 @@ mod tests {
     #[test]
     fn the_proxy_accepts_only_listed_origins() {
         let none = allowed().only_origins(&[]);
-        assert!(!none.allows_origin("http://localhost:11436"), "not even our own dashboard");
+        assert!(
+            !none.allows_origin("http://localhost:11436"),
+            "not even our own dashboard"
+        );
         let some = allowed().only_origins(&["http://localhost:3000/".into()]);
         assert!(some.allows_origin("http://LOCALHOST:3000"));
         assert!(!some.allows_origin("http://localhost:3001"));
-        assert!(some.allows_host_header("localhost:11435"), "hosts are unchanged");
+        assert!(
+            some.allows_host_header("localhost:11435"),
+            "hosts are unchanged"
+        );
     }
 }

@@ -9,4 +9,5 @@
 pub mod circuit;
 pub mod errors;
 pub mod route;
+pub mod server;
 pub mod usage;

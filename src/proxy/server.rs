@@ -85,15 +85,27 @@ impl Proxy {
     }
 
     /// The circuits' states, by machine, for the snapshot.
-    pub fn circuit_states(&self) -> Vec<(String, super::circuit::CircuitState)> {
-        let circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<_> = circuits.iter().map(|(k, c)| (k.clone(), c.state())).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+    pub fn circuits(&self) -> Vec<crate::snapshot::CircuitView> {
+        let circuits = self
+            .circuits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<_> = circuits
+            .iter()
+            .map(|(machine, c)| crate::snapshot::CircuitView {
+                machine: machine.clone(),
+                state: c.state(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.machine.cmp(&b.machine));
         out
     }
 
     fn admit(&self, machine: &str) -> Admission {
-        let mut circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut circuits = self
+            .circuits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         circuits
             .entry(machine.to_owned())
             .or_insert_with(|| Circuit::new(CircuitConfig::default()))
@@ -101,7 +113,10 @@ impl Proxy {
     }
 
     fn report(&self, machine: &str, ok: bool) {
-        let mut circuits = self.circuits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut circuits = self
+            .circuits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let circuit = circuits
             .entry(machine.to_owned())
             .or_insert_with(|| Circuit::new(CircuitConfig::default()));
@@ -119,16 +134,28 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
         move |state: State<Arc<Proxy>>, request: Request| infer(state, endpoint, request)
     };
     Router::new()
-        .route("/v1/chat/completions", post(inference(Endpoint::OpenAiChat)))
-        .route("/v1/completions", post(inference(Endpoint::OpenAiCompletions)))
-        .route("/v1/embeddings", post(inference(Endpoint::OpenAiEmbeddings)))
+        .route(
+            "/v1/chat/completions",
+            post(inference(Endpoint::OpenAiChat)),
+        )
+        .route(
+            "/v1/completions",
+            post(inference(Endpoint::OpenAiCompletions)),
+        )
+        .route(
+            "/v1/embeddings",
+            post(inference(Endpoint::OpenAiEmbeddings)),
+        )
         .route("/v1/models", get(openai_models))
         .route("/v1/models/{*model}", get(openai_model))
         .route("/v1/messages", post(anthropic))
         .route("/api/chat", post(inference(Endpoint::OllamaChat)))
         .route("/api/generate", post(inference(Endpoint::OllamaGenerate)))
         .route("/api/embed", post(inference(Endpoint::OllamaEmbed)))
-        .route("/api/embeddings", post(inference(Endpoint::OllamaEmbeddings)))
+        .route(
+            "/api/embeddings",
+            post(inference(Endpoint::OllamaEmbeddings)),
+        )
         .route("/api/show", post(inference(Endpoint::OllamaShow)))
         .route("/api/tags", get(ollama_tags))
         .route("/api/ps", get(ollama_ps))
@@ -141,7 +168,10 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
         .route("/api/blobs/{digest}", any(local_ollama))
         .route("/", get(|| async { "Ollama is running" }))
         .with_state(proxy)
-        .layer(axum::middleware::from_fn_with_state(allowed, crate::api::host::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            allowed,
+            crate::api::host::guard,
+        ))
 }
 
 /// The inference endpoints the proxy routes by model.
@@ -210,7 +240,11 @@ impl Endpoint {
 
     /// The model named in the body: `model`, or `name` in older `/api/show`.
     fn model(self, body: &Value) -> Option<String> {
-        let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let field = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let name = match self {
             Endpoint::OllamaShow => field("model").or_else(|| field("name")),
             _ => field("model"),
@@ -221,7 +255,8 @@ impl Endpoint {
 
 /// Who asked, for the ledger: address and User-Agent, never a key.
 fn client_of(request: &Request) -> String {
-    let peer = crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    let peer =
+        crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
     let agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -297,13 +332,28 @@ async fn json_body(
             ));
         }
         Err(BodyProblem::Broken(why)) => {
-            return Err(fail(shape, 400, ErrorKind::BadRequest, &format!("could not read the request body: {why}")));
+            return Err(fail(
+                shape,
+                400,
+                ErrorKind::BadRequest,
+                &format!("could not read the request body: {why}"),
+            ));
         }
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(v) if v.is_object() => Ok((bytes, v)),
-        Ok(_) => Err(fail(shape, 400, ErrorKind::BadRequest, "request body must be a JSON object")),
-        Err(e) => Err(fail(shape, 400, ErrorKind::BadRequest, &format!("malformed JSON in request body: {e}"))),
+        Ok(_) => Err(fail(
+            shape,
+            400,
+            ErrorKind::BadRequest,
+            "request body must be a JSON object",
+        )),
+        Err(e) => Err(fail(
+            shape,
+            400,
+            ErrorKind::BadRequest,
+            &format!("malformed JSON in request body: {e}"),
+        )),
     }
 }
 
@@ -325,7 +375,13 @@ fn tried_list(tried: &[Tried]) -> String {
 fn header_text(text: &str) -> HeaderValue {
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(512)
         .collect();
     HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("-"))
@@ -336,14 +392,25 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
     let started_at = Timestamp::now();
     let client = client_of(&request);
     let shape = endpoint.shape();
-    let span = info_span!("proxy", path = endpoint.path(), model = tracing::field::Empty, machine = tracing::field::Empty);
+    let span = info_span!(
+        "proxy",
+        path = endpoint.path(),
+        model = tracing::field::Empty,
+        machine = tracing::field::Empty
+    );
     async move {
-        let (original, mut body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
-            Ok(b) => b,
-            Err(response) => return response,
-        };
+        let (original, mut body) =
+            match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
+                Ok(b) => b,
+                Err(response) => return response,
+            };
         let Some(model) = endpoint.model(&body) else {
-            return fail(shape, 400, ErrorKind::BadRequest, "the request names no model: set \"model\"");
+            return fail(
+                shape,
+                400,
+                ErrorKind::BadRequest,
+                "the request names no model: set \"model\"",
+            );
         };
         tracing::Span::current().record("model", model.as_str());
         let stream = endpoint.streams(&body);
@@ -379,7 +446,17 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
         };
         let mut tried: Vec<Tried> = Vec::new();
         for candidate in &candidates {
-            match attempt(&proxy, endpoint, candidate, &original, &mut body, &model, filter_usage).await {
+            match attempt(
+                &proxy,
+                endpoint,
+                candidate,
+                &original,
+                &mut body,
+                &model,
+                filter_usage,
+            )
+            .await
+            {
                 Ok(upstream) => {
                     tracing::Span::current().record("machine", candidate.machine.as_str());
                     record.machine = Some(candidate.machine.clone());
@@ -400,13 +477,20 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
                 }
                 Err(why) => {
                     debug!(machine = %candidate.machine, %why, "candidate failed");
-                    tried.push(Tried { machine: candidate.machine.clone(), why });
+                    tried.push(Tried {
+                        machine: candidate.machine.clone(),
+                        why,
+                    });
                 }
             }
         }
         let message = format!(
             "overloaded: no machine of the fleet could serve {model:?}; tried {}",
-            if tried.is_empty() { "none".to_owned() } else { tried_list(&tried) }
+            if tried.is_empty() {
+                "none".to_owned()
+            } else {
+                tried_list(&tried)
+            }
         );
         warn!("{message}");
         record.status = 503;
@@ -432,7 +516,10 @@ async fn attempt(
     modified: bool,
 ) -> Result<reqwest::Response, String> {
     if let Admission::Open { retry_in } = proxy.admit(&candidate.machine) {
-        return Err(format!("circuit open, next try in {} s", retry_in.as_secs().max(1)));
+        return Err(format!(
+            "circuit open, next try in {} s",
+            retry_in.as_secs().max(1)
+        ));
     }
     // The bytes the client sent, unless the model name or usage request
     // had to change.
@@ -442,7 +529,11 @@ async fn attempt(
         body["model"] = Value::String(candidate.model.clone());
         Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?)
     };
-    let client = if candidate.is_self { &proxy.direct } else { &proxy.peers };
+    let client = if candidate.is_self {
+        &proxy.direct
+    } else {
+        &proxy.peers
+    };
     let url = format!("{}{}", candidate.base_url, endpoint.path());
     let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
     let sent = client
@@ -455,8 +546,15 @@ async fn attempt(
         Ok(Err(e)) => Err(net::describe(&e)),
         Ok(Ok(response)) => {
             let status = response.status();
-            if status.is_server_error() || status == StatusCode::NOT_FOUND || status == StatusCode::TOO_MANY_REQUESTS {
-                Err(format!("HTTP {}: {}", status.as_u16(), error_text(response).await))
+            if status.is_server_error()
+                || status == StatusCode::NOT_FOUND
+                || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                Err(format!(
+                    "HTTP {}: {}",
+                    status.as_u16(),
+                    error_text(response).await
+                ))
             } else {
                 Ok(response)
             }
@@ -473,7 +571,11 @@ async fn attempt(
 
 /// The error text of a failed upstream answer, short.
 async fn error_text(response: reqwest::Response) -> String {
-    let body = tokio::time::timeout(Duration::from_secs(2), net::read_body_limited(response, 16 * 1024)).await;
+    let body = tokio::time::timeout(
+        Duration::from_secs(2),
+        net::read_body_limited(response, 16 * 1024),
+    )
+    .await;
     let Ok(Ok(body)) = body else {
         return "no readable body".to_owned();
     };
@@ -512,7 +614,8 @@ impl Drop for Unfinished {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.outcome = "client_disconnected".to_owned();
-            record.error = Some("the client closed the connection before the response ended".to_owned());
+            record.error =
+                Some("the client closed the connection before the response ended".to_owned());
             record.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
             self.ledger.record_nowait(record);
         }
@@ -527,6 +630,8 @@ struct RelayState {
     framed: bool,
     guard: Unfinished,
     done: bool,
+    /// The upstream status was a success (2xx).
+    success: bool,
 }
 
 /// Passes the upstream body to the client chunk by chunk, reading usage as
@@ -536,7 +641,10 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let mut record = r.record;
     record.status = status.as_u16();
-    let framed = matches!(r.wire, Wire::OllamaNdjson | Wire::OpenAiSse | Wire::AnthropicSse);
+    let framed = matches!(
+        r.wire,
+        Wire::OllamaNdjson | Wire::OpenAiSse | Wire::AnthropicSse
+    );
     let state = RelayState {
         upstream: Box::pin(upstream.bytes_stream()),
         tap: UsageTap::new(r.wire),
@@ -549,6 +657,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
             started: r.started,
         },
         done: false,
+        success: status.is_success(),
     };
     let body = futures_util::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -559,7 +668,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                 Some(Ok(chunk)) => {
                     s.tap.feed(&chunk);
                     let out = match s.filter.as_mut() {
-                        Some(f) => Bytes::from(f.push(&chunk)),
+                        Some(f) => f.push(chunk),
                         None => chunk,
                     };
                     if out.is_empty() {
@@ -586,7 +695,11 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     if s.framed {
                         // A well-formed error in the client's stream format,
                         // never a silent truncation.
-                        let frame = stream_error_frame(s.shape, s.framed && s.shape != ApiShape::Ollama, &why);
+                        let frame = stream_error_frame(
+                            s.shape,
+                            s.framed && s.shape != ApiShape::Ollama,
+                            &why,
+                        );
                         return Some((Ok(Bytes::from(frame)), s));
                     }
                     // A whole JSON body cannot be mended: abort the response
@@ -595,10 +708,11 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                 }
                 None => {
                     s.done = true;
-                    let mut tail = Vec::new();
-                    if let Some(f) = s.filter.as_mut() {
-                        tail = f.finish();
-                    }
+                    let tail = s
+                        .filter
+                        .as_mut()
+                        .map(SseUsageFilter::finish)
+                        .unwrap_or_default();
                     let report = s.tap.finish();
                     if let Some(mut rec) = s.guard.record.take() {
                         rec.usage = report.usage;
@@ -608,7 +722,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                                 rec.outcome = "error".to_owned();
                                 rec.error = Some(e);
                             }
-                            None if status.is_success() => rec.outcome = "ok".to_owned(),
+                            None if s.success => rec.outcome = "ok".to_owned(),
                             None => rec.outcome = "error".to_owned(),
                         }
                         // Committed before the client sees the end, so a
@@ -620,7 +734,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     if tail.is_empty() {
                         return None;
                     }
-                    return Some((Ok(Bytes::from(tail)), s));
+                    return Some((Ok(tail), s));
                 }
             }
         }
@@ -657,7 +771,12 @@ async fn ollama_tags(State(proxy): State<Arc<Proxy>>) -> Response {
     let mut merged: Vec<(String, Value, Vec<String>)> = Vec::new();
     let mut pinned = Vec::new();
     for m in &snap.machines {
-        for model in m.ollama.iter().filter(|o| o.reachable).flat_map(|o| o.models.iter()) {
+        for model in m
+            .ollama
+            .iter()
+            .filter(|o| o.reachable)
+            .flat_map(|o| o.models.iter())
+        {
             let entry = |name: &str| {
                 json!({
                     "name": name,
@@ -742,9 +861,16 @@ async fn openai_models(State(proxy): State<Arc<Proxy>>) -> Response {
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
     for m in &snap.machines {
-        for model in m.ollama.iter().filter(|o| o.reachable).flat_map(|o| o.models.iter()) {
+        for model in m
+            .ollama
+            .iter()
+            .filter(|o| o.reachable)
+            .flat_map(|o| o.models.iter())
+        {
             if seen.insert(model.name.clone()) {
-                data.push(json!({ "id": model.name, "object": "model", "created": 0, "owned_by": m.id }));
+                data.push(
+                    json!({ "id": model.name, "object": "model", "created": 0, "owned_by": m.id }),
+                );
             }
             data.push(json!({ "id": format!("{}/{}", m.id, model.name), "object": "model", "created": 0, "owned_by": m.id }));
         }
@@ -759,8 +885,18 @@ async fn openai_model(State(proxy): State<Arc<Proxy>>, Path(model): Path<String>
         Ok(c) if !c.is_empty() => json_ok(&json!({
             "id": model, "object": "model", "created": 0, "owned_by": c[0].machine,
         })),
-        Ok(_) => fail(ApiShape::OpenAi, 404, ErrorKind::ModelNotFound, &format!("model {model:?} not found")),
-        Err(e) => fail(ApiShape::OpenAi, 404, ErrorKind::ModelNotFound, &e.to_string()),
+        Ok(_) => fail(
+            ApiShape::OpenAi,
+            404,
+            ErrorKind::ModelNotFound,
+            &format!("model {model:?} not found"),
+        ),
+        Err(e) => fail(
+            ApiShape::OpenAi,
+            404,
+            ErrorKind::ModelNotFound,
+            &e.to_string(),
+        ),
     }
 }
 
@@ -776,14 +912,15 @@ async fn local_ollama(State(proxy): State<Arc<Proxy>>, request: Request) -> Resp
         );
     };
     let method = request.method().clone();
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let path_and_query = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
-    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let method =
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut upstream = proxy.direct.request(method, &url).body(body);
     if let Some(ct) = content_type {
         upstream = upstream.header(header::CONTENT_TYPE, ct);
@@ -824,12 +961,18 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let client = client_of(&request);
     let headers: HeaderMap = request.headers().clone();
     let shape = ApiShape::Anthropic;
-    let (original, body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
+    let (original, body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await
+    {
         Ok(b) => b,
         Err(r) => return r,
     };
     let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
-        return fail(shape, 400, ErrorKind::BadRequest, "the request names no model: set \"model\"");
+        return fail(
+            shape,
+            400,
+            ErrorKind::BadRequest,
+            "the request names no model: set \"model\"",
+        );
     };
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let key = headers
@@ -845,7 +988,10 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
             "no Anthropic API key: send x-api-key, or set [proxy] anthropic_key_file",
         );
     };
-    let url = format!("{}/v1/messages", proxy.config.proxy.anthropic_url.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/messages",
+        proxy.config.proxy.anthropic_url.trim_end_matches('/')
+    );
     let mut upstream = proxy.direct.post(&url).body(original);
     for name in ANTHROPIC_HEADERS {
         if let Some(v) = headers.get(*name) {
@@ -855,7 +1001,8 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     if !headers.contains_key("anthropic-version") {
         upstream = upstream.header("anthropic-version", "2023-06-01");
     }
-    let mut key_header = HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let mut key_header =
+        HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static(""));
     key_header.set_sensitive(true);
     upstream = upstream.header("x-api-key", key_header);
 
@@ -877,19 +1024,25 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     };
     let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
     let why = match tokio::time::timeout(first_byte, upstream.send()).await {
-        Ok(Ok(response)) => return relay(
-            response,
-            Relay {
-                shape,
-                wire: if stream { Wire::AnthropicSse } else { Wire::AnthropicJson },
-                filter_usage: false,
-                started,
-                record,
-                ledger: proxy.ledger.clone(),
-                machine: Some("anthropic".to_owned()),
-                fallbacks: None,
-            },
-        ),
+        Ok(Ok(response)) => {
+            return relay(
+                response,
+                Relay {
+                    shape,
+                    wire: if stream {
+                        Wire::AnthropicSse
+                    } else {
+                        Wire::AnthropicJson
+                    },
+                    filter_usage: false,
+                    started,
+                    record,
+                    ledger: proxy.ledger.clone(),
+                    machine: Some("anthropic".to_owned()),
+                    fallbacks: None,
+                },
+            );
+        }
         Err(_) => format!("Anthropic did not answer within {} s", first_byte.as_secs()),
         Ok(Err(e)) => format!("cannot reach Anthropic: {}", net::describe(&e)),
     };
@@ -903,5 +1056,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
 
 /// The address the proxy is reached at, for logs.
 pub fn describe_listener(addr: SocketAddr) -> String {
-    format!("inference proxy on http://{addr} (point Clawdbot's Ollama providers at http://{addr}/v1)")
+    format!(
+        "inference proxy on http://{addr} (point Clawdbot's Ollama providers at http://{addr}/v1)"
+    )
 }

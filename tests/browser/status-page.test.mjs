@@ -53,6 +53,8 @@ before(async () => {
 data_dir = ${JSON.stringify(join(dir, "data"))}
 [api]
 listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
 [probes]
 system_interval_secs = 1
 ollama_interval_secs = 1

@@ -363,6 +363,8 @@ fn fleet_config(data: &Path, ollama: std::net::SocketAddr) -> Result<String> {
 data_dir = {data:?}
 [api]
 listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
 
 [[machines]]
 id = "macbook"
@@ -558,11 +560,18 @@ fn bench_idle(rest: &[&str]) -> Result {
         ));
     }
     let text = std::fs::read_to_string(&default_config).map_err(|e| e.to_string())?;
-    let text = text.replacen(
-        "listen = \"127.0.0.1:11436\"",
-        "listen = \"127.0.0.1:0\"",
-        1,
-    );
+    // OS-chosen ports for both listeners.
+    let text = text
+        .replacen(
+            "listen = \"127.0.0.1:11436\"",
+            "listen = \"127.0.0.1:0\"",
+            1,
+        )
+        .replacen(
+            "listen = \"127.0.0.1:11435\"",
+            "listen = \"127.0.0.1:0\"",
+            1,
+        );
     let text = format!("data_dir = {:?}\n{text}", work.join("data1"));
     std::fs::write(&default_config, text).map_err(|e| e.to_string())?;
 
