@@ -1,5 +1,6 @@
 //! `clawfleet`: the headless daemon and command-line client.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -128,14 +129,19 @@ async fn serve(explicit: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // On stdout, so scripts and tests can find ports chosen by the OS. A
+    // reader that closed the pipe after the first line is not an error.
+    let mut out = std::io::stdout().lock();
     for addr in &running.api_addrs {
-        // On stdout, so scripts and tests can find a port chosen by the OS.
-        println!("clawfleet: fleet API on http://{addr}");
+        let _ = writeln!(out, "clawfleet: fleet API on http://{addr}");
     }
-    println!(
+    let _ = writeln!(
+        out,
         "clawfleet: inference proxy on http://{}",
         running.proxy_addr
     );
+    let _ = out.flush();
+    drop(out);
     daemon::shutdown_signal().await;
     running.shutdown().await;
     ExitCode::SUCCESS
