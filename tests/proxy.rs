@@ -1,0 +1,772 @@
+//! The inference proxy end to end: a real daemon, fake Ollamas speaking the
+//! documented formats on real sockets, reqwest as the client, the ledger
+//! read back from its SQLite file.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clawfleet::config::{self, Source};
+use clawfleet::daemon::{self, Running};
+use clawfleet::ledger::{Ledger, Record};
+use serde_json::{Value, json};
+use support::{FakeOllama, HangingServer, StreamFault};
+
+struct Fleet {
+    running: Running,
+    data: tempfile::TempDir,
+    proxy: String,
+    client: reqwest::Client,
+}
+
+/// A daemon whose machine `local` has the Ollama at `local` and whose peer
+/// `peer` has the one at `peer`; `extra` is appended to the config.
+async fn start(local: &str, peer: &str, extra: &str) -> Fleet {
+    let data = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"this_machine = "local"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
+connect_timeout_ms = 500
+first_byte_timeout_secs = 2
+max_body_bytes = 65536
+[probes]
+ollama_interval_secs = 1
+timeout_ms = 500
+pm2_interval_secs = 3600
+clawdbot_interval_secs = 3600
+[clawdbot]
+config_path = {none:?}
+[[machines]]
+id = "local"
+name = "Local"
+ollama_url = "{local}"
+[[machines]]
+id = "peer"
+name = "Peer"
+ollama_url = "{peer}"
+{extra}"#,
+        data = data.path(),
+        none = data.path().join("none.json"),
+    );
+    let config = config::parse(&text, &Source::Embedded).expect("valid test config");
+    let running = daemon::start(config).await.expect("daemon starts");
+    let proxy = format!("http://{}", running.proxy_addr);
+    Fleet {
+        running,
+        data,
+        proxy,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+impl Fleet {
+    /// Waits until the health poll has seen `n` Ollamas answer.
+    async fn probed(&self, n: usize) {
+        let mut rx = self.running.snapshot.clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = rx
+                .borrow()
+                .machines
+                .iter()
+                .filter(|m| m.ollama.as_ref().is_some_and(|o| o.reachable))
+                .count();
+            if up >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "Ollamas never seen up");
+            let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.proxy))
+            .header("authorization", "Bearer ollama-dummy-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The ledger's records, newest first, once `n` are there.
+    async fn records(&self, n: usize) -> Vec<Record> {
+        let ledger = Ledger::open(&self.data.path().join(daemon::LEDGER_FILE)).unwrap();
+        let handle = ledger.handle();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let recent = handle.recent(100).await.unwrap();
+            if recent.len() >= n {
+                return recent;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ledger has {} of {n} records",
+                recent.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn sse_data(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn clawdbot_style_streaming_chat_is_served_and_metered() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["gpt-oss:20b"]);
+    local.set_reply("Hello from the fleet");
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    // What Clawdbot 2026.1 sends (interop/clawdbot.md).
+    let response = fleet
+        .post(
+            "/v1/chat/completions",
+            json!({
+                "model": "gpt-oss:20b",
+                "messages": [
+                    {"role": "developer", "content": "You are Clawd."},
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+                ],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "store": false,
+                "max_completion_tokens": 512,
+                "tools": [{"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}}]
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-clawfleet-machine"], "local");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let chunks = sse_data(&text);
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello from the fleet");
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("usage chunk kept: the client asked");
+    assert_eq!(usage["choices"], json!([]));
+
+    let sent = local.last_request("/v1/chat/completions").unwrap().json();
+    assert_eq!(
+        sent["messages"][0]["role"], "developer",
+        "body passed through unchanged"
+    );
+    assert_eq!(sent["tools"][0]["function"]["name"], "noop");
+
+    let records = fleet.records(1).await;
+    let r = &records[0];
+    assert_eq!(r.api, "openai");
+    assert_eq!(r.endpoint, "/v1/chat/completions");
+    assert_eq!(r.machine.as_deref(), Some("local"));
+    assert_eq!(r.requested_model.as_deref(), Some("gpt-oss:20b"));
+    assert_eq!(r.outcome, "ok");
+    assert_eq!(r.status, 200);
+    assert!(r.stream);
+    assert_eq!(r.fallback_depth, 0);
+    let u = r.usage.expect("usage metered");
+    let fake = local.usage();
+    assert_eq!(u.input_tokens + u.cache_read_tokens, fake.prompt_eval_count);
+    assert_eq!(u.output_tokens, fake.eval_count);
+    assert!(r.ttfb_ms.is_some());
+    assert!(r.client.contains("127.0.0.1"), "{}", r.client);
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn usage_is_metered_even_when_the_client_did_not_ask_and_the_extra_chunk_is_dropped() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    let response = fleet
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let chunks = sse_data(&text);
+    assert!(!chunks.is_empty());
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null)),
+        "no usage chunk: {text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    let sent = local.last_request("/v1/chat/completions").unwrap().json();
+    assert_eq!(
+        sent["stream_options"]["include_usage"], true,
+        "asked upstream"
+    );
+    let r = &fleet.records(1).await[0];
+    assert_eq!(r.usage.unwrap().output_tokens, local.usage().eval_count);
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn ollama_native_chat_streams_ndjson_and_non_streaming_answers_whole() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    let response = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["done"], true);
+    assert_eq!(last["eval_count"], local.usage().eval_count);
+
+    let response = fleet
+        .post(
+            "/api/generate",
+            json!({"model": "qwen3:8b", "prompt": "hi", "stream": false}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let whole: Value = response.json().await.unwrap();
+    assert_eq!(whole["done"], true);
+
+    let records = fleet.records(2).await;
+    assert_eq!(records[0].endpoint, "/api/generate");
+    assert!(!records[0].stream);
+    assert_eq!(records[1].endpoint, "/api/chat");
+    assert!(records[1].stream);
+    for r in &records {
+        assert_eq!(r.api, "ollama");
+        assert_eq!(
+            r.usage.unwrap().input_tokens,
+            local.usage().prompt_eval_count
+        );
+    }
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_machine_is_skipped_before_the_first_byte() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    for f in [&local, &peer] {
+        f.set_model_names(&["gpt-oss:20b"]);
+    }
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+
+    // This machine answers 500: the peer serves, the headers say so.
+    local.fail_all(500, "model runner crashed");
+    let response = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "gpt-oss:20b", "messages": [], "stream": false}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-clawfleet-machine"], "peer");
+    let fallbacks = response.headers()["x-clawfleet-fallbacks"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        fallbacks.contains("local (HTTP 500: model runner crashed)"),
+        "{fallbacks}"
+    );
+    let r = &fleet.records(1).await[0];
+    assert_eq!(r.machine.as_deref(), Some("peer"));
+    assert_eq!(r.fallback_depth, 1);
+
+    // A pin goes to the named machine only.
+    let response = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "peer/gpt-oss:20b", "messages": [], "stream": false}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-clawfleet-machine"], "peer");
+    assert_eq!(
+        peer.last_request("/api/chat").unwrap().json()["model"],
+        "gpt-oss:20b"
+    );
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_black_holed_machine_costs_no_request_once_the_health_poll_saw_it() {
+    let hang = HangingServer::start().await;
+    let peer = FakeOllama::start().await;
+    peer.set_model_names(&["qwen3:8b"]);
+    // The route puts the hanging machine first.
+    let fleet = start(
+        &hang.url(),
+        &peer.url(),
+        "[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n",
+    )
+    .await;
+    fleet.probed(1).await;
+    // Wait for the poll's verdict on the hanging one.
+    let mut rx = fleet.running.snapshot.clone();
+    while rx
+        .borrow()
+        .machine("local")
+        .and_then(|m| m.ollama.as_ref())
+        .is_none_or(|o| o.checked_at.is_none())
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+    }
+    for _ in 0..3 {
+        let response = fleet
+            .post(
+                "/api/chat",
+                json!({"model": "qwen3:8b", "messages": [], "stream": false}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-clawfleet-machine"], "peer");
+        assert!(
+            response.headers().get("x-clawfleet-fallbacks").is_none(),
+            "the dead machine was not tried"
+        );
+    }
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_open_a_circuit_so_later_requests_skip_the_machine() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    for f in [&local, &peer] {
+        f.set_model_names(&["qwen3:8b"]);
+    }
+    // Healthy to the poll, failing at inference.
+    local.fail_path("/api/chat", 500, "GPU hung");
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    let mut reasons = Vec::new();
+    for _ in 0..4 {
+        let response = fleet
+            .post(
+                "/api/chat",
+                json!({"model": "qwen3:8b", "messages": [], "stream": false}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-clawfleet-machine"], "peer");
+        reasons.push(
+            response.headers()["x-clawfleet-fallbacks"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(
+        reasons[..3]
+            .iter()
+            .all(|r| r.contains("HTTP 500: GPU hung")),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].contains("circuit open"), "{reasons:?}");
+    assert_eq!(
+        local.count("/api/chat"),
+        3,
+        "the fourth never reached the failing machine"
+    );
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_nothing_can_serve_clawdbot_gets_an_overloaded_503_that_makes_it_fall_back() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    for f in [&local, &peer] {
+        f.set_model_names(&["gpt-oss:20b"]);
+    }
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    local.fail_all(500, "out of memory");
+    peer.fail_all(503, "busy");
+
+    let response = fleet
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-should-retry"], "false");
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("overloaded"), "{message}");
+    assert!(
+        message.contains("local (HTTP 500: out of memory)"),
+        "{message}"
+    );
+    assert!(message.contains("peer (HTTP 503: busy)"), "{message}");
+
+    // Ollama's own shape on the native API.
+    let response = fleet
+        .post("/api/chat", json!({"model": "gpt-oss:20b", "messages": []}))
+        .await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("overloaded"));
+
+    let records = fleet.records(2).await;
+    assert!(
+        records
+            .iter()
+            .all(|r| r.status == 503 && r.outcome == "error")
+    );
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_dies_midway_ends_with_an_error_in_the_clients_format() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    local.set_reply("one two three four five six");
+    local.set_stream_fault(StreamFault::CutAfter(2));
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    let text = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(
+        last["error"].as_str().unwrap().contains("broke off"),
+        "{text}"
+    );
+
+    let text = fleet
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = sse_data(&text);
+    assert!(
+        events.last().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broke off"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"), "never a clean end after a cut");
+
+    let records = fleet.records(2).await;
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == "upstream_failed_midstream"),
+        "{records:?}"
+    );
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_in_the_clients_shape() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    let raw = |path: &'static str, body: Vec<u8>| {
+        fleet
+            .client
+            .post(format!("{}{path}", fleet.proxy))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let r = raw("/v1/chat/completions", b"{\"model\": ".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+
+    let r = raw("/api/chat", b"{\"messages\": []}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("no model"),
+        "{body}"
+    );
+
+    let r = raw(
+        "/v1/chat/completions",
+        b"{\"model\": \"llama9\", \"messages\": []}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("llama9") && message.contains("qwen3:8b"),
+        "{message}"
+    );
+
+    let big = format!(
+        "{{\"model\": \"qwen3:8b\", \"prompt\": \"{}\"}}",
+        "x".repeat(70_000)
+    );
+    let r = raw("/api/generate", big.into_bytes()).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("max_body_bytes"));
+
+    let r = raw("/api/generate", vec![0xff, 0xfe, b'{']).await.unwrap();
+    assert_eq!(r.status(), 400, "invalid UTF-8");
+    assert_eq!(
+        local.count("/api/generate"),
+        0,
+        "nothing bad reached Ollama"
+    );
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn web_pages_and_foreign_hosts_cannot_use_the_proxy() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    let body = json!({"model": "qwen3:8b", "messages": [], "stream": false});
+    let url = format!("{}/api/chat", fleet.proxy);
+    let r = fleet
+        .client
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = fleet
+        .client
+        .post(&url)
+        .header(
+            "origin",
+            format!("http://localhost:{}", fleet.running.api_addrs[0].port()),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not even ClawFleet's own dashboard origin");
+    let r = fleet
+        .client
+        .post(&url)
+        .header("host", "evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(local.count("/api/chat"), 0);
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn tags_ps_models_and_version_are_merged_across_machines() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b", "gpt-oss:20b"]);
+    peer.set_model_names(&["gpt-oss:20b", "qwen3-fast:8b"]);
+    let loaded = peer
+        .models()
+        .into_iter()
+        .find(|m| m.name == "gpt-oss:20b")
+        .unwrap();
+    peer.set_loaded(vec![support::FakeLoaded::of(&loaded)]);
+    local.set_version("0.12.6");
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+
+    let tags: Value = fleet
+        .client
+        .get(format!("{}/api/tags", fleet.proxy))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let models = tags["models"].as_array().unwrap();
+    let find = |name: &str| {
+        models
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {tags}"))
+    };
+    assert_eq!(find("gpt-oss:20b")["machines"], json!(["local", "peer"]));
+    assert_eq!(find("qwen3-fast:8b")["machines"], json!(["peer"]));
+    assert_eq!(find("peer/gpt-oss:20b")["machine"], "peer");
+    assert!(find("local/qwen3:8b")["size"].is_u64());
+
+    let ps: Value = fleet
+        .client
+        .get(format!("{}/api/ps", fleet.proxy))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ps["models"][0]["name"], "gpt-oss:20b");
+    assert_eq!(ps["models"][0]["machine"], "peer");
+
+    let list: Value = fleet
+        .client
+        .get(format!("{}/v1/models", fleet.proxy))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "qwen3:8b",
+        "gpt-oss:20b",
+        "qwen3-fast:8b",
+        "local/qwen3:8b",
+        "peer/gpt-oss:20b",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let version: Value = fleet
+        .client
+        .get(format!("{}/api/version", fleet.proxy))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(version["version"], "0.12.6");
+    let root = fleet
+        .client
+        .get(&fleet.proxy)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(root, "Ollama is running");
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_is_recorded() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    local.set_reply("a b c d e f g h i j k l m n o p");
+    local.set_chunk_delay(Duration::from_millis(200));
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    let mut response = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(response);
+    let records = fleet.records(1).await;
+    assert_eq!(records[0].outcome, "client_disconnected");
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_is_not_buffered() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    local.set_reply("slow words arrive one by one");
+    local.set_chunk_delay(Duration::from_millis(300));
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    let mut response = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    // The first word reaches the client while the rest are still being
+    // generated: the chunk arrives before the fake has sent its last one.
+    let first = response.chunk().await.unwrap().unwrap();
+    let line: Value = serde_json::from_slice(first.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["done"], false);
+    assert!(local.last_request("/api/chat").is_some());
+    let rest = response.text().await.unwrap();
+    assert!(rest.contains("\"done\":true"));
+    fleet.running.shutdown().await;
+}
