@@ -20,7 +20,8 @@ struct Fleet {
 }
 
 /// A daemon whose machine `local` has the Ollama at `local` and whose peer
-/// `peer` has the one at `peer`; `extra` is appended to the config.
+/// `peer` has the one at `peer`; `extra` goes at the end of `[proxy]` (more
+/// proxy keys, or whole `[[routes]]` tables).
 async fn start(local: &str, peer: &str, extra: &str) -> Fleet {
     let data = tempfile::tempdir().unwrap();
     let text = format!(
@@ -33,6 +34,7 @@ listen = "127.0.0.1:0"
 connect_timeout_ms = 500
 first_byte_timeout_secs = 2
 max_body_bytes = 65536
+{extra}
 [probes]
 ollama_interval_secs = 1
 timeout_ms = 500
@@ -48,7 +50,7 @@ ollama_url = "{local}"
 id = "peer"
 name = "Peer"
 ollama_url = "{peer}"
-{extra}"#,
+"#,
         data = data.path(),
         none = data.path().join("none.json"),
     );
@@ -407,6 +409,48 @@ async fn repeated_failures_open_a_circuit_so_later_requests_skip_the_machine() {
         local.count("/api/chat"),
         3,
         "the fourth never reached the failing machine"
+    );
+
+    // The same story in /metrics, from the ledger and the circuits.
+    let api = fleet.running.api_addrs[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let text = fleet
+            .client
+            .get(format!("http://{api}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("clawfleet_proxy_requests 4")
+            && text.contains("clawfleet_proxy_circuit_open{machine=\"local\"} 1")
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "proxy figures never reached /metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(metrics.contains("clawfleet_proxy_fallbacks 4"), "{metrics}");
+    assert!(
+        metrics.contains("clawfleet_proxy_machine_share{machine=\"peer\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("clawfleet_proxy_latency_ms{kind=\"duration\",quantile=\"0.5\"}"),
+        "{metrics}"
+    );
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "clawfleet_proxy_tokens")
     );
     fleet.running.shutdown().await;
 }
@@ -769,4 +813,212 @@ async fn streaming_is_not_buffered() {
     let rest = response.text().await.unwrap();
     assert!(rest.contains("\"done\":true"));
     fleet.running.shutdown().await;
+}
+
+/// A stand-in for the Anthropic Messages API: checks the key and version
+/// headers, answers the documented stream (named events, usage in
+/// `message_start` and cumulative in `message_delta`) or a whole message.
+async fn fake_anthropic() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    async fn messages(headers: HeaderMap, body: axum::body::Bytes) -> axum::response::Response {
+        if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("sk-ant-test-123") {
+            return (
+                StatusCode::UNAUTHORIZED,
+                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+            )
+                .into_response();
+        }
+        if headers.get("anthropic-version").is_none() {
+            return (StatusCode::BAD_REQUEST, "missing anthropic-version").into_response();
+        }
+        let req: Value = serde_json::from_slice(&body).unwrap();
+        if req["stream"] == true {
+            let events = [
+                (
+                    "message_start",
+                    json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}),
+                ),
+                (
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+                ),
+                ("ping", json!({"type": "ping"})),
+                (
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}),
+                ),
+                (
+                    "content_block_stop",
+                    json!({"type":"content_block_stop","index":0}),
+                ),
+                (
+                    "message_delta",
+                    json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}),
+                ),
+                ("message_stop", json!({"type":"message_stop"})),
+            ];
+            let text: String = events
+                .iter()
+                .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
+                .collect();
+            ([("content-type", "text/event-stream")], text).into_response()
+        } else {
+            (
+                [("content-type", "application/json")],
+                json!({"id":"msg_2","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],"model":"claude-sonnet-4-5","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}}).to_string(),
+            )
+                .into_response()
+        }
+    }
+    let app = axum::Router::new().route("/v1/messages", axum::routing::post(messages));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
+    let (anthropic, task) = fake_anthropic().await;
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(
+        &closed,
+        &closed,
+        &format!("anthropic_url = \"{anthropic}\""),
+    )
+    .await;
+    let url = format!("{}/v1/messages", fleet.proxy);
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+
+    let r = fleet
+        .client
+        .post(&url)
+        .header("x-api-key", "sk-ant-test-123")
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-clawfleet-machine"], "anthropic");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("event: message_stop"), "{text}");
+    assert!(text.contains("\"text\":\"Hello\""), "{text}");
+
+    let mut whole = body.clone();
+    whole["stream"] = json!(false);
+    let r = fleet
+        .client
+        .post(&url)
+        .header("x-api-key", "sk-ant-test-123")
+        .json(&whole)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "anthropic-version added when the client sent none"
+    );
+
+    // A wrong key: Anthropic's own answer comes back unchanged.
+    let r = fleet
+        .client
+        .post(&url)
+        .header("x-api-key", "sk-ant-wrong")
+        .json(&whole)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "authentication_error");
+    // No key at all and no key file: a clear refusal in Anthropic's shape.
+    let r = fleet.client.post(&url).json(&whole).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic_key_file"),
+        "{err}"
+    );
+
+    let records = fleet.records(3).await;
+    let streamed = records
+        .iter()
+        .find(|r| r.stream && r.status == 200)
+        .unwrap();
+    let u = streamed.usage.unwrap();
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.cache_write_tokens,
+            u.cache_read_tokens,
+            u.output_tokens
+        ),
+        (25, 10, 5, 15)
+    );
+    let plain = records
+        .iter()
+        .find(|r| !r.stream && r.status == 200)
+        .unwrap();
+    assert_eq!(plain.usage.unwrap().output_tokens, 3);
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(
+        !all.contains("sk-ant-test-123") && !all.contains("sk-ant-wrong"),
+        "no key in the ledger"
+    );
+    fleet.running.shutdown().await;
+    task.abort();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_anthropic_key_file_is_used_only_when_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (anthropic, task) = fake_anthropic().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("anthropic.key");
+    std::fs::write(&key, "sk-ant-test-123\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let text = format!(
+        "this_machine = \"local\"\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nanthropic_url = \"{anthropic}\"\nanthropic_key_file = {key:?}\n[[machines]]\nid = \"local\"\nname = \"L\"\nollama_url = \"{closed}\"\n",
+        dir.path().join("data")
+    );
+    let config = config::parse(&text, &Source::Embedded).unwrap();
+    let err = daemon::start(config.clone())
+        .await
+        .err()
+        .expect("refuses a readable key file");
+    let message = err.to_string();
+    assert!(
+        message.contains("chmod 600") && message.contains("anthropic.key"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("sk-ant"),
+        "the key itself is never printed"
+    );
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let running = daemon::start(config).await.unwrap();
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{}/v1/messages", running.proxy_addr))
+        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the key file's key was sent");
+    running.shutdown().await;
+    task.abort();
 }

@@ -412,6 +412,10 @@ pub fn render(snap: &Snapshot) -> String {
         }
     }
 
+    if let Some(proxy) = &snap.proxy {
+        render_proxy(&mut out, proxy);
+    }
+
     let _ = Family::new(
         &mut out,
         "clawfleet_build_info",
@@ -428,6 +432,100 @@ pub fn render(snap: &Snapshot) -> String {
         1.0,
     );
     out
+}
+
+/// The inference proxy's figures over the snapshot's window (15 minutes).
+fn render_proxy(out: &mut String, proxy: &crate::snapshot::ProxyView) {
+    use crate::proxy::circuit::CircuitState;
+    let st = &proxy.stats;
+    for (name, help, value) in [
+        (
+            "clawfleet_proxy_requests",
+            "Requests through the proxy in the window.",
+            st.requests as f64,
+        ),
+        (
+            "clawfleet_proxy_requests_per_minute",
+            "Request rate over the window.",
+            st.requests_per_minute,
+        ),
+        (
+            "clawfleet_proxy_fallbacks",
+            "Requests served by a fallback machine in the window.",
+            st.fallbacks as f64,
+        ),
+        (
+            "clawfleet_proxy_errors",
+            "Requests that did not end ok in the window.",
+            st.errors as f64,
+        ),
+    ] {
+        let mut f = Family::new(out, name, "gauge", help);
+        f.sample(name, &[], value);
+    }
+    let mut f = Family::new(
+        out,
+        "clawfleet_proxy_latency_ms",
+        "gauge",
+        "Latency percentiles over the window (kind: duration, ttfb).",
+    );
+    for (kind, p) in [("duration", st.duration_ms), ("ttfb", st.ttfb_ms)] {
+        if let Some(p) = p {
+            for (q, v) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
+                f.sample(
+                    "clawfleet_proxy_latency_ms",
+                    &[("kind", kind), ("quantile", q)],
+                    v,
+                );
+            }
+        }
+    }
+    let mut f = Family::new(
+        out,
+        "clawfleet_proxy_machine_share",
+        "gauge",
+        "Share of the window's requests each machine served (0-1).",
+    );
+    for m in &st.machines {
+        let id = m.machine.as_deref().unwrap_or("none");
+        f.sample("clawfleet_proxy_machine_share", &[("machine", id)], m.share);
+    }
+    let mut f = Family::new(
+        out,
+        "clawfleet_proxy_tokens",
+        "gauge",
+        "Tokens in the window by machine and kind.",
+    );
+    for m in &st.machines {
+        let id = m.machine.as_deref().unwrap_or("none");
+        let t = &m.tokens;
+        for (kind, v) in [
+            ("input", t.input_tokens),
+            ("output", t.output_tokens),
+            ("cache_read", t.cache_read_tokens),
+            ("cache_write", t.cache_write_tokens),
+        ] {
+            f.sample(
+                "clawfleet_proxy_tokens",
+                &[("machine", id), ("kind", kind)],
+                v as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        out,
+        "clawfleet_proxy_circuit_open",
+        "gauge",
+        "1 while a backend's circuit keeps requests away from it.",
+    );
+    for c in &proxy.circuits {
+        let open = !matches!(c.state, CircuitState::Closed { .. });
+        f.sample(
+            "clawfleet_proxy_circuit_open",
+            &[("machine", &c.machine)],
+            flag(open),
+        );
+    }
 }
 
 #[cfg(test)]
