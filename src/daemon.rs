@@ -159,7 +159,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let stop = cancel.clone();
     tasks.spawn(async move {
         info!(addr = %proxy_addr, "{}", proxy::server::describe_listener(proxy_addr));
-        server::serve(proxy_listener, proxy_app, server::Limits::default(), stop).await;
+        // Long generations hold a connection each: room for many at once.
+        let limits = server::Limits {
+            max_connections: 8192,
+            ..server::Limits::default()
+        };
+        server::serve(proxy_listener, proxy_app, limits, stop).await;
     });
     tasks.spawn(publish_proxy_figures(
         collector.clone(),

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         ["run", rest @ ..] => run(rest),
         ["test", rest @ ..] => test(rest),
         ["bench", "idle", rest @ ..] => bench_idle(rest),
+        ["bench", "proxy"] => bench_proxy(),
         ["deps"] => ensure_system_packages(),
         _ => {
             eprintln!(
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
                  run [ARGS]           build and run `clawfleet serve` (extra ARGS go to clawfleet)\n  \
                  test                 install test dependencies, then fmt, clippy and all tests\n  \
                  bench idle [--secs N] idle daemon memory and CPU (default 60 s)\n  \
+                 bench proxy          the inference proxy against direct, same run\n  \
                  deps                 install the system packages the build and tests need"
             );
             return ExitCode::from(2);
@@ -521,6 +523,35 @@ fn measure(bin: &Path, config: &Path, home: &Path, secs: u64, watch: bool) -> Re
         sse_events: events.load(std::sync::atomic::Ordering::Relaxed),
         ..m
     })
+}
+
+/// The proxy benchmark (`examples/proxy_bench.rs`): release builds, and a
+/// file limit high enough for 1,000 streams (each holds two sockets).
+fn bench_proxy() -> Result {
+    if !cfg!(unix) {
+        return Err("the proxy benchmark reads /proc and uses ulimit: run it on Linux".into());
+    }
+    status(
+        "building clawfleet and the benchmark (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--bin",
+            "clawfleet",
+            "--example",
+            "proxy_bench",
+        ]),
+    )?;
+    let dir = root().join("target/release");
+    let script = format!(
+        "ulimit -n 65536 2>/dev/null || ulimit -n 8192; exec {:?} {:?}",
+        dir.join("examples/proxy_bench"),
+        dir.join("clawfleet")
+    );
+    status(
+        "running the proxy benchmark",
+        Command::new("sh").args(["-c", &script]),
+    )
 }
 
 fn bench_idle(rest: &[&str]) -> Result {

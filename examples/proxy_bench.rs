@@ -1,0 +1,380 @@
+//! The proxy benchmark: direct vs through `clawfleet serve`, in the same run.
+//! Run it with `cargo xtask bench proxy` (which raises the file limit and
+//! builds in release); it prints a Markdown table.
+//!
+//! A fast fake Ollama runs in this process; the release daemon runs as a
+//! child whose only backend is that fake. Measured, each direct and proxied:
+//! latency p50/p99 of small non-streaming requests at concurrency 1;
+//! throughput at concurrency 16 and 64; time to the first streamed byte; and
+//! the daemon's memory with 1,000 slow streams open.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+const MODEL: &str = "bench:1b";
+
+fn final_chunk() -> Value {
+    json!({"model": MODEL, "created_at": "2026-11-24T00:00:00Z", "response": "", "done": true,
+        "done_reason": "stop", "total_duration": 1000, "load_duration": 10, "prompt_eval_count": 5,
+        "prompt_eval_duration": 100, "eval_count": 3, "eval_duration": 200})
+}
+
+/// `/api/generate`: whole JSON at once, or NDJSON; `"options": {"slow": N}`
+/// streams N chunks one second apart (the slow-stream test).
+async fn generate(body: Bytes) -> axum::response::Response {
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let stream = req.get("stream").and_then(Value::as_bool) != Some(false);
+    if !stream {
+        return (
+            [("content-type", "application/json")],
+            final_chunk().to_string(),
+        )
+            .into_response();
+    }
+    let slow = req
+        .pointer("/options/slow")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let chunk = |t: &str| {
+        Bytes::from(format!(
+            "{}\n",
+            json!({"model": MODEL, "created_at": "2026-11-24T00:00:00Z", "response": t, "done": false})
+        ))
+    };
+    let body = if slow == 0 {
+        let items = vec![
+            chunk("a"),
+            chunk("b"),
+            Bytes::from(format!("{}\n", final_chunk())),
+        ];
+        Body::from_stream(futures_util::stream::iter(
+            items.into_iter().map(Ok::<_, std::io::Error>),
+        ))
+    } else {
+        let s = futures_util::stream::unfold(0u64, move |i| async move {
+            if i > slow {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let item = if i == slow {
+                Bytes::from(format!("{}\n", final_chunk()))
+            } else {
+                Bytes::from(format!(
+                    "{}\n",
+                    json!({"model": MODEL, "response": "x", "done": false})
+                ))
+            };
+            Some((Ok::<_, std::io::Error>(item), i + 1))
+        });
+        Body::from_stream(s)
+    };
+    axum::response::Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .unwrap_or_default()
+}
+
+async fn fake_ollama() -> String {
+    let app = Router::new()
+        .route("/api/version", get(|| async { axum::Json(json!({"version": "0.12.6"})) }))
+        .route(
+            "/api/tags",
+            get(|| async {
+                axum::Json(json!({"models": [{"name": MODEL, "model": MODEL, "modified_at": "2026-11-01T00:00:00Z",
+                    "size": 1000, "digest": "0", "details": {"family": "bench", "parameter_size": "1B", "quantization_level": "Q4_0"}}]}))
+            }),
+        )
+        .route("/api/ps", get(|| async { axum::Json(json!({"models": []})) }))
+        .route("/api/generate", post(generate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn one(client: &reqwest::Client, base: &str, body: &'static str) -> f64 {
+    let t = Instant::now();
+    let r = client
+        .post(format!("{base}/api/generate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "status {}", r.status());
+    let _ = r.bytes().await.expect("body");
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+const SMALL: &str = r#"{"model":"bench:1b","prompt":"hi","stream":false}"#;
+const STREAM: &str = r#"{"model":"bench:1b","prompt":"hi","stream":true}"#;
+
+/// Latencies (ms) of `n` sequential small requests, after a warm-up.
+async fn latencies(client: &reqwest::Client, base: &str, n: usize) -> Vec<f64> {
+    for _ in 0..200 {
+        one(client, base, SMALL).await;
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(one(client, base, SMALL).await);
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+/// Requests per second with `c` workers for `secs`.
+async fn throughput(client: &reqwest::Client, base: &str, c: usize, secs: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (client, base, done) = (client.clone(), base.to_owned(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                one(&client, &base, SMALL).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+/// Times (ms) to the first body byte of a streamed generation.
+async fn first_bytes(client: &reqwest::Client, base: &str, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n + 50 {
+        let t = Instant::now();
+        let mut r = client
+            .post(format!("{base}/api/generate"))
+            .header("content-type", "application/json")
+            .body(STREAM)
+            .send()
+            .await
+            .expect("request");
+        let _ = r.chunk().await.expect("chunk");
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        while r.chunk().await.ok().flatten().is_some() {}
+        if i >= 50 {
+            out.push(ms);
+        }
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn proc_kb(pid: u32, file: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bin = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/release/clawfleet".to_owned());
+    let fake = fake_ollama().await;
+    let dir = std::env::temp_dir().join(format!("clawfleet-proxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "this_machine = \"bench\"\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\n[probes]\nollama_interval_secs = 2\n[clawdbot]\nconfig_path = {:?}\n[[machines]]\nid = \"bench\"\nname = \"Bench\"\nollama_url = \"{fake}\"\n",
+            dir.join("data"),
+            dir.join("none.json"),
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("CLAWFLEET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start clawfleet");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut proxy = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(addr) = line.strip_prefix("clawfleet: inference proxy on ") {
+            proxy = addr.to_owned();
+            break;
+        }
+    }
+    assert!(
+        !proxy.is_empty(),
+        "the daemon did not print its proxy address"
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    // Wait until the health poll has seen the model.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = client
+            .post(format!("{proxy}/api/generate"))
+            .body(SMALL)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never served the model"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    eprintln!("latency at concurrency 1…");
+    let (d_lat, p_lat) = (
+        latencies(&client, &fake, 2000).await,
+        latencies(&client, &proxy, 2000).await,
+    );
+    eprintln!("throughput…");
+    let d16 = throughput(&client, &fake, 16, 5).await;
+    let p16 = throughput(&client, &proxy, 16, 5).await;
+    let d64 = throughput(&client, &fake, 64, 5).await;
+    let p64 = throughput(&client, &proxy, 64, 5).await;
+    eprintln!("time to first byte…");
+    let (d_ttfb, p_ttfb) = (
+        first_bytes(&client, &fake, 500).await,
+        first_bytes(&client, &proxy, 500).await,
+    );
+
+    eprintln!("1,000 slow streams…");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = proc_kb(pid, "status", "VmRSS:");
+    let streams = 1000;
+    let open = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..streams {
+        let (client, proxy, open) = (client.clone(), proxy.clone(), open.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = r#"{"model":"bench:1b","prompt":"hi","stream":true,"options":{"slow":12}}"#;
+            let Ok(mut r) = client
+                .post(format!("{proxy}/api/generate"))
+                .body(body)
+                .send()
+                .await
+            else {
+                return false;
+            };
+            if !matches!(r.chunk().await, Ok(Some(_))) {
+                return false;
+            }
+            open.fetch_add(1, Ordering::Relaxed);
+            let mut n = 0;
+            while let Ok(Some(_)) = r.chunk().await {
+                n += 1;
+            }
+            n > 0
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while open.load(Ordering::Relaxed) < streams && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let opened = open.load(Ordering::Relaxed);
+    let rss_during = proc_kb(pid, "status", "VmRSS:");
+    let mut finished = 0;
+    for t in tasks {
+        if t.await.unwrap_or(false) {
+            finished += 1;
+        }
+    }
+    let rss_after = proc_kb(pid, "status", "VmRSS:");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let row = |name: &str, d: f64, p: f64, unit: &str| {
+        println!(
+            "| {name} | {d:.3} {unit} | {p:.3} {unit} | {:+.3} {unit} | {:.2}× |",
+            p - d,
+            p / d
+        );
+    };
+    println!("\n| figure | direct | through the proxy | added | ratio |");
+    println!("|---|---|---|---|---|");
+    row(
+        "latency p50, small request, concurrency 1",
+        percentile(&d_lat, 50.0),
+        percentile(&p_lat, 50.0),
+        "ms",
+    );
+    row(
+        "latency p99, small request, concurrency 1",
+        percentile(&d_lat, 99.0),
+        percentile(&p_lat, 99.0),
+        "ms",
+    );
+    row("throughput, concurrency 16", d16, p16, "req/s");
+    row("throughput, concurrency 64", d64, p64, "req/s");
+    row(
+        "time to first streamed byte p50",
+        percentile(&d_ttfb, 50.0),
+        percentile(&p_ttfb, 50.0),
+        "ms",
+    );
+    row(
+        "time to first streamed byte p99",
+        percentile(&d_ttfb, 99.0),
+        percentile(&p_ttfb, 99.0),
+        "ms",
+    );
+    let per_stream = (rss_during.saturating_sub(rss_before)) as f64 / opened.max(1) as f64;
+    println!(
+        "\n1,000 slow streams (a chunk a second for 12 s) through the proxy: {opened} open at once, {finished} finished; \
+         daemon RSS {:.1} MiB before, {:.1} MiB with them open, {:.1} MiB after: **{per_stream:.1} KiB per open stream**.",
+        rss_before as f64 / 1024.0,
+        rss_during as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
+    );
+    println!(
+        "\nTargets: added p50 ≤ 0.2 ms, added p99 ≤ 1 ms, throughput ≥ 50% of direct, ≤ 0.5 ms added to first byte, ≤ 64 KB per open stream."
+    );
+}
