@@ -10,7 +10,7 @@ use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
 use clawfleet::ledger::{Ledger, Record};
 use serde_json::{Value, json};
-use support::{FakeOllama, HangingServer, StreamFault};
+use support::{FakeOllama, Garbage, GarbageServer, HangingServer, StreamFault};
 
 struct Fleet {
     running: Running,
@@ -1021,4 +1021,57 @@ async fn an_anthropic_key_file_is_used_only_when_owner_only() {
     assert_eq!(r.status(), 200, "the key file's key was sent");
     running.shutdown().await;
     task.abort();
+}
+
+#[tokio::test]
+async fn a_backend_that_answers_html_is_skipped_like_a_failure() {
+    // Something that is not Ollama answers on the first machine's port.
+    let html = GarbageServer::start(Garbage::Html).await;
+    let peer = FakeOllama::start().await;
+    peer.set_model_names(&["qwen3:8b"]);
+    let fleet = start(
+        &html.url(),
+        &peer.url(),
+        "[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n",
+    )
+    .await;
+    fleet.probed(1).await;
+    // The health poll saw HTML too, so `local` is skipped without a try;
+    // pin it to see the answer itself judged.
+    let r = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "local/qwen3:8b", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("text/html"), "{message}");
+    let r = fleet
+        .post("/api/chat", json!({"model": "qwen3:8b", "messages": [{"role": "user", "content": "hi"}], "stream": false}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-clawfleet-machine"], "peer");
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_load_request_is_served_but_not_billed() {
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    // An empty chat loads the model (Ollama's documented idiom).
+    let r = fleet
+        .post("/api/chat", json!({"model": "qwen3:8b", "messages": []}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"done_reason\":\"load\""), "{text}");
+    let rec = &fleet.records(1).await[0];
+    assert_eq!(rec.outcome, "ok");
+    assert_eq!(rec.usage, None, "loading a model is not usage");
+    fleet.running.shutdown().await;
 }

@@ -555,6 +555,12 @@ async fn attempt(
                     status.as_u16(),
                     error_text(response).await
                 ))
+            } else if let Some(other) = not_a_model_server(&response) {
+                // Something else answers on that port (a web UI, a captive
+                // portal): not an answer to pass on.
+                Err(format!(
+                    "answered {other}, not a model server's JSON or stream"
+                ))
             } else {
                 Ok(response)
             }
@@ -567,6 +573,22 @@ async fn attempt(
     };
     proxy.report(&candidate.machine, healthy);
     outcome
+}
+
+/// The content type of a response that cannot be a model server's answer
+/// (HTML and the like); `None` for JSON, NDJSON, SSE or no content type.
+fn not_a_model_server(response: &reqwest::Response) -> Option<String> {
+    let ct = response
+        .headers()
+        .get(header::CONTENT_TYPE)?
+        .to_str()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let ok = ct.starts_with("application/json")
+        || ct.starts_with("application/x-ndjson")
+        || ct.starts_with("text/event-stream")
+        || ct.starts_with("text/plain");
+    (!ok).then(|| format!("with {ct}"))
 }
 
 /// The error text of a failed upstream answer, short.
