@@ -1075,3 +1075,31 @@ async fn a_load_request_is_served_but_not_billed() {
     assert_eq!(rec.usage, None, "loading a model is not usage");
     fleet.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    let mut s = tokio::net::TcpStream::connect(fleet.running.proxy_addr)
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"model\": \"qwe",
+    )
+    .await
+    .unwrap();
+    s.shutdown().await.unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("could not read the request body"),
+        "{answer}"
+    );
+    assert_eq!(local.count("/api/chat"), 0);
+    fleet.running.shutdown().await;
+}
