@@ -830,27 +830,34 @@ async fn ollama_tags(State(proxy): State<Arc<Proxy>>) -> Response {
     json_ok(&json!({ "models": models }))
 }
 
-/// `GET /api/ps`, merged, each entry with its `machine`.
+/// `GET /api/ps`, merged, each entry with its `machine`, and `details` as
+/// in `/api/tags` (typed clients such as ollama-js expect the object).
 async fn ollama_ps(State(proxy): State<Arc<Proxy>>) -> Response {
     let snap = proxy.snapshot.borrow().clone();
-    let models: Vec<Value> = snap
-        .machines
-        .iter()
-        .flat_map(|m| {
-            m.ollama.iter().flat_map(move |o| {
-                o.loaded.iter().map(move |l| {
+    let models: Vec<Value> =
+        snap.machines
+            .iter()
+            .flat_map(|m| {
+                m.ollama.iter().flat_map(move |o| {
+                    o.loaded.iter().map(move |l| {
+                    let installed = o.models.iter().find(|i| route::same_model(&i.name, &l.name));
                     json!({
                         "name": l.name,
                         "model": l.name,
                         "size": l.size_bytes,
                         "size_vram": l.vram_bytes,
                         "expires_at": l.expires_at,
+                        "details": {
+                            "family": installed.and_then(|i| i.family.as_ref()),
+                            "parameter_size": installed.and_then(|i| i.parameter_size.as_ref()),
+                            "quantization_level": installed.and_then(|i| i.quantization.as_ref()),
+                        },
                         "machine": m.id,
                     })
                 })
+                })
             })
-        })
-        .collect();
+            .collect();
     json_ok(&json!({ "models": models }))
 }
 

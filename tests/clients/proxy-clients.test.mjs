@@ -609,6 +609,11 @@ test("ollama: ps lists what is loaded, with its machine", async () => {
   assert.equal(models[0].name, CHAT_MODEL);
   assert.equal(models[0].machine, "macmini");
   assert.equal(models[0].size_vram, LOADED[0].size_vram);
+  assert.equal(models[0].expires_at, LOADED[0].expires_at);
+  // ollama-js types each entry with `details`, as Ollama documents it.
+  assert.equal(models[0].details?.family, "gptoss");
+  assert.equal(models[0].details?.parameter_size, "20.9B");
+  assert.equal(models[0].details?.quantization_level, "MXFP4");
 });
 
 test("ollama: show is routed to the machine that has the model", async () => {
