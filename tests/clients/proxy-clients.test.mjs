@@ -427,6 +427,49 @@ test("openai: a streamed tool call reaches the SDK as delta.tool_calls", async (
   assert.equal(usage.completion_tokens, 12);
 });
 
+test("openai: the tool result round trip reaches Ollama as Clawdbot sent it", async () => {
+  const turn = clawdbotTurn("thanks; and what should I wear?");
+  turn.messages.splice(1, 0,
+    { role: "user", content: [{ type: "text", text: "what's the weather in Lisbon?" }] },
+    { role: "assistant", content: null, tool_calls: [{ id: "call_k3jd9", type: "function",
+      function: { name: "get_weather", arguments: "{\"city\":\"Lisbon\"}" } }] },
+    { role: "tool", tool_call_id: "call_k3jd9", content: "18 °C, light rain" },
+  );
+  let content = "";
+  for await (const chunk of await openai.chat.completions.create(turn)) content += chunk.choices[0]?.delta?.content ?? "";
+  assert.equal(content, REPLY);
+  const sent = fake.last("/v1/chat/completions").body;
+  assert.deepEqual(sent.messages, turn.messages, "history passed through unchanged, null content and all");
+});
+
+test("openai: a Clawdbot-sized turn (a 24 KB system prompt, 20 tools, long history) passes whole", async () => {
+  const system = "You are Clawd. " + "Follow the house rules carefully. ".repeat(720);
+  const tools = Array.from({ length: 20 }, (_, i) => ({
+    type: "function",
+    function: { name: `tool_${i}`, description: "Does one thing well. ".repeat(20),
+      parameters: { type: "object", properties: { arg: { type: "string", description: "é 日本 🦀" } } } },
+  }));
+  const history = Array.from({ length: 40 }, (_, i) => ({
+    role: i % 2 ? "assistant" : "user",
+    content: i % 2 ? `Answer ${i}: ` + "words ".repeat(60) : [{ type: "text", text: `Question ${i}: ` + "why ".repeat(60) }],
+  }));
+  const turn = clawdbotTurn("and finally?", { tools });
+  turn.messages = [{ role: "developer", content: system }, ...history, { role: "user", content: [{ type: "text", text: "and finally?" }] }];
+  assert.ok(JSON.stringify(turn).length > 45000, `${JSON.stringify(turn).length} bytes`);
+  let content = "";
+  let usage;
+  for await (const chunk of await openai.chat.completions.create(turn)) {
+    content += chunk.choices[0]?.delta?.content ?? "";
+    usage = chunk.usage ?? usage;
+  }
+  assert.equal(content, REPLY);
+  const sent = fake.last("/v1/chat/completions").body;
+  assert.deepEqual(sent.messages, turn.messages);
+  assert.deepEqual(sent.tools, tools);
+  assert.equal(usage.prompt_tokens, fake.state.lastUsage.prompt_eval_count);
+  assert.ok(usage.prompt_tokens > 5000);
+});
+
 test("openai: streaming without include_usage shows no usage chunk, yet the proxy asked for one", async () => {
   const stream = await openai.chat.completions.create({
     model: CHAT_MODEL,
