@@ -45,7 +45,11 @@ fn microsocks_or_skip(test: &str) -> Option<PathBuf> {
         std::env::var_os("CI").is_none(),
         "microsocks is not installed and CI is set: `cargo xtask deps` (or `apt-get install microsocks`) installs it"
     );
-    eprintln!(
+    // Straight to stderr: the test harness captures `eprintln!` of passing
+    // tests, and a skip must not be silent.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "SKIPPED {test}: microsocks is not installed (`apt-get install microsocks` or `cargo xtask deps`); \
          the SOCKS5 upstream path is untested on this machine"
     );
