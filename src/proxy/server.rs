@@ -656,8 +656,32 @@ struct RelayState {
     success: bool,
 }
 
+/// Writes the response's ledger record, once, with what the tap read, and
+/// waits for the commit: the caller then lets the client see the end, so a
+/// completed response is never lost to a crash.
+async fn settle(s: &mut RelayState) {
+    let Some(mut rec) = s.guard.record.take() else {
+        return;
+    };
+    let report = s.tap.finish();
+    rec.usage = report.usage;
+    rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
+    match report.error {
+        Some(e) => {
+            rec.outcome = "error".to_owned();
+            rec.error = Some(e);
+        }
+        None if s.success => rec.outcome = "ok".to_owned(),
+        None => rec.outcome = "error".to_owned(),
+    }
+    if let Err(e) = s.guard.ledger.record(rec).await {
+        warn!("ledger write failed: {e}");
+    }
+}
+
 /// Passes the upstream body to the client chunk by chunk, reading usage as
-/// it goes; writes the ledger record before the last byte.
+/// it goes; writes the ledger record before the client can see the end:
+/// before the stream's terminal frame, or else before the body's end.
 fn relay(upstream: reqwest::Response, r: Relay) -> Response {
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
@@ -693,27 +717,37 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                         Some(f) => f.push(chunk),
                         None => chunk,
                     };
-                    if out.is_empty() {
-                        continue;
-                    }
-                    if let Some(rec) = s.guard.record.as_mut()
+                    if !out.is_empty()
+                        && let Some(rec) = s.guard.record.as_mut()
                         && rec.ttfb_ms.is_none()
                     {
                         rec.ttfb_ms = Some(s.guard.started.elapsed().as_secs_f64() * 1000.0);
                     }
+                    // A client takes the terminal frame (`done: true`,
+                    // `data: [DONE]`, `message_stop`) as the end of its
+                    // answer and may stop reading there (ollama-js does):
+                    // the record is committed before that frame goes out.
+                    if s.tap.reached_end() {
+                        settle(&mut s).await;
+                    }
+                    if out.is_empty() {
+                        continue;
+                    }
                     return Some((Ok::<Bytes, std::io::Error>(out), s));
                 }
                 Some(Err(e)) => {
-                    let why = format!("the machine's answer broke off: {}", net::describe(&e));
                     s.done = true;
+                    // No record left: it was settled at the terminal frame,
+                    // the client already has the whole answer, and only the
+                    // connection's close went wrong. End the body cleanly.
+                    let mut rec = s.guard.record.take()?;
+                    let why = format!("the machine's answer broke off: {}", net::describe(&e));
                     let report = s.tap.finish();
-                    if let Some(mut rec) = s.guard.record.take() {
-                        rec.usage = report.usage;
-                        rec.outcome = "upstream_failed_midstream".to_owned();
-                        rec.error = Some(why.clone());
-                        rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
-                        let _ = s.guard.ledger.record(rec).await;
-                    }
+                    rec.usage = report.usage;
+                    rec.outcome = "upstream_failed_midstream".to_owned();
+                    rec.error = Some(why.clone());
+                    rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
+                    let _ = s.guard.ledger.record(rec).await;
                     if s.framed {
                         // A well-formed error in the client's stream format,
                         // never a silent truncation.
@@ -735,24 +769,10 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                         .as_mut()
                         .map(SseUsageFilter::finish)
                         .unwrap_or_default();
-                    let report = s.tap.finish();
-                    if let Some(mut rec) = s.guard.record.take() {
-                        rec.usage = report.usage;
-                        rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
-                        match report.error {
-                            Some(e) => {
-                                rec.outcome = "error".to_owned();
-                                rec.error = Some(e);
-                            }
-                            None if s.success => rec.outcome = "ok".to_owned(),
-                            None => rec.outcome = "error".to_owned(),
-                        }
-                        // Committed before the client sees the end, so a
-                        // completed response is never lost to a crash.
-                        if let Err(e) = s.guard.ledger.record(rec).await {
-                            warn!("ledger write failed: {e}");
-                        }
-                    }
+                    // A whole body (or a stream that never sent its terminal
+                    // frame) ends here: committed before the client sees
+                    // the end.
+                    settle(&mut s).await;
                     if tail.is_empty() {
                         return None;
                     }
@@ -832,27 +852,34 @@ async fn ollama_tags(State(proxy): State<Arc<Proxy>>) -> Response {
     json_ok(&json!({ "models": models }))
 }
 
-/// `GET /api/ps`, merged, each entry with its `machine`.
+/// `GET /api/ps`, merged, each entry with its `machine`, and `details` as
+/// in `/api/tags` (typed clients such as ollama-js expect the object).
 async fn ollama_ps(State(proxy): State<Arc<Proxy>>) -> Response {
     let snap = proxy.snapshot.borrow().clone();
-    let models: Vec<Value> = snap
-        .machines
-        .iter()
-        .flat_map(|m| {
-            m.ollama.iter().flat_map(move |o| {
-                o.loaded.iter().map(move |l| {
+    let models: Vec<Value> =
+        snap.machines
+            .iter()
+            .flat_map(|m| {
+                m.ollama.iter().flat_map(move |o| {
+                    o.loaded.iter().map(move |l| {
+                    let installed = o.models.iter().find(|i| route::same_model(&i.name, &l.name));
                     json!({
                         "name": l.name,
                         "model": l.name,
                         "size": l.size_bytes,
                         "size_vram": l.vram_bytes,
                         "expires_at": l.expires_at,
+                        "details": {
+                            "family": installed.and_then(|i| i.family.as_ref()),
+                            "parameter_size": installed.and_then(|i| i.parameter_size.as_ref()),
+                            "quantization_level": installed.and_then(|i| i.quantization.as_ref()),
+                        },
                         "machine": m.id,
                     })
                 })
+                })
             })
-        })
-        .collect();
+            .collect();
     json_ok(&json!({ "models": models }))
 }
 

@@ -219,6 +219,14 @@ impl UsageTap {
         report
     }
 
+    /// Whether a stream has reached its terminal frame so far: Ollama's
+    /// `done: true` object, OpenAI's `data: [DONE]`, Anthropic's
+    /// `message_stop`. Always `false` for a whole JSON body, which ends with
+    /// the body ([`finish`](Self::finish) tells).
+    pub fn reached_end(&self) -> bool {
+        !self.wire.is_whole_body() && self.acc.report.complete
+    }
+
     /// Bytes this tap holds in buffers right now (for the bounds tests).
     #[cfg(test)]
     fn held_capacity(&self) -> usize {

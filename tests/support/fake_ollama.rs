@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -227,6 +228,9 @@ pub struct Recorded {
     pub path: String,
     /// The raw request body.
     pub body: Vec<u8>,
+    /// The address the connection came from: the client's, or a proxy's
+    /// when one stood between.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Recorded {
@@ -651,6 +655,16 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
+/// The address a connection came from, for [`Recorded::peer`].
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<axum::serve::IncomingStream<'_, TrackedListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TrackedListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Binds `addr` and serves the fake on it.
 async fn serve(addr: SocketAddr, state: Shared) -> io::Result<(SocketAddr, Running)> {
     let inner = TcpListener::bind(addr).await?;
@@ -661,7 +675,7 @@ async fn serve(addr: SocketAddr, state: Shared) -> io::Result<(SocketAddr, Runni
         conns: conns.clone(),
         next: 0,
     };
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
     let task = tokio::spawn(async move {
         // Serving ends only by abort; an error here would be an accept loop
         // failure, which axum already retries.
@@ -690,6 +704,10 @@ fn router(state: Shared) -> Router {
 async fn observe(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|ConnectInfo(Peer(addr))| *addr);
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, REQUEST_BODY_LIMIT).await else {
         return error_response(&path, 413, "request body too large");
@@ -701,6 +719,7 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
             method,
             path: path.clone(),
             body: bytes.to_vec(),
+            peer,
         });
         let failure = s
             .fail_all

@@ -70,8 +70,9 @@ fn status(what: &str, cmd: &mut Command) -> Result {
 }
 
 /// Debian packages the build and the tests need: the engine needs only the
-/// Rust toolchain; Chromium runs the browser tests of the status page.
-const APT_PACKAGES: &[&str] = &["chromium"];
+/// Rust toolchain; Chromium runs the browser tests of the status page;
+/// microsocks is the real SOCKS5 server of `tests/proxy_socks.rs`.
+const APT_PACKAGES: &[&str] = &["chromium", "microsocks"];
 
 /// Installs missing Debian packages; does nothing (and needs no network) when
 /// all are present, so it is cheap to run every time.
@@ -151,6 +152,7 @@ fn test(rest: &[&str]) -> Result {
         cargo().args(["test", "--workspace"]).args(rest),
     )?);
     totals.add(browser_tests()?);
+    totals.add(client_tests()?);
     // One closing line over both runners.
     println!("\n{} passed, {} failed", totals.passed, totals.failed);
     Ok(())
@@ -238,18 +240,44 @@ fn browser_tests() -> Result<Counts> {
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir),
     )?;
-    let exe = if cfg!(windows) {
-        "clawfleet.exe"
-    } else {
-        "clawfleet"
-    };
     counting(
         "browser tests (node --test)",
         Command::new("node")
             .args(["--test", "--test-reporter=tap"])
             .current_dir(&dir)
-            .env("CLAWFLEET_BIN", root().join("target/debug").join(exe)),
+            .env("CLAWFLEET_BIN", clawfleet_bin()),
     )
+}
+
+/// The inference proxy driven by the official OpenAI (6.x, as Clawdbot uses
+/// it) and Ollama JavaScript clients, against the debug binary `cargo test`
+/// just built.
+fn client_tests() -> Result<Counts> {
+    let dir = root().join("tests/clients");
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    status(
+        "npm ci (client tests)",
+        Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir),
+    )?;
+    counting(
+        "client tests (node --test)",
+        Command::new("node")
+            .args(["--test", "--test-reporter=tap"])
+            .current_dir(&dir)
+            .env("CLAWFLEET_BIN", clawfleet_bin()),
+    )
+}
+
+/// The debug binary `cargo test` builds.
+fn clawfleet_bin() -> PathBuf {
+    let exe = if cfg!(windows) {
+        "clawfleet.exe"
+    } else {
+        "clawfleet"
+    };
+    root().join("target/debug").join(exe)
 }
 
 /// Reads one field (in kB) from /proc/PID/status or smaps_rollup.

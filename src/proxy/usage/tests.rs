@@ -766,6 +766,46 @@ fn the_tap_is_fresh_after_finish() {
     assert_eq!(tap.wire(), Wire::OpenAiSse);
 }
 
+/// The terminal frame is seen as soon as it has arrived whole, byte by byte,
+/// before the body ends; never for a whole JSON body.
+#[test]
+fn the_end_is_seen_at_the_terminal_frame() {
+    let streams = [
+        (Wire::OllamaNdjson, OLLAMA_CHAT.to_owned(), "\"done\":true"),
+        (Wire::OpenAiSse, openai_stream(), "data: [DONE]"),
+        (
+            Wire::AnthropicSse,
+            ANTHROPIC_STREAM.to_owned(),
+            "event: message_stop",
+        ),
+    ];
+    for (wire, body, marker) in streams {
+        // The frame ends with its line (NDJSON) or its blank line (SSE).
+        let frame_start = body.find(marker).unwrap();
+        let frame_end = match wire {
+            Wire::OllamaNdjson => body[frame_start..].find('\n').unwrap() + frame_start + 1,
+            _ => body[frame_start..].find("\n\n").unwrap() + frame_start + 2,
+        };
+        let mut tap = UsageTap::new(wire);
+        for (i, byte) in body.as_bytes().iter().enumerate() {
+            assert_eq!(tap.reached_end(), i >= frame_end, "{wire:?} at byte {i}");
+            tap.feed(std::slice::from_ref(byte));
+        }
+        assert!(tap.reached_end(), "{wire:?}");
+        assert!(tap.finish().complete);
+        assert!(!tap.reached_end(), "fresh after finish");
+    }
+    // A stream cut before its terminal frame never reaches it.
+    let mut tap = UsageTap::new(Wire::OllamaNdjson);
+    tap.feed(cut_before(OLLAMA_CHAT, "\"done\":true").as_bytes());
+    assert!(!tap.reached_end());
+    // A whole body ends with the body, which only finish() knows.
+    let mut tap = UsageTap::new(Wire::OllamaJson);
+    tap.feed(br#"{"model":"m","done":true,"prompt_eval_count":1,"eval_count":2}"#);
+    assert!(!tap.reached_end());
+    assert!(tap.finish().complete);
+}
+
 #[test]
 fn long_texts_from_the_backend_are_clipped() {
     let message = "é".repeat(5000);

@@ -1,0 +1,349 @@
+//! A completed proxy request is in the ledger even if the daemon is killed
+//! the next instant: the real `clawfleet serve` binary as a child process,
+//! 50 requests through its proxy one after another (streamed and not, both
+//! APIs), then SIGKILL, then the SQLite ledger read back.
+//!
+//! The proxy commits each record before the end of its response goes out,
+//! so a client that saw its answer end is never unbilled by a crash. The end
+//! is what the client takes as the end: the body's end for a whole JSON
+//! answer, but for a stream its terminal frame — ollama-js stops reading at
+//! the `done: true` line, and an SSE client may stop at `data: [DONE]`. The
+//! test proves it at the worst moment too: with the ledger's write lock held
+//! by another connection (the record cannot be committed), answers still
+//! stream, but none may reach its end before the daemon is killed.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clawfleet::ledger::Ledger;
+use serde_json::{Value, json};
+use support::{FakeOllama, FakeUsage};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const REQUESTS: u64 = 50;
+
+/// The daemon, SIGKILLed when dropped if the test did not do it.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+fn config(data: &Path, ollama: &str) -> String {
+    format!(
+        r#"this_machine = "local"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
+[probes]
+ollama_interval_secs = 1
+timeout_ms = 1000
+pm2_interval_secs = 3600
+clawdbot_interval_secs = 3600
+[clawdbot]
+config_path = {none:?}
+[[machines]]
+id = "local"
+name = "Local"
+ollama_url = "{ollama}"
+"#,
+        none = data.join("none.json"),
+    )
+}
+
+/// Starts `clawfleet serve` and returns it with its proxy's address, read
+/// from the second line it prints.
+async fn serve(dir: &Path, ollama: &str) -> (Daemon, String) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config(&dir.join("data"), ollama)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .env("CLAWFLEET_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start clawfleet serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut read = Vec::new();
+    while read.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("clawfleet prints its addresses")
+            .unwrap()
+            .unwrap_or_else(|| panic!("clawfleet closed stdout after {read:?}"));
+        read.push(line);
+    }
+    assert!(
+        read[0].starts_with("clawfleet: fleet API on http://"),
+        "{read:?}"
+    );
+    let proxy = read[1]
+        .strip_prefix("clawfleet: inference proxy on ")
+        .unwrap_or_else(|| panic!("second line names the proxy: {read:?}"))
+        .trim()
+        .to_owned();
+    (Daemon(child), proxy)
+}
+
+/// The usage the fake reports for request `i`: unique per request, so each
+/// record can be matched to its request.
+fn usage_of(i: u64) -> FakeUsage {
+    FakeUsage {
+        prompt_eval_count: 1000 + i,
+        eval_count: 5000 + i,
+        ..FakeUsage::default()
+    }
+}
+
+/// Request `i`: five kinds in turn, streamed and not, both APIs.
+fn request_of(i: u64) -> (&'static str, Value) {
+    let messages = json!([{"role": "user", "content": format!("request {i}")}]);
+    match i % 5 {
+        0 => (
+            "/v1/chat/completions",
+            json!({"model": "gpt-oss:20b", "messages": messages, "stream": true,
+                   "stream_options": {"include_usage": true}}),
+        ),
+        1 => (
+            "/v1/chat/completions",
+            json!({"model": "gpt-oss:20b", "messages": messages}),
+        ),
+        // The proxy asks upstream for usage and drops the extra chunk.
+        2 => (
+            "/v1/chat/completions",
+            json!({"model": "gpt-oss:20b", "messages": messages, "stream": true}),
+        ),
+        3 => (
+            "/api/chat",
+            json!({"model": "gpt-oss:20b", "messages": messages}),
+        ),
+        _ => (
+            "/api/generate",
+            json!({"model": "gpt-oss:20b", "prompt": format!("request {i}"), "stream": false}),
+        ),
+    }
+}
+
+/// How far a client got with one answer.
+#[derive(Default)]
+struct Progress {
+    /// Some of the answer's text arrived.
+    content: AtomicBool,
+    /// The client saw the answer's end (see the module doc).
+    end: AtomicBool,
+}
+
+/// Reads an answer chunk by chunk as a client would, noting its progress,
+/// until the body ends or breaks.
+async fn read_answer(mut response: reqwest::Response, whole_json: bool, progress: Arc<Progress>) {
+    let mut text = String::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if text.contains("Durable") {
+                    progress.content.store(true, Ordering::SeqCst);
+                }
+                let streamed_end = text.contains("data: [DONE]")
+                    || text
+                        .lines()
+                        .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["done"] == true));
+                if !whole_json && streamed_end {
+                    progress.end.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(None) => {
+                if whole_json && serde_json::from_str::<Value>(&text).is_ok() {
+                    progress.end.store(true, Ordering::SeqCst);
+                }
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_completed_request_survives_sigkill_in_the_ledger() {
+    let fake = FakeOllama::start().await;
+    fake.set_model_names(&["gpt-oss:20b"]);
+    fake.set_reply("Durable words");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut daemon, proxy) = serve(dir.path(), &fake.url()).await;
+    let client = support::client();
+
+    // Routed once the health poll has seen the model.
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Ok(r) = client.get(format!("{proxy}/api/tags")).send().await
+            && let Ok(tags) = r.json::<Value>().await
+            && tags["models"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["name"] == "gpt-oss:20b"))
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the proxy never listed the fake's model");
+
+    let mut sent = BTreeMap::new();
+    for i in 0..REQUESTS {
+        fake.set_usage(usage_of(i));
+        let (path, body) = request_of(i);
+        let response = client
+            .post(format!("{proxy}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i} to {path}");
+        // Read to the end: the client has the whole answer.
+        let text = response.text().await.unwrap();
+        assert!(text.contains("Durable"), "request {i}: {text}");
+        let complete =
+            match i % 5 {
+                0 | 2 => text.trim_end().ends_with("data: [DONE]"),
+                3 => text.trim_end().lines().last().is_some_and(|l| {
+                    serde_json::from_str::<Value>(l).is_ok_and(|v| v["done"] == true)
+                }),
+                _ => serde_json::from_str::<Value>(&text).is_ok(),
+            };
+        assert!(complete, "request {i} answered in full: {text}");
+        if i % 5 == 2 {
+            assert!(!text.contains("\"usage\""), "request {i}: usage not shown");
+        }
+        sent.insert(1000 + i, (path, 5000 + i, i % 5 != 1 && i % 5 != 4));
+    }
+
+    // The worst moment: another connection holds the ledger's write lock, so
+    // no record can be committed. Three more answers (SSE, NDJSON, whole
+    // JSON) must still stream, but none may reach its end.
+    let file = dir.path().join("data").join(clawfleet::daemon::LEDGER_FILE);
+    let lock = rusqlite::Connection::open(&file).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let held = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "held"}],
+                   "stream": true, "stream_options": {"include_usage": true}}),
+            false,
+        ),
+        (
+            "/api/chat",
+            json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "held"}]}),
+            false,
+        ),
+        (
+            "/api/generate",
+            json!({"model": "gpt-oss:20b", "prompt": "held", "stream": false}),
+            true,
+        ),
+    ];
+    let mut readers = Vec::new();
+    for (n, (path, body, whole_json)) in held.into_iter().enumerate() {
+        fake.set_usage(usage_of(REQUESTS + n as u64));
+        let response = client
+            .post(format!("{proxy}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "held request to {path}");
+        let progress = Arc::new(Progress::default());
+        readers.push((
+            path,
+            progress.clone(),
+            tokio::spawn(read_answer(response, whole_json, progress)),
+        ));
+        // Its text flows although its record is stuck (a liveness bound,
+        // far inside the ledger's 5 s busy timeout).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !readers[n].1.content.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "{path}: no text while the ledger is locked"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // Time for an end that went out early to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Killed, not stopped: no shutdown path runs, nothing is flushed by it.
+    daemon.0.kill().await.unwrap();
+    let status = daemon.0.wait().await.unwrap();
+    assert!(!status.success(), "{status:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "SIGKILL: {status:?}");
+    }
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    for (path, progress, reader) in readers {
+        // The connection died with the daemon.
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !progress.end.load(Ordering::SeqCst),
+            "{path}: the client saw the answer end although its record was never committed"
+        );
+    }
+
+    // The file is sound (SQLite recovers its write-ahead log on opening).
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+
+    let ledger = Ledger::open(&file).unwrap();
+    let records = ledger.handle().recent(1000).await.unwrap();
+    assert_eq!(
+        records.len() as u64,
+        REQUESTS,
+        "every completed request is there, and nothing else"
+    );
+    let mut found = BTreeMap::new();
+    for r in &records {
+        let u = r
+            .usage
+            .unwrap_or_else(|| panic!("record without usage: {r:?}"));
+        assert_eq!(r.outcome, "ok", "{r:?}");
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.machine.as_deref(), Some("local"), "{r:?}");
+        assert_eq!(r.requested_model.as_deref(), Some("gpt-oss:20b"));
+        assert!(
+            found
+                .insert(
+                    u.input_tokens,
+                    (r.endpoint.as_str(), u.output_tokens, r.stream)
+                )
+                .is_none(),
+            "one record per request: {r:?}"
+        );
+    }
+    assert_eq!(found, sent);
+    ledger.close().unwrap();
+}
