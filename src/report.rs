@@ -191,6 +191,11 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         out.push_str("OLLAMA  none configured\n");
     }
 
+    if let Some(p) = &snap.proxy {
+        out.push('\n');
+        out.push_str(&proxy_line(p));
+    }
+
     if let Some(m) = this {
         out.push('\n');
         let mut t = Table::new(&["SERVICE", "TARGET", "STATE", "LATENCY", "DETAIL"]);
@@ -258,6 +263,50 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         }
     }
     out
+}
+
+/// `PROXY  127.0.0.1:11435 · 12 requests in the last 15 min …`
+fn proxy_line(p: &crate::snapshot::ProxyView) -> String {
+    let st = &p.stats;
+    let mut line = format!(
+        "PROXY  {} · {} request{} in the last 15 min ({:.1}/min) · {} fallback{} · {} error{}",
+        p.listen,
+        st.requests,
+        if st.requests == 1 { "" } else { "s" },
+        st.requests_per_minute,
+        st.fallbacks,
+        if st.fallbacks == 1 { "" } else { "s" },
+        st.errors,
+        if st.errors == 1 { "" } else { "s" },
+    );
+    if let Some(d) = st.duration_ms {
+        let _ = write!(line, " · p50 {}", ms(Some(d.p50)));
+    }
+    let shares: Vec<String> = st
+        .machines
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {:.0}%",
+                m.machine.as_deref().unwrap_or("none"),
+                m.share * 100.0
+            )
+        })
+        .collect();
+    if !shares.is_empty() {
+        let _ = write!(line, " · {}", shares.join(", "));
+    }
+    line.push('\n');
+    for c in &p.circuits {
+        if !matches!(c.state, crate::proxy::circuit::CircuitState::Closed { .. }) {
+            let _ = writeln!(
+                line,
+                "  circuit of {} is open: requests skip it for now",
+                c.machine
+            );
+        }
+    }
+    line
 }
 
 fn machine_row(m: &MachineSnapshot) -> Vec<String> {

@@ -204,6 +204,18 @@ fn serve_publishes_health_and_status_reads_it_from_the_daemon() {
     assert!(table.contains("Test Box *"), "{table}");
     assert!(table.contains("open one"), "{table}");
     assert!(table.contains("DOWN"), "{table}");
+    // The proxy's line appears once its figures were published.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = clawfleet(&config).arg("status").output().unwrap();
+        let table = text(&out);
+        if let Some(line) = table.lines().find(|l| l.starts_with("PROXY  127.0.0.1:")) {
+            assert!(line.contains("0 requests in the last 15 min"), "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no PROXY line in:\n{table}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 
     let out = clawfleet(&config)
         .args(["status", "--json"])
