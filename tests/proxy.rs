@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
-use clawfleet::ledger::{Ledger, Record};
+use clawfleet::ledger::Record;
 use serde_json::{Value, json};
 use support::{FakeOllama, Garbage, GarbageServer, HangingServer, StreamFault};
 
@@ -65,6 +65,15 @@ ollama_url = "{peer}"
     }
 }
 
+/// A daemon whose only Ollama is `local` (the peer's is a closed port), once
+/// the health poll has seen it.
+async fn alone(local: &FakeOllama) -> Fleet {
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    fleet
+}
+
 impl Fleet {
     /// Waits until the health poll has seen `n` Ollamas answer.
     async fn probed(&self, n: usize) {
@@ -97,21 +106,7 @@ impl Fleet {
 
     /// The ledger's records, newest first, once `n` are there.
     async fn records(&self, n: usize) -> Vec<Record> {
-        let ledger = Ledger::open(&self.data.path().join(daemon::LEDGER_FILE)).unwrap();
-        let handle = ledger.handle();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let recent = handle.recent(100).await.unwrap();
-            if recent.len() >= n {
-                return recent;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ledger has {} of {n} records",
-                recent.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::ledger_records(self.data.path(), n).await
     }
 }
 
@@ -128,9 +123,7 @@ async fn clawdbot_style_streaming_chat_is_served_and_metered() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["gpt-oss:20b"]);
     local.set_reply("Hello from the fleet");
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
 
     // What Clawdbot 2026.1 sends (interop/clawdbot.md).
     let response = fleet
@@ -202,9 +195,7 @@ async fn clawdbot_style_streaming_chat_is_served_and_metered() {
 async fn usage_is_metered_even_when_the_client_did_not_ask_and_the_extra_chunk_is_dropped() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
 
     let response = fleet
         .post(
@@ -237,9 +228,7 @@ async fn usage_is_metered_even_when_the_client_did_not_ask_and_the_extra_chunk_i
 async fn ollama_native_chat_streams_ndjson_and_non_streaming_answers_whole() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
 
     let response = fleet
         .post(
@@ -507,9 +496,7 @@ async fn a_stream_that_dies_midway_ends_with_an_error_in_the_clients_format() {
     local.set_model_names(&["qwen3:8b"]);
     local.set_reply("one two three four five six");
     local.set_stream_fault(StreamFault::CutAfter(2));
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
 
     let text = fleet
         .post(
@@ -559,9 +546,7 @@ async fn a_stream_that_dies_midway_ends_with_an_error_in_the_clients_format() {
 async fn bad_requests_get_clear_errors_in_the_clients_shape() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     let raw = |path: &'static str, body: Vec<u8>| {
         fleet
             .client
@@ -630,9 +615,7 @@ async fn bad_requests_get_clear_errors_in_the_clients_shape() {
 async fn web_pages_and_foreign_hosts_cannot_use_the_proxy() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     let body = json!({"model": "qwen3:8b", "messages": [], "stream": false});
     let url = format!("{}/api/chat", fleet.proxy);
     let r = fleet
@@ -772,9 +755,7 @@ async fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_is_recorded() {
     local.set_model_names(&["qwen3:8b"]);
     local.set_reply("a b c d e f g h i j k l m n o p");
     local.set_chunk_delay(Duration::from_millis(200));
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     let mut response = fleet
         .post(
             "/api/chat",
@@ -795,9 +776,7 @@ async fn streaming_is_not_buffered() {
     local.set_model_names(&["qwen3:8b"]);
     local.set_reply("slow words arrive one by one");
     local.set_chunk_delay(Duration::from_millis(300));
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     let mut response = fleet
         .post(
             "/api/chat",
@@ -1060,9 +1039,7 @@ async fn a_backend_that_answers_html_is_skipped_like_a_failure() {
 async fn a_load_request_is_served_but_not_billed() {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     // An empty chat loads the model (Ollama's documented idiom).
     let r = fleet
         .post("/api/chat", json!({"model": "qwen3:8b", "messages": []}))
@@ -1081,9 +1058,7 @@ async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let fleet = alone(&local).await;
     let mut s = tokio::net::TcpStream::connect(fleet.running.proxy_addr)
         .await
         .unwrap();

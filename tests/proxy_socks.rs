@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
-use clawfleet::ledger::{Ledger, Record};
+use clawfleet::ledger::Record;
 use serde_json::{Value, json};
 use support::FakeOllama;
 
@@ -187,21 +187,7 @@ async fn post(proxy: SocketAddr, path: &str, body: Value) -> reqwest::Response {
 
 /// The ledger's records, newest first, once `n` are there.
 async fn records(data: &Path, n: usize) -> Vec<Record> {
-    let ledger = Ledger::open(&data.join(daemon::LEDGER_FILE)).unwrap();
-    let handle = ledger.handle();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let recent = handle.recent(100).await.unwrap();
-        if recent.len() >= n {
-            return recent;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ledger has {} of {n} records",
-            recent.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::ledger_records(data, n).await
 }
 
 #[tokio::test]

@@ -63,3 +63,28 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// The ledger's records in `data_dir`, newest first, once at least `n` are
+/// there (a bounded wait: the proxy commits before a response ends, but a
+/// refused request is recorded without waiting).
+pub async fn ledger_records(
+    data_dir: &std::path::Path,
+    n: usize,
+) -> Vec<clawfleet::ledger::Record> {
+    let ledger = clawfleet::ledger::Ledger::open(&data_dir.join(clawfleet::daemon::LEDGER_FILE))
+        .expect("open the ledger");
+    let handle = ledger.handle();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let recent = handle.recent(100).await.expect("read the ledger");
+        if recent.len() >= n {
+            return recent;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ledger has {} of {n} records",
+            recent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
