@@ -269,6 +269,12 @@ pub struct OllamaModel {
     pub quantization: Option<String>,
     /// Last modified, as Ollama reports it.
     pub modified_at: Option<String>,
+    /// Content digest (`sha256` hex), as Ollama reports it.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// File format (`gguf`).
+    #[serde(default)]
+    pub format: Option<String>,
     /// What the config says the model is for.
     pub purpose: Option<String>,
 }

@@ -42,6 +42,10 @@ async fn healthy_fake_is_mapped_field_for_field() {
                 parameter_size: Some("7.6B".into()),
                 quantization: Some("Q4_K_M".into()),
                 modified_at: Some("2025-05-10T08:06:48.639712648-07:00".into()),
+                digest: Some(
+                    "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163".into(),
+                ),
+                format: Some("gguf".into()),
                 purpose: None,
             },
             OllamaModel {
@@ -51,6 +55,10 @@ async fn healthy_fake_is_mapped_field_for_field() {
                 parameter_size: Some("3.2B".into()),
                 quantization: Some("Q4_K_M".into()),
                 modified_at: Some("2025-05-04T17:37:44.706015396-07:00".into()),
+                digest: Some(
+                    "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72".into(),
+                ),
+                format: Some("gguf".into()),
                 purpose: None,
             },
         ]

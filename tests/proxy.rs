@@ -688,6 +688,14 @@ async fn tags_ps_models_and_version_are_merged_across_machines() {
     assert_eq!(find("qwen3-fast:8b")["machines"], json!(["peer"]));
     assert_eq!(find("peer/gpt-oss:20b")["machine"], "peer");
     assert!(find("local/qwen3:8b")["size"].is_u64());
+    // The fields Ollama's clients read, as the machine reported them.
+    let qwen = find("qwen3:8b");
+    assert_eq!(
+        qwen["digest"],
+        "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72"
+    );
+    assert_eq!(qwen["details"]["format"], "gguf");
+    assert_eq!(qwen["details"]["quantization_level"], "Q4_K_M");
 
     let ps: Value = fleet
         .client

@@ -382,6 +382,8 @@ pub fn parse_tags(body: &[u8]) -> Result<Listing<OllamaModel>, ParseError> {
             parameter_size: details.and_then(|d| text(d.get("parameter_size"))),
             quantization: details.and_then(|d| text(d.get("quantization_level"))),
             modified_at: text(entry.get("modified_at")),
+            digest: text(entry.get("digest")),
+            format: details.and_then(|d| text(d.get("format"))),
             purpose: None,
         }
     })
@@ -533,6 +535,10 @@ mod tests {
                     parameter_size: Some("7.6B".into()),
                     quantization: Some("Q4_K_M".into()),
                     modified_at: Some("2025-05-10T08:06:48.639712648-07:00".into()),
+                    digest: Some(
+                        "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163".into()
+                    ),
+                    format: Some("gguf".into()),
                     purpose: None,
                 },
                 OllamaModel {
@@ -542,6 +548,10 @@ mod tests {
                     parameter_size: Some("3.2B".into()),
                     quantization: Some("Q4_K_M".into()),
                     modified_at: Some("2025-05-04T17:37:44.706015396-07:00".into()),
+                    digest: Some(
+                        "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72".into()
+                    ),
+                    format: Some("gguf".into()),
                     purpose: None,
                 },
             ]

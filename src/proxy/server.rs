@@ -825,7 +825,9 @@ async fn ollama_tags(State(proxy): State<Arc<Proxy>>) -> Response {
                     "model": name,
                     "modified_at": model.modified_at,
                     "size": model.size_bytes,
+                    "digest": model.digest,
                     "details": {
+                        "format": model.format,
                         "family": model.family,
                         "parameter_size": model.parameter_size,
                         "quantization_level": model.quantization,
