@@ -608,6 +608,18 @@ async fn bad_requests_get_clear_errors_in_the_clients_shape() {
         0,
         "nothing bad reached Ollama"
     );
+    // Refused requests are in the ledger too, with why.
+    let records = fleet.records(5).await;
+    let mut statuses: Vec<u16> = records.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [400, 400, 400, 404, 413]);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == "error" && r.error.is_some() && r.machine.is_none())
+    );
+    let unknown = records.iter().find(|r| r.status == 404).unwrap();
+    assert_eq!(unknown.requested_model.as_deref(), Some("llama9"));
     fleet.running.shutdown().await;
 }
 

@@ -315,46 +315,59 @@ enum BodyProblem {
     Broken(String),
 }
 
-/// Parses a JSON request body, answering 400/413 in the client's shape.
-async fn json_body(
-    shape: ApiShape,
-    request: Request,
-    limit: u64,
-) -> Result<(Bytes, Value), Response> {
+/// A request refused before any machine was asked: status, kind, words.
+struct Refusal(u16, ErrorKind, String);
+
+/// Parses a JSON request body; a refusal is 400 or 413.
+async fn json_body(request: Request, limit: u64) -> Result<(Bytes, Value), Refusal> {
     let bytes = match read_body(request.into_body(), limit).await {
         Ok(b) => b,
         Err(BodyProblem::TooLarge) => {
-            return Err(fail(
-                shape,
+            return Err(Refusal(
                 413,
                 ErrorKind::PayloadTooLarge,
-                &format!("request body is larger than {limit} bytes ([proxy] max_body_bytes)"),
+                format!("request body is larger than {limit} bytes ([proxy] max_body_bytes)"),
             ));
         }
         Err(BodyProblem::Broken(why)) => {
-            return Err(fail(
-                shape,
+            return Err(Refusal(
                 400,
                 ErrorKind::BadRequest,
-                &format!("could not read the request body: {why}"),
+                format!("could not read the request body: {why}"),
             ));
         }
     };
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(v) if v.is_object() => Ok((bytes, v)),
-        Ok(_) => Err(fail(
-            shape,
+        Ok(_) => Err(Refusal(
             400,
             ErrorKind::BadRequest,
-            "request body must be a JSON object",
+            "request body must be a JSON object".to_owned(),
         )),
-        Err(e) => Err(fail(
-            shape,
+        Err(e) => Err(Refusal(
             400,
             ErrorKind::BadRequest,
-            &format!("malformed JSON in request body: {e}"),
+            format!("malformed JSON in request body: {e}"),
         )),
     }
+}
+
+/// Answers a refusal in the client's shape and records it in the ledger:
+/// every request the proxy sees is in the ledger, served or not.
+fn refuse(
+    ledger: &LedgerHandle,
+    mut record: Record,
+    started: Instant,
+    shape: ApiShape,
+    r: Refusal,
+) -> Response {
+    let Refusal(status, kind, message) = r;
+    record.status = status;
+    record.outcome = "error".to_owned();
+    record.error = Some(message.clone());
+    record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    ledger.record_nowait(record);
+    fail(shape, status, kind, &message)
 }
 
 /// One failed attempt, for the 503 text and the fallbacks header.
@@ -399,26 +412,45 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
         machine = tracing::field::Empty
     );
     async move {
-        let (original, mut body) =
-            match json_body(shape, request, proxy.config.proxy.max_body_bytes).await {
-                Ok(b) => b,
-                Err(response) => return response,
-            };
+        let mut record = Record {
+            started_at,
+            client,
+            api: endpoint.api().to_owned(),
+            endpoint: endpoint.path().to_owned(),
+            requested_model: None,
+            machine: None,
+            fallback_depth: 0,
+            stream: false,
+            usage: None,
+            ttfb_ms: None,
+            duration_ms: 0.0,
+            status: 0,
+            outcome: "error".to_owned(),
+            error: None,
+        };
+        let (original, mut body) = match json_body(request, proxy.config.proxy.max_body_bytes).await
+        {
+            Ok(b) => b,
+            Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
+        };
         let Some(model) = endpoint.model(&body) else {
-            return fail(
-                shape,
+            let r = Refusal(
                 400,
                 ErrorKind::BadRequest,
-                "the request names no model: set \"model\"",
+                "the request names no model: set \"model\"".to_owned(),
             );
+            return refuse(&proxy.ledger, record, started, shape, r);
         };
         tracing::Span::current().record("model", model.as_str());
         let stream = endpoint.streams(&body);
+        record.requested_model = Some(model.clone());
+        record.stream = stream;
         let snap = proxy.snapshot.borrow().clone();
         let candidates = match route::plan(&model, &proxy.config, &proxy.fleet, &snap) {
             Ok(c) => c,
             Err(e @ RouteError::UnknownModel { .. }) => {
-                return fail(shape, 404, ErrorKind::ModelNotFound, &e.to_string());
+                let r = Refusal(404, ErrorKind::ModelNotFound, e.to_string());
+                return refuse(&proxy.ledger, record, started, shape, r);
             }
         };
         // Ask upstream for the usage chunk even when the client did not, and
@@ -428,22 +460,6 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
             && !request_wants_usage(&body)
             && ask_for_usage(&mut body);
 
-        let mut record = Record {
-            started_at,
-            client,
-            api: endpoint.api().to_owned(),
-            endpoint: endpoint.path().to_owned(),
-            requested_model: Some(model.clone()),
-            machine: None,
-            fallback_depth: 0,
-            stream,
-            usage: None,
-            ttfb_ms: None,
-            duration_ms: 0.0,
-            status: 0,
-            outcome: "error".to_owned(),
-            error: None,
-        };
         let mut tried: Vec<Tried> = Vec::new();
         for candidate in &candidates {
             match attempt(
@@ -1012,32 +1028,49 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let client = client_of(&request);
     let headers: HeaderMap = request.headers().clone();
     let shape = ApiShape::Anthropic;
-    let (original, body) = match json_body(shape, request, proxy.config.proxy.max_body_bytes).await
-    {
+    let mut record = Record {
+        started_at,
+        client,
+        api: "anthropic".to_owned(),
+        endpoint: "/v1/messages".to_owned(),
+        requested_model: None,
+        machine: None,
+        fallback_depth: 0,
+        stream: false,
+        usage: None,
+        ttfb_ms: None,
+        duration_ms: 0.0,
+        status: 0,
+        outcome: "error".to_owned(),
+        error: None,
+    };
+    let (original, body) = match json_body(request, proxy.config.proxy.max_body_bytes).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
     };
     let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
-        return fail(
-            shape,
+        let r = Refusal(
             400,
             ErrorKind::BadRequest,
-            "the request names no model: set \"model\"",
+            "the request names no model: set \"model\"".to_owned(),
         );
+        return refuse(&proxy.ledger, record, started, shape, r);
     };
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    record.requested_model = Some(model);
+    record.stream = stream;
     let key = headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| proxy.anthropic_key.clone());
     let Some(key) = key else {
-        return fail(
-            shape,
+        let r = Refusal(
             401,
             ErrorKind::Forbidden,
-            "no Anthropic API key: send x-api-key, or set [proxy] anthropic_key_file",
+            "no Anthropic API key: send x-api-key, or set [proxy] anthropic_key_file".to_owned(),
         );
+        return refuse(&proxy.ledger, record, started, shape, r);
     };
     let url = format!(
         "{}/v1/messages",
@@ -1056,23 +1089,8 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
         HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static(""));
     key_header.set_sensitive(true);
     upstream = upstream.header("x-api-key", key_header);
+    record.machine = Some("anthropic".to_owned());
 
-    let record = Record {
-        started_at,
-        client,
-        api: "anthropic".to_owned(),
-        endpoint: "/v1/messages".to_owned(),
-        requested_model: Some(model),
-        machine: Some("anthropic".to_owned()),
-        fallback_depth: 0,
-        stream,
-        usage: None,
-        ttfb_ms: None,
-        duration_ms: 0.0,
-        status: 0,
-        outcome: "error".to_owned(),
-        error: None,
-    };
     let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
     let why = match tokio::time::timeout(first_byte, upstream.send()).await {
         Ok(Ok(response)) => {
