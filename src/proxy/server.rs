@@ -1115,7 +1115,6 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
         Err(_) => format!("Anthropic did not answer within {} s", first_byte.as_secs()),
         Ok(Err(e)) => format!("cannot reach Anthropic: {}", net::describe(&e)),
     };
-    let mut record = record;
     record.status = 502;
     record.error = Some(why.clone());
     record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
