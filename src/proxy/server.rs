@@ -315,6 +315,27 @@ enum BodyProblem {
     Broken(String),
 }
 
+/// The ledger record of a request that has just arrived: an error until
+/// the response says otherwise.
+fn new_record(started_at: Timestamp, client: String, api: &str, endpoint: &str) -> Record {
+    Record {
+        started_at,
+        client,
+        api: api.to_owned(),
+        endpoint: endpoint.to_owned(),
+        requested_model: None,
+        machine: None,
+        fallback_depth: 0,
+        stream: false,
+        usage: None,
+        ttfb_ms: None,
+        duration_ms: 0.0,
+        status: 0,
+        outcome: "error".to_owned(),
+        error: None,
+    }
+}
+
 /// A request refused before any machine was asked: status, kind, words.
 struct Refusal(u16, ErrorKind, String);
 
@@ -412,22 +433,7 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
         machine = tracing::field::Empty
     );
     async move {
-        let mut record = Record {
-            started_at,
-            client,
-            api: endpoint.api().to_owned(),
-            endpoint: endpoint.path().to_owned(),
-            requested_model: None,
-            machine: None,
-            fallback_depth: 0,
-            stream: false,
-            usage: None,
-            ttfb_ms: None,
-            duration_ms: 0.0,
-            status: 0,
-            outcome: "error".to_owned(),
-            error: None,
-        };
+        let mut record = new_record(started_at, client, endpoint.api(), endpoint.path());
         let (original, mut body) = match json_body(request, proxy.config.proxy.max_body_bytes).await
         {
             Ok(b) => b,
@@ -1028,22 +1034,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let client = client_of(&request);
     let headers: HeaderMap = request.headers().clone();
     let shape = ApiShape::Anthropic;
-    let mut record = Record {
-        started_at,
-        client,
-        api: "anthropic".to_owned(),
-        endpoint: "/v1/messages".to_owned(),
-        requested_model: None,
-        machine: None,
-        fallback_depth: 0,
-        stream: false,
-        usage: None,
-        ttfb_ms: None,
-        duration_ms: 0.0,
-        status: 0,
-        outcome: "error".to_owned(),
-        error: None,
-    };
+    let mut record = new_record(started_at, client, "anthropic", "/v1/messages");
     let (original, body) = match json_body(request, proxy.config.proxy.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
