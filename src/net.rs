@@ -16,10 +16,11 @@ pub const PROBE_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 static CRYPTO: Once = Once::new();
 
-/// Builds the shared HTTP client: rustls with the ring provider, no proxy from
-/// the environment (fleet traffic must not leak to a corporate proxy), no
-/// redirects (a probe reports what it got).
-pub fn client() -> Result<reqwest::Client, Error> {
+/// What every client of ClawFleet shares: rustls with the ring provider, no
+/// proxy from the environment (fleet traffic must not leak to a corporate
+/// proxy), no redirects (a probe reports what it got; a model server never
+/// redirects), and ClawFleet's User-Agent.
+fn builder() -> reqwest::ClientBuilder {
     CRYPTO.call_once(|| {
         // Fails only when another provider was installed first, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -27,29 +28,29 @@ pub fn client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The client the probes share: a small keep-alive pool (a few requests per
+/// machine every few seconds).
+pub fn client() -> Result<reqwest::Client, Error> {
+    builder()
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(2)
-        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::HttpClient(e.to_string()))
 }
 
-/// The client the proxy uses towards model servers: no environment proxy,
-/// no redirects, a connect time limit, HTTP/1.1 keep-alive pools, and
+/// The client the proxy uses towards model servers: a connect time limit,
+/// HTTP/1.1 keep-alive pools sized for concurrent generations, and
 /// optionally every connection through a SOCKS5 proxy (Tailscale userspace
 /// networking). No overall timeout: a generation may stream for minutes.
 pub fn upstream_client(connect: Duration, socks5: Option<&str>) -> Result<reqwest::Client, Error> {
-    CRYPTO.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
+    let mut builder = builder()
         .connect_timeout(connect)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")));
+        .pool_max_idle_per_host(64);
     if let Some(addr) = socks5 {
         // socks5h: names are resolved by the proxy, as tailnet names must be.
         let proxy = reqwest::Proxy::all(format!("socks5h://{addr}"))
