@@ -671,7 +671,7 @@ struct RelayState {
     tap: UsageTap,
     filter: Option<SseUsageFilter>,
     shape: ApiShape,
-    framed: bool,
+    wire: Wire,
     guard: Unfinished,
     done: bool,
     /// The upstream status was a success (2xx).
@@ -680,21 +680,26 @@ struct RelayState {
 
 /// Writes the response's ledger record, once, with what the tap read, and
 /// waits for the commit: the caller then lets the client see the end, so a
-/// completed response is never lost to a crash.
-async fn settle(s: &mut RelayState) {
+/// completed response is never lost to a crash. `broke_off` is why the
+/// upstream answer ended early, if it did.
+async fn settle(s: &mut RelayState, broke_off: Option<String>) {
     let Some(mut rec) = s.guard.record.take() else {
         return;
     };
     let report = s.tap.finish();
     rec.usage = report.usage;
     rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
-    match report.error {
-        Some(e) => {
+    match (broke_off, report.error) {
+        (Some(why), _) => {
+            rec.outcome = "upstream_failed_midstream".to_owned();
+            rec.error = Some(why);
+        }
+        (None, Some(e)) => {
             rec.outcome = "error".to_owned();
             rec.error = Some(e);
         }
-        None if s.success => rec.outcome = "ok".to_owned(),
-        None => rec.outcome = "error".to_owned(),
+        (None, None) if s.success => rec.outcome = "ok".to_owned(),
+        (None, None) => rec.outcome = "error".to_owned(),
     }
     if let Err(e) = s.guard.ledger.record(rec).await {
         warn!("ledger write failed: {e}");
@@ -709,16 +714,12 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let mut record = r.record;
     record.status = status.as_u16();
-    let framed = matches!(
-        r.wire,
-        Wire::OllamaNdjson | Wire::OpenAiSse | Wire::AnthropicSse
-    );
     let state = RelayState {
         upstream: Box::pin(upstream.bytes_stream()),
         tap: UsageTap::new(r.wire),
         filter: r.filter_usage.then(SseUsageFilter::new),
         shape: r.shape,
-        framed,
+        wire: r.wire,
         guard: Unfinished {
             record: Some(record),
             ledger: r.ledger,
@@ -750,7 +751,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     // answer and may stop reading there (ollama-js does):
                     // the record is committed before that frame goes out.
                     if s.tap.reached_end() {
-                        settle(&mut s).await;
+                        settle(&mut s, None).await;
                     }
                     if out.is_empty() {
                         continue;
@@ -762,22 +763,13 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     // No record left: it was settled at the terminal frame,
                     // the client already has the whole answer, and only the
                     // connection's close went wrong. End the body cleanly.
-                    let mut rec = s.guard.record.take()?;
+                    s.guard.record.as_ref()?;
                     let why = format!("the machine's answer broke off: {}", net::describe(&e));
-                    let report = s.tap.finish();
-                    rec.usage = report.usage;
-                    rec.outcome = "upstream_failed_midstream".to_owned();
-                    rec.error = Some(why.clone());
-                    rec.duration_ms = s.guard.started.elapsed().as_secs_f64() * 1000.0;
-                    let _ = s.guard.ledger.record(rec).await;
-                    if s.framed {
+                    settle(&mut s, Some(why.clone())).await;
+                    if !s.wire.is_whole_body() {
                         // A well-formed error in the client's stream format,
                         // never a silent truncation.
-                        let frame = stream_error_frame(
-                            s.shape,
-                            s.framed && s.shape != ApiShape::Ollama,
-                            &why,
-                        );
+                        let frame = stream_error_frame(s.shape, s.wire.is_sse(), &why);
                         return Some((Ok(Bytes::from(frame)), s));
                     }
                     // A whole JSON body cannot be mended: abort the response
@@ -794,7 +786,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     // A whole body (or a stream that never sent its terminal
                     // frame) ends here: committed before the client sees
                     // the end.
-                    settle(&mut s).await;
+                    settle(&mut s, None).await;
                     if tail.is_empty() {
                         return None;
                     }
