@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cost;
 pub mod daemon;
 pub mod error;
 pub mod fleet;

@@ -1,0 +1,383 @@
+//! The cost store: `costs.sqlite` in `data_dir`.
+//!
+//! It holds what the cost engine must not recompute on every start: the
+//! assistant turns read from Clawdbot's transcripts (one row per turn, keyed
+//! by a hash of the transcript line, so reading a line twice never counts it
+//! twice), how far each transcript file has been read, the state of each
+//! alarm (so a crossing is announced once, across restarts too) and the cost
+//! events raised.
+//!
+//! One connection, used from one thread at a time (the engine runs it on the
+//! blocking pool). WAL with `synchronous=NORMAL`, like the ledger: several
+//! processes (the daemon and `clawfleet costs`) may open the same file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::proxy::usage::Usage;
+
+/// The cost store's file name inside `data_dir`.
+pub const STORE_FILE: &str = "costs.sqlite";
+
+/// `PRAGMA application_id` of a ClawFleet cost store (`CFCS`).
+const APPLICATION_ID: i64 = 0x4346_4353;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to
+/// `i + 1`. Append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // v1.
+    // transcript_files: how far each transcript has been read. `head` is a
+    // hash of the file's first bytes (up to `head_len`), to tell a file
+    // rewritten in place from one that grew.
+    // turns: one assistant turn with usage. `key` is the 128-bit xxh3 of the
+    // transcript line (without its line ending): the same line read again,
+    // from any file, is the same turn. Times are integer microseconds since
+    // the Unix epoch, UTC. `flags` is a `TurnFlags` bit set.
+    // alarms: the current state of each alarm rule, by key.
+    // cost_events: every alarm crossing, in order.
+    "CREATE TABLE transcript_files (
+        path          TEXT PRIMARY KEY,
+        dev           INTEGER NOT NULL,
+        ino           INTEGER NOT NULL,
+        size          INTEGER NOT NULL,
+        mtime_ns      INTEGER NOT NULL,
+        offset        INTEGER NOT NULL,
+        head          BLOB    NOT NULL,
+        head_len      INTEGER NOT NULL,
+        lines         INTEGER NOT NULL,
+        corrupt       INTEGER NOT NULL,
+        updated_at_us INTEGER NOT NULL
+    );
+    CREATE TABLE turns (
+        key          BLOB PRIMARY KEY,
+        at_us        INTEGER NOT NULL,
+        agent        TEXT    NOT NULL,
+        session      TEXT    NOT NULL,
+        provider     TEXT    NOT NULL,
+        model        TEXT    NOT NULL,
+        api          TEXT    NOT NULL,
+        input        INTEGER NOT NULL,
+        output       INTEGER NOT NULL,
+        cache_read   INTEGER NOT NULL,
+        cache_write  INTEGER NOT NULL,
+        reported_usd REAL,
+        flags        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX turns_by_time ON turns (at_us);
+    CREATE TABLE alarms (
+        key       TEXT PRIMARY KEY,
+        active    INTEGER NOT NULL,
+        since_us  INTEGER NOT NULL,
+        value     REAL,
+        threshold REAL,
+        message   TEXT NOT NULL
+    );
+    CREATE TABLE cost_events (
+        id        INTEGER PRIMARY KEY,
+        at_us     INTEGER NOT NULL,
+        kind      TEXT    NOT NULL,
+        alarm     TEXT    NOT NULL,
+        machine   TEXT,
+        active    INTEGER NOT NULL,
+        value     REAL,
+        threshold REAL,
+        message   TEXT    NOT NULL
+    );
+    PRAGMA application_id = 1128678227;",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What can go wrong with the cost store. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The folder that should hold the store could not be created.
+    #[error("cannot create the folder for the cost store {}: {source}", path.display())]
+    CreateDir {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a ClawFleet cost store; it was left untouched.
+    #[error(
+        "{} is not a ClawFleet cost store ({reason}); it was left untouched: move it aside and ClawFleet will create a new one (transcripts are read again, nothing is counted twice)",
+        path.display()
+    )]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
+    /// Written by a newer ClawFleet; left untouched.
+    #[error(
+        "the cost store {} has schema version {found}, newer than this ClawFleet knows (up to {known}); it was left untouched: upgrade ClawFleet, or move the file aside",
+        path.display()
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// [`SCHEMA_VERSION`].
+        known: i64,
+    },
+    /// SQLite refused an operation.
+    #[error("cost store {}: cannot {action}: {source}", path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What we were doing.
+        action: &'static str,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A transcript folder or file could not be listed or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Bits of [`Turn::flags`]: what was wrong with a transcript line that was
+/// still counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnFlags(pub u32);
+
+impl TurnFlags {
+    /// A token field was missing or not a number (counted as 0).
+    pub const MISSING_FIELD: u32 = 1;
+    /// A token field was negative or fractional (counted as 0, or truncated).
+    pub const INVALID_FIELD: u32 = 2;
+    /// The line had no usable timestamp: the file's modification time was used.
+    pub const NO_TIMESTAMP: u32 = 4;
+    /// The line named no provider or no model.
+    pub const NO_MODEL: u32 = 8;
+
+    /// Whether `bit` is set.
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// One assistant turn read from a Clawdbot transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// When the turn happened (the message's own timestamp).
+    pub at: Timestamp,
+    /// `agents/<agent>/sessions/…`.
+    pub agent: String,
+    /// The transcript's file stem (the session id).
+    pub session: String,
+    /// Clawdbot's provider name (`anthropic`, `ollama-macmini`); empty if none.
+    pub provider: String,
+    /// The model id as Clawdbot named it; empty if none.
+    pub model: String,
+    /// Clawdbot's `api` kind (`anthropic-messages`, `openai-completions`).
+    pub api: String,
+    /// Tokens.
+    pub usage: Usage,
+    /// `usage.cost.total` as Clawdbot computed it from its own config, if any.
+    pub reported_usd: Option<f64>,
+    /// What was wrong with the line.
+    pub flags: TurnFlags,
+}
+
+/// The cost store. See the module documentation.
+#[derive(Debug)]
+pub struct CostStore {
+    pub(crate) path: PathBuf,
+    pub(crate) conn: Connection,
+}
+
+impl CostStore {
+    /// Opens (or creates) the store at `path`: creates the folder, checks that
+    /// an existing file is a cost store (never modifying one that is not),
+    /// switches to WAL and migrates.
+    pub fn open(path: &Path) -> Result<CostStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let sqlite = |action| {
+            move |source| StoreError::Sqlite {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        };
+        let mut conn = Connection::open(path).map_err(sqlite("open"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(sqlite("set busy_timeout"))?;
+        let header = conn.query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+                    (SELECT application_id FROM pragma_application_id), \
+                    (SELECT count(*) FROM sqlite_schema)",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        );
+        let (version, application_id, objects) = match header {
+            Ok(h) => h,
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+                return Err(StoreError::NotAStore {
+                    path: path.to_path_buf(),
+                    reason: "not a SQLite database".into(),
+                });
+            }
+            Err(e) => return Err(sqlite("read the schema version")(e)),
+        };
+        if objects > 0 && application_id != APPLICATION_ID {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "a SQLite database of another program (application_id {application_id:#x})"
+                ),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(sqlite("switch to WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(store = %path.display(), journal_mode = %mode, "the cost store could not use WAL");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite("set synchronous=NORMAL"))?;
+        for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sqlite("migrate the schema"))?;
+            let current: i64 = tx
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(sqlite("migrate the schema"))?;
+            if current >= v {
+                continue;
+            }
+            tx.execute_batch(step)
+                .map_err(sqlite("migrate the schema"))?;
+            tx.pragma_update(None, "user_version", v)
+                .map_err(sqlite("migrate the schema"))?;
+            tx.commit().map_err(sqlite("migrate the schema"))?;
+        }
+        Ok(CostStore {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn sqlite(
+        &self,
+        action: &'static str,
+    ) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// The turns that happened in `[from, until)`, oldest first.
+    pub fn turns_between(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<Turn>, StoreError> {
+        let err = self.sqlite("read transcript turns");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT at_us, agent, session, provider, model, api, input, output, cache_read, \
+                 cache_write, reported_usd, flags FROM turns WHERE at_us >= ?1 AND at_us < ?2 \
+                 ORDER BY at_us",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(
+                params![from.as_microsecond(), until.as_microsecond()],
+                |row| {
+                    let at_us: i64 = row.get(0)?;
+                    let tokens = |i: usize| -> rusqlite::Result<u64> {
+                        Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+                    };
+                    Ok(Turn {
+                        at: Timestamp::from_microsecond(at_us).unwrap_or(Timestamp::UNIX_EPOCH),
+                        agent: row.get(1)?,
+                        session: row.get(2)?,
+                        provider: row.get(3)?,
+                        model: row.get(4)?,
+                        api: row.get(5)?,
+                        usage: Usage {
+                            input_tokens: tokens(6)?,
+                            output_tokens: tokens(7)?,
+                            cache_read_tokens: tokens(8)?,
+                            cache_write_tokens: tokens(9)?,
+                        },
+                        reported_usd: row.get(10)?,
+                        flags: TurnFlags(row.get(11)?),
+                    })
+                },
+            )
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+
+    /// How many turns the store holds.
+    pub fn turn_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM turns", [], |row| row.get(0))
+            .map_err(self.sqlite("count turns"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The stored state of alarm `key`: whether it is active, and since when.
+    pub fn alarm_state(&self, key: &str) -> Result<Option<(bool, Timestamp)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT active, since_us FROM alarms WHERE key = ?1",
+                [key],
+                |row| {
+                    let since: i64 = row.get(1)?;
+                    Ok((
+                        row.get::<_, bool>(0)?,
+                        Timestamp::from_microsecond(since).unwrap_or(Timestamp::UNIX_EPOCH),
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.sqlite("read an alarm's state"))
+    }
+}
