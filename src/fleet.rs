@@ -128,6 +128,7 @@ fn standalone(os_hostname: &str) -> MachineConfig {
             },
         ],
         pm2_apps: Vec::new(),
+        monthly_budget_usd: None,
     }
 }
 

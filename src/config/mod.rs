@@ -8,7 +8,7 @@
 //! Not for: secrets. Tokens and API keys live in owner-only files or the OS
 //! keychain, never in this file's values or in logs.
 
-mod locate;
+pub(crate) mod locate;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use validate::Issue;
+pub use validate::{Issue, Seg};
 
 use crate::error::{ConfigError, LocatedIssue};
 
@@ -55,6 +55,9 @@ pub struct Config {
     /// Where Clawdbot keeps its config.
     #[serde(default)]
     pub clawdbot: ClawdbotConfig,
+    /// Cost estimates: prices, transcripts, budgets and the credit-leak alarm.
+    #[serde(default)]
+    pub costs: CostsConfig,
     /// The machines of the fleet.
     #[serde(default)]
     pub machines: Vec<MachineConfig>,
@@ -290,6 +293,114 @@ pub struct ClawdbotConfig {
     pub config_path: Option<PathBuf>,
 }
 
+/// `[costs]`: where usage comes from, how it is priced, and when to warn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsConfig {
+    /// Seconds between cost updates (read new transcript lines, recompute the
+    /// month, check budgets and the leak rule).
+    #[serde(default = "d_costs_interval")]
+    pub interval_secs: u64,
+    /// Read Clawdbot's session transcripts (they also hold direct Anthropic
+    /// calls that never pass through the proxy).
+    #[serde(default = "d_true")]
+    pub read_transcripts: bool,
+    /// Clawdbot's agents folder (`<agent>/sessions/*.jsonl`). Default: the
+    /// `agents` folder beside Clawdbot's config file (`~/.clawdbot/agents`).
+    #[serde(default)]
+    pub transcripts_dir: Option<PathBuf>,
+    /// A price file overlaying the embedded table. Default: `prices.toml`
+    /// beside the config file, when it exists.
+    #[serde(default)]
+    pub prices_path: Option<PathBuf>,
+    /// The IANA time zone days and months are counted in (`Europe/Paris`).
+    /// Default: the machine's.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Savings are local tokens priced at this cloud model.
+    #[serde(default = "d_savings_model")]
+    pub savings_model: String,
+    /// Clawdbot providers that run locally (free): names, or prefixes ending
+    /// in `*`. Providers whose `baseUrl` in Clawdbot's config points at
+    /// loopback or a fleet machine are local too.
+    #[serde(default = "d_local_providers")]
+    pub local_providers: Vec<String>,
+    /// Fleet-wide monthly budget in USD.
+    #[serde(default)]
+    pub monthly_budget_usd: Option<f64>,
+    /// Warn when one day's spend passes this many USD.
+    #[serde(default)]
+    pub daily_budget_usd: Option<f64>,
+    /// The credit-leak rule.
+    #[serde(default)]
+    pub leak: LeakConfig,
+}
+
+impl Default for CostsConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: d_costs_interval(),
+            read_transcripts: true,
+            transcripts_dir: None,
+            prices_path: None,
+            time_zone: None,
+            savings_model: d_savings_model(),
+            local_providers: d_local_providers(),
+            monthly_budget_usd: None,
+            daily_budget_usd: None,
+            leak: LeakConfig::default(),
+        }
+    }
+}
+
+/// `[costs.leak]`: spend leaking back to the cloud while local models are up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakConfig {
+    /// Alarm when more than this share of tokens (percent) went to the cloud
+    /// in the window while a local Ollama was healthy.
+    #[serde(default = "d_leak_percent")]
+    pub cloud_share_percent: f64,
+    /// The window, in minutes.
+    #[serde(default = "d_leak_window")]
+    pub window_mins: u64,
+    /// Below this many tokens in the window, the share is not judged.
+    #[serde(default = "d_leak_min_tokens")]
+    pub min_tokens: u64,
+}
+
+impl Default for LeakConfig {
+    fn default() -> Self {
+        Self {
+            cloud_share_percent: d_leak_percent(),
+            window_mins: d_leak_window(),
+            min_tokens: d_leak_min_tokens(),
+        }
+    }
+}
+
+fn d_costs_interval() -> u64 {
+    60
+}
+fn d_true() -> bool {
+    true
+}
+fn d_savings_model() -> String {
+    "claude-sonnet-5-5".to_owned()
+}
+fn d_local_providers() -> Vec<String> {
+    vec!["ollama*".to_owned()]
+}
+fn d_leak_percent() -> f64 {
+    20.0
+}
+fn d_leak_window() -> u64 {
+    60
+}
+fn d_leak_min_tokens() -> u64 {
+    2_000
+}
+
 /// One `[[machines]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +436,9 @@ pub struct MachineConfig {
     /// pm2 apps expected to run.
     #[serde(default)]
     pub pm2_apps: Vec<String>,
+    /// This machine's monthly budget in USD.
+    #[serde(default)]
+    pub monthly_budget_usd: Option<f64>,
 }
 
 impl MachineConfig {
@@ -551,6 +665,7 @@ impl Config {
             probes: ProbeConfig::default(),
             heal: HealConfig::default(),
             clawdbot: ClawdbotConfig::default(),
+            costs: CostsConfig::default(),
             machines: Vec::new(),
             routes: Vec::new(),
         }

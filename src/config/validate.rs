@@ -250,7 +250,92 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             }
         }
     }
+    check_costs(&mut c, config);
     c.issues
+}
+
+fn check_costs(c: &mut Checker, config: &Config) {
+    let costs = &config.costs;
+    if costs.interval_secs < 5 {
+        c.push(
+            key(&["costs", "interval_secs"]),
+            format!(
+                "{} s would re-read transcripts constantly",
+                costs.interval_secs
+            ),
+            "5 or more seconds (default 60)",
+        );
+    }
+    if let Some(tz) = &costs.time_zone
+        && jiff::tz::TimeZone::get(tz).is_err()
+    {
+        c.push(
+            key(&["costs", "time_zone"]),
+            format!("{tz:?} is not a time zone this machine knows"),
+            "an IANA time zone such as \"Europe/Paris\" or \"America/New_York\"",
+        );
+    }
+    if costs.savings_model.trim().is_empty() {
+        c.push(
+            key(&["costs", "savings_model"]),
+            "the model is empty".to_owned(),
+            "a priced cloud model such as \"claude-sonnet-5-5\"",
+        );
+    }
+    for (i, p) in costs.local_providers.iter().enumerate() {
+        if p.trim().is_empty() || p.trim() == "*" {
+            let mut path = key(&["costs", "local_providers"]);
+            path.push(Seg::Index(i));
+            c.push(
+                path,
+                format!("{p:?} would make every provider local (and free)"),
+                "a provider name such as \"ollama-macmini\" or a prefix such as \"ollama*\"",
+            );
+        }
+    }
+    let money = |v: Option<f64>| v.is_some_and(|v| !v.is_finite() || v <= 0.0);
+    for (field, value) in [
+        ("monthly_budget_usd", costs.monthly_budget_usd),
+        ("daily_budget_usd", costs.daily_budget_usd),
+    ] {
+        if money(value) {
+            c.push(
+                key(&["costs", field]),
+                format!("{} is not a budget", value.unwrap_or_default()),
+                "a positive amount in USD, or leave it out for no budget",
+            );
+        }
+    }
+    for (i, m) in config.machines.iter().enumerate() {
+        if money(m.monthly_budget_usd) {
+            c.push(
+                at("machines", i, "monthly_budget_usd"),
+                format!(
+                    "{} is not a budget",
+                    m.monthly_budget_usd.unwrap_or_default()
+                ),
+                "a positive amount in USD, or leave it out for no budget",
+            );
+        }
+    }
+    let leak = &costs.leak;
+    if !(leak.cloud_share_percent.is_finite() && (0.0..100.0).contains(&leak.cloud_share_percent)) {
+        c.push(
+            key(&["costs", "leak", "cloud_share_percent"]),
+            format!(
+                "{} is not a share that can be crossed",
+                leak.cloud_share_percent
+            ),
+            "a percentage from 0 up to (not including) 100, such as 20",
+        );
+    }
+    if leak.window_mins == 0 || leak.window_mins > 7 * 24 * 60 {
+        c.push(
+            key(&["costs", "leak", "window_mins"]),
+            format!("{} minutes is not a usable window", leak.window_mins),
+            "1 to 10080 minutes (default 60)",
+        );
+    }
 }
 
 fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {

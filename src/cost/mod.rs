@@ -2,4 +2,5 @@
 //! Clawdbot's transcripts, monthly figures per machine and for the fleet,
 //! budgets and the credit-leak alarm.
 
+pub mod prices;
 pub mod store;
