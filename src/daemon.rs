@@ -17,6 +17,8 @@ use tracing::{info, warn};
 
 use crate::api::{self, AllowedHosts, ApiState};
 use crate::config::Config;
+use crate::cost::Settings;
+use crate::cost::service::CostService;
 use crate::error::Error;
 use crate::fleet::Fleet;
 use crate::ledger::{Ledger, LedgerHandle, Retention};
@@ -57,6 +59,8 @@ pub struct Running {
     pub proxy_addr: SocketAddr,
     /// The live snapshot.
     pub snapshot: SnapshotRx,
+    /// The cost engine: views of any month, and alarm events.
+    pub costs: Arc<CostService>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     runtime_file: Option<PathBuf>,
@@ -130,10 +134,22 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let mut tasks = JoinSet::new();
     tasks.spawn(collector.clone().run(cancel.child_token()));
 
+    let costs = CostService::new(
+        Settings::from_config(&config, &fleet.this, None),
+        fleet.clone(),
+    );
+    tasks.spawn(costs.clone().run(
+        collector.clone(),
+        snapshot.clone(),
+        std::time::Duration::from_secs(config.costs.interval_secs.max(1)),
+        cancel.child_token(),
+    ));
+
     let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
     let state = ApiState {
         snapshot: snapshot.clone(),
         shutdown: cancel.clone(),
+        costs: Some(costs.clone()),
     };
     let app = api::router(state, allowed);
     for (listener, addr) in listeners {
@@ -179,6 +195,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         api_addrs,
         proxy_addr,
         snapshot,
+        costs,
         cancel,
         tasks,
         runtime_file,

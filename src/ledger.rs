@@ -696,3 +696,172 @@ fn insert<'a>(
 fn tokens(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// Reading the ledger for the cost engine, on a connection of its own
+/// ([`open_read_only`]): it runs in other processes too (`clawfleet costs`).
+pub mod usage {
+    use std::path::Path;
+
+    use rusqlite::{Connection, OpenFlags, params};
+
+    use super::{BUSY_TIMEOUT, LedgerError};
+    use crate::proxy::usage::Usage;
+
+    /// Microseconds in the quarter-hours local usage is grouped by. Every time
+    /// zone's offset is a multiple of 15 minutes, so a quarter-hour never
+    /// straddles a local midnight.
+    pub const QUARTER_US: i64 = 900 * 1_000_000;
+
+    /// Requests of one API, model and serving machine in one quarter-hour,
+    /// with their summed usage.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageGroup {
+        /// Start of the quarter-hour, microseconds since the epoch.
+        pub quarter_us: i64,
+        /// `openai`, `ollama` or `anthropic`.
+        pub api: String,
+        /// The model as requested.
+        pub model: String,
+        /// The machine (or `anthropic`) that served.
+        pub machine: String,
+        /// How many requests.
+        pub requests: u64,
+        /// Their tokens, summed.
+        pub usage: Usage,
+    }
+
+    /// One metered request, for pricing one by one (cloud requests: their
+    /// price can depend on the request's own size).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageRow {
+        /// The ledger's row id.
+        pub id: i64,
+        /// When it started, microseconds since the epoch.
+        pub started_at_us: i64,
+        /// `openai`, `ollama` or `anthropic`.
+        pub api: String,
+        /// The model as requested.
+        pub model: String,
+        /// The machine (or `anthropic`) that served.
+        pub machine: String,
+        /// Its tokens.
+        pub usage: Usage,
+    }
+
+    /// Opens `path` read-only. `Ok(None)` when there is no ledger yet.
+    pub fn open_read_only(path: &Path) -> Result<Option<Connection>, LedgerError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c))
+        .map_err(|source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            action: "open for reading",
+            source,
+        })?;
+        Ok(Some(conn))
+    }
+
+    fn tokens(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Usage> {
+        let n = |i: usize| -> rusqlite::Result<u64> {
+            Ok(u64::try_from(row.get::<_, Option<i64>>(first + i)?.unwrap_or(0)).unwrap_or(0))
+        };
+        Ok(Usage {
+            input_tokens: n(0)?,
+            output_tokens: n(1)?,
+            cache_read_tokens: n(2)?,
+            cache_write_tokens: n(3)?,
+        })
+    }
+
+    /// Requests with usage in `[from_us, to_us)` that a fleet machine served
+    /// (every API but `anthropic`), grouped by quarter-hour, API, model and
+    /// machine.
+    pub fn local_groups(
+        conn: &Connection,
+        from_us: i64,
+        to_us: i64,
+    ) -> rusqlite::Result<Vec<UsageGroup>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT (started_at_us / ?3) * ?3 AS q, api, coalesce(requested_model, ''), \
+             coalesce(machine, ''), count(*), sum(input_tokens), sum(output_tokens), \
+             sum(cache_read_tokens), sum(cache_write_tokens) \
+             FROM requests WHERE started_at_us >= ?1 AND started_at_us < ?2 \
+             AND api <> 'anthropic' AND input_tokens IS NOT NULL \
+             GROUP BY q, api, requested_model, machine ORDER BY q",
+        )?;
+        let rows = stmt.query_map(params![from_us, to_us, QUARTER_US], |row| {
+            Ok(UsageGroup {
+                quarter_us: row.get(0)?,
+                api: row.get(1)?,
+                model: row.get(2)?,
+                machine: row.get(3)?,
+                requests: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+                usage: tokens(row, 5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Requests with usage in `[from_us, to_us)` passed to the Anthropic API,
+    /// one by one.
+    pub fn cloud_rows(
+        conn: &Connection,
+        from_us: i64,
+        to_us: i64,
+    ) -> rusqlite::Result<Vec<UsageRow>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, started_at_us, api, coalesce(requested_model, ''), coalesce(machine, ''), \
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens \
+             FROM requests WHERE started_at_us >= ?1 AND started_at_us < ?2 \
+             AND api = 'anthropic' AND input_tokens IS NOT NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![from_us, to_us], |row| {
+            Ok(UsageRow {
+                id: row.get(0)?,
+                started_at_us: row.get(1)?,
+                api: row.get(2)?,
+                model: row.get(3)?,
+                machine: row.get(4)?,
+                usage: tokens(row, 5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Ids of requests that started in `[from_us, to_us)` for `model` with
+    /// exactly `usage`: the candidates for "the same request" as a transcript
+    /// turn.
+    pub fn matching_ids(
+        conn: &Connection,
+        from_us: i64,
+        to_us: i64,
+        model: &str,
+        usage: &Usage,
+    ) -> rusqlite::Result<Vec<i64>> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM requests WHERE started_at_us >= ?1 AND started_at_us < ?2 \
+             AND requested_model = ?3 AND output_tokens = ?4 AND input_tokens = ?5 \
+             AND coalesce(cache_read_tokens, 0) = ?6 AND coalesce(cache_write_tokens, 0) = ?7 \
+             ORDER BY started_at_us LIMIT 16",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                from_us,
+                to_us,
+                model,
+                n(usage.output_tokens),
+                n(usage.input_tokens),
+                n(usage.cache_read_tokens),
+                n(usage.cache_write_tokens)
+            ],
+            |row| row.get(0),
+        )?;
+        rows.collect()
+    }
+}

@@ -38,6 +38,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Monthly costs per machine and for the fleet: month to date,
+    /// projection, savings, budgets (reads new transcript lines first).
+    Costs {
+        /// Print every figure as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The month, as YYYY-MM (default: the current one).
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+    },
     /// Write, check or locate the config file.
     Config {
         #[command(subcommand)]
@@ -101,6 +111,7 @@ async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve => serve(explicit).await,
         Command::Status { json } => status(explicit, json).await,
+        Command::Costs { json, month } => costs(explicit, json, month.as_deref()).await,
         Command::Config { command } => match command {
             ConfigCommand::Init { force } => config_init(explicit, force),
             ConfigCommand::Check { path } => config_check(path.as_deref().or(explicit)),
@@ -110,10 +121,76 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 fn load(explicit: Option<&Path>) -> Result<Loaded, ExitCode> {
-    config::load(explicit).map_err(|e| {
+    let mut loaded = config::load(explicit).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
+    })?;
+    // The user's price file sits beside the config file unless configured.
+    if loaded.config.costs.prices_path.is_none() {
+        let file = match &loaded.source {
+            config::Source::File(p) => Some(p.clone()),
+            config::Source::Embedded => config::default_path(),
+        };
+        loaded.config.costs.prices_path = file.and_then(|f| {
+            f.parent()
+                .map(|d| d.join(clawfleet::cost::prices::USER_FILE))
+        });
+    }
+    Ok(loaded)
+}
+
+async fn costs(explicit: Option<&Path>, json: bool, month: Option<&str>) -> ExitCode {
+    use clawfleet::cost::{self, Engine, Month, Settings};
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let month = match month.map(|m| (m, Month::parse(m))) {
+        None => None,
+        Some((_, Some(m))) => Some(m),
+        Some((text, None)) => {
+            eprintln!("error: --month {text:?} is not a month: write it as YYYY-MM, e.g. 2026-11");
+            return ExitCode::from(2);
+        }
+    };
+    let config = loaded.config;
+    let fleet = Fleet::resolve(&config, &daemon::os_hostname());
+    let settings = Settings::from_config(&config, &fleet.this, None);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut engine = Engine::open(settings)?;
+        let ingest = engine.ingest()?;
+        let view = cost::view(&mut engine, &fleet, month, jiff::Timestamp::now())?;
+        Ok::<_, cost::CostError>((view, ingest))
     })
+    .await;
+    let (view, ingest) = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: the cost computation did not finish: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(ingest) = &ingest {
+        for problem in &ingest.problems {
+            eprintln!("warning: transcript {problem}");
+        }
+    }
+    if json {
+        match serde_json::to_string_pretty(&view) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot write JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", cost::table::render(&view));
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(explicit: Option<&Path>) -> ExitCode {
@@ -284,6 +361,27 @@ fn config_check(path: Option<&Path>) -> ExitCode {
             );
             for notice in &fleet.notices {
                 println!("  note: {notice}");
+            }
+            let prices = c.costs.prices_path.clone().or_else(|| {
+                let file = match &loaded.source {
+                    config::Source::File(p) => Some(p.clone()),
+                    config::Source::Embedded => config::default_path(),
+                };
+                file.and_then(|f| {
+                    f.parent()
+                        .map(|d| d.join(clawfleet::cost::prices::USER_FILE))
+                })
+            });
+            match clawfleet::cost::prices::PriceTable::load(prices.as_deref()) {
+                Ok(table) => println!(
+                    "  prices: {} model ids, from {}",
+                    table.len(),
+                    table.sources.join(" + ")
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             }
             ExitCode::SUCCESS
         }

@@ -195,6 +195,10 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         out.push('\n');
         out.push_str(&proxy_line(p));
     }
+    if let Some(c) = this.and_then(|m| m.costs.as_ref()) {
+        out.push('\n');
+        out.push_str(&costs_line(c));
+    }
 
     if let Some(m) = this {
         out.push('\n');
@@ -263,6 +267,41 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         }
     }
     out
+}
+
+/// `COSTS  2026-11 · $41.20 so far · projected $52.10 ($47.00-$60.00) · saved $12.30 …`
+fn costs_line(c: &crate::cost::service::CostSummary) -> String {
+    use crate::cost::table::usd;
+    if let Some(e) = &c.error {
+        return format!("COSTS  unavailable: {e}\n");
+    }
+    let mut line = format!("COSTS  {} · {} so far", c.month, usd(c.month_to_date_usd));
+    if let Some(t) = c.today_usd {
+        let _ = write!(line, " ({} today)", usd(t));
+    }
+    if let Some([low, mid, high]) = c.projection {
+        let _ = write!(
+            line,
+            " · projected {} ({}-{})",
+            usd(mid),
+            usd(low),
+            usd(high)
+        );
+    }
+    if let Some(b) = c.budget_usd {
+        let _ = write!(line, " · budget {}", usd(b));
+    }
+    if let Some(s) = c.savings_usd {
+        let _ = write!(line, " · local models saved {}", usd(s));
+    }
+    if !c.unpriced_models.is_empty() {
+        let _ = write!(line, " · unpriced: {}", c.unpriced_models.join(", "));
+    }
+    line.push('\n');
+    for alarm in &c.alarms {
+        let _ = writeln!(line, "  ! {alarm}");
+    }
+    line
 }
 
 /// `PROXY  127.0.0.1:11435 · 12 requests in the last 15 min …`

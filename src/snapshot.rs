@@ -127,6 +127,9 @@ pub struct MachineSnapshot {
     /// When each part was last taken.
     #[serde(default)]
     pub probed_at: PartTimes,
+    /// This month's costs, as this machine meters them.
+    #[serde(default)]
+    pub costs: Option<crate::cost::service::CostSummary>,
 }
 
 /// When each part of a [`MachineSnapshot`] was last taken.

@@ -422,6 +422,7 @@ pub fn render(snap: &Snapshot) -> String {
         "gauge",
         "ClawFleet version.",
     );
+    render_costs(&mut out, snap);
     let mut f = Family { out: &mut out };
     f.sample(
         "clawfleet_build_info",
@@ -432,6 +433,116 @@ pub fn render(snap: &Snapshot) -> String {
         1.0,
     );
     out
+}
+
+/// Each machine's cost figures for the current month (gauges: they restart
+/// at each month).
+fn render_costs(out: &mut String, snap: &Snapshot) {
+    let with: Vec<(&str, &crate::cost::service::CostSummary)> = snap
+        .machines
+        .iter()
+        .filter_map(|m| {
+            m.costs
+                .as_ref()
+                .filter(|c| c.error.is_none())
+                .map(|c| (m.id.as_str(), c))
+        })
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    type Pick = fn(&crate::cost::service::CostSummary) -> Option<f64>;
+    let gauges: [(&str, &str, Pick); 6] = [
+        (
+            "clawfleet_cost_month_to_date_usd",
+            "Cloud spend of the current month so far, USD (priced usage only).",
+            |c| Some(c.month_to_date_usd),
+        ),
+        ("clawfleet_cost_today_usd", "Cloud spend today, USD.", |c| {
+            c.today_usd
+        }),
+        (
+            "clawfleet_cost_savings_usd",
+            "What this month's local tokens would have cost on the savings model, USD.",
+            |c| c.savings_usd,
+        ),
+        (
+            "clawfleet_cost_budget_usd",
+            "The machine's monthly budget, USD.",
+            |c| c.budget_usd,
+        ),
+        (
+            "clawfleet_cost_previous_month_usd",
+            "Cloud spend of the previous month, USD.",
+            |c| Some(c.previous_month_usd),
+        ),
+        (
+            "clawfleet_cost_cloud_share_percent",
+            "Share of tokens sent to the cloud over the credit-leak window, percent.",
+            |c| c.share.cloud_percent,
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        let mut f = Family::new(out, name, "gauge", help);
+        for (id, c) in &with {
+            if let Some(v) = pick(c) {
+                f.sample(name, &[("machine", id)], v);
+            }
+        }
+    }
+    let name = "clawfleet_cost_projected_usd";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "Projected cloud spend at month end, USD, by bound.",
+    );
+    for (id, c) in &with {
+        if let Some([low, expected, high]) = c.projection {
+            for (bound, v) in [("low", low), ("expected", expected), ("high", high)] {
+                f.sample(name, &[("machine", id), ("bound", bound)], v);
+            }
+        }
+    }
+    let name = "clawfleet_cost_month_tokens";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "Tokens this month, by where they were served.",
+    );
+    for (id, c) in &with {
+        f.sample(
+            name,
+            &[("machine", id), ("where", "local")],
+            c.local_tokens as f64,
+        );
+        f.sample(
+            name,
+            &[("machine", id), ("where", "cloud")],
+            c.cloud_tokens as f64,
+        );
+    }
+    let name = "clawfleet_cost_unpriced_models";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "Models used this month that have no price (not in the USD figures).",
+    );
+    for (id, c) in &with {
+        f.sample(name, &[("machine", id)], c.unpriced_models.len() as f64);
+    }
+    let name = "clawfleet_cost_alarms_active";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "Cost alarms (budgets, credit leak) on now.",
+    );
+    for (id, c) in &with {
+        f.sample(name, &[("machine", id)], c.alarms.len() as f64);
+    }
 }
 
 /// The inference proxy's figures over the snapshot's window (15 minutes).

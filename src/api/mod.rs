@@ -35,6 +35,8 @@ pub struct ApiState {
     pub snapshot: SnapshotRx,
     /// Fired at shutdown so open streams end and the server can drain.
     pub shutdown: CancellationToken,
+    /// The cost engine, when the daemon runs one.
+    pub costs: Option<Arc<crate::cost::service::CostService>>,
 }
 
 /// The API's routes behind the Host/Origin guard.
@@ -48,6 +50,7 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .route("/fleet/v1/snapshot", get(snapshot))
         .route("/fleet/v1/stream", get(stream))
         .route("/metrics", get(prometheus))
+        .route("/fleet/v1/costs", get(costs))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
@@ -122,13 +125,74 @@ async fn prometheus(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
+/// `GET /fleet/v1/costs[?month=YYYY-MM]`: every cost figure of a month
+/// (the current one by default), per machine and for the fleet, with the
+/// alarms on now and the latest cost events.
+async fn costs(State(state): State<ApiState>, uri: axum::http::Uri) -> Response {
+    let error = |status: StatusCode, message: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "error": message }).to_string(),
+        )
+            .into_response()
+    };
+    let mut month = None;
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "month" => match crate::cost::Month::parse(value) {
+                Some(m) => month = Some(m),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "month={:?} is not a month: write it as YYYY-MM, e.g. 2026-11",
+                            crate::net::preview(value.as_bytes(), 40)
+                        ),
+                    );
+                }
+            },
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown parameter {:?}: the only one is month=YYYY-MM",
+                        crate::net::preview(other.as_bytes(), 40)
+                    ),
+                );
+            }
+        }
+    }
+    let Some(service) = state.costs.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "costs are not computed by this process".to_owned(),
+        );
+    };
+    let now = jiff::Timestamp::now();
+    match tokio::task::spawn_blocking(move || service.view(month, now)).await {
+        Ok(Ok(view)) => json_response(&view),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the cost computation did not finish: {e}"),
+        ),
+    }
+}
+
 async fn not_found(uri: axum::http::Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({
             "error": format!("no such endpoint: {}", uri.path()),
-            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/metrics", "/healthz"],
+            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/fleet/v1/costs", "/metrics", "/healthz"],
         })
         .to_string(),
     )

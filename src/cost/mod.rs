@@ -1,6 +1,182 @@
 //! Cost estimates: prices as data, usage from the proxy's ledger and from
 //! Clawdbot's transcripts, monthly figures per machine and for the fleet,
 //! budgets and the credit-leak alarm.
+//!
+//! - [`prices`]: the dated price table (embedded, overlaid by the user's file);
+//! - [`store`]: `costs.sqlite` (transcript turns, read offsets, alarm state);
+//! - [`transcripts`]: incremental reading of Clawdbot's session transcripts;
+//! - [`engine`]: gathers and counts each request once, local or cloud;
+//! - [`report`]: the month's figures, projection and savings;
+//! - [`alarm`]: budgets and the credit leak, announced once per crossing;
+//! - [`service`]: the daemon's cost cycle, snapshot summary and events;
+//! - [`table`]: the `clawfleet costs` table.
 
+pub mod alarm;
+pub mod engine;
 pub mod prices;
+pub mod report;
+pub mod service;
 pub mod store;
+pub mod table;
+pub mod transcripts;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use engine::{ActiveAlarm, CostError, CostEvent, Engine, Settings, Share};
+pub use report::{Month, MonthReport};
+
+/// Every figure the API and the CLI show, for one month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostsView {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The time zone days are counted in.
+    pub time_zone: String,
+    /// When computed.
+    pub generated_at: Timestamp,
+    /// The fleet's totals: the sum of the machines that reported.
+    pub fleet: FleetCosts,
+    /// One row per machine of the fleet.
+    pub machines: Vec<MachineRow>,
+    /// Alarms on now.
+    pub alarms: Vec<ActiveAlarm>,
+    /// The latest cost events, newest first.
+    pub events: Vec<CostEvent>,
+    /// Where the prices came from.
+    pub price_sources: Vec<String>,
+}
+
+/// One machine's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineRow {
+    /// The machine id.
+    pub machine: String,
+    /// Its display name.
+    pub name: String,
+    /// This machine.
+    pub is_self: bool,
+    /// Its figures, when known.
+    pub report: Option<MonthReport>,
+    /// Why there are none.
+    pub note: Option<String>,
+}
+
+/// The fleet's totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetCosts {
+    /// Cloud spend of the month so far.
+    pub month_to_date_usd: f64,
+    /// Today's cloud spend (a month in progress).
+    pub today_usd: Option<f64>,
+    /// Projection low, expected and high (a month in progress).
+    pub projection: Option<[f64; 3]>,
+    /// The month before.
+    pub previous_month_usd: f64,
+    /// Change against the month before, percent.
+    pub change_percent: Option<f64>,
+    /// What local models saved; `None` if a machine's savings are unknown.
+    pub savings_usd: Option<f64>,
+    /// Tokens served locally.
+    pub local_tokens: u64,
+    /// Tokens sent to the cloud.
+    pub cloud_tokens: u64,
+    /// The fleet's monthly budget.
+    pub budget_usd: Option<f64>,
+    /// Some cloud usage had no price.
+    pub has_unpriced: bool,
+    /// Machines with figures.
+    pub machines_reporting: usize,
+    /// Machines in the fleet.
+    pub machines_total: usize,
+}
+
+/// Why a peer's row is empty until peers are polled for their costs.
+pub const PEER_NOTE: &str =
+    "each machine meters its own usage; peers' figures arrive with fleet polling";
+
+/// The view of `month` (the current month when `None`): this machine's
+/// report from `engine`, the other machines of `fleet` as rows without
+/// figures, and the fleet's totals.
+pub fn view(
+    engine: &mut Engine,
+    fleet: &crate::fleet::Fleet,
+    month: Option<Month>,
+    now: Timestamp,
+) -> Result<CostsView, CostError> {
+    let month = month.unwrap_or_else(|| Month::of(report::local_date(now, engine.time_zone())));
+    let own = engine.month(month, now)?;
+    let mut machines = Vec::new();
+    for m in fleet.machines() {
+        let is_self = m.id == fleet.this.id;
+        machines.push(MachineRow {
+            machine: m.id.clone(),
+            name: m.name.clone(),
+            is_self,
+            report: is_self.then(|| own.clone()),
+            note: (!is_self).then(|| PEER_NOTE.to_owned()),
+        });
+    }
+    if !machines.iter().any(|r| r.is_self) {
+        machines.insert(
+            0,
+            MachineRow {
+                machine: fleet.this.id.clone(),
+                name: fleet.this.name.clone(),
+                is_self: true,
+                report: Some(own.clone()),
+                note: None,
+            },
+        );
+    }
+    let fleet_costs = fleet_totals(&machines, engine.settings().fleet_budget_usd);
+    Ok(CostsView {
+        month: month.to_string(),
+        time_zone: own.time_zone.clone(),
+        generated_at: now,
+        fleet: fleet_costs,
+        machines,
+        alarms: engine.active_alarms()?,
+        events: engine.events(20)?,
+        price_sources: engine.prices().sources.clone(),
+    })
+}
+
+/// Sums the rows that have figures.
+pub fn fleet_totals(rows: &[MachineRow], budget_usd: Option<f64>) -> FleetCosts {
+    let mut f = FleetCosts {
+        budget_usd,
+        machines_total: rows.len(),
+        savings_usd: Some(0.0),
+        ..FleetCosts::default()
+    };
+    let mut projection: Option<[f64; 3]> = None;
+    let mut today: Option<f64> = None;
+    for r in rows.iter().filter_map(|r| r.report.as_ref()) {
+        f.machines_reporting += 1;
+        f.month_to_date_usd += r.month_to_date_usd;
+        f.previous_month_usd += r.previous_month_usd;
+        f.local_tokens += r.local.total;
+        f.cloud_tokens += r.cloud.total;
+        f.has_unpriced |= !r.unpriced.is_empty();
+        f.savings_usd = match (f.savings_usd, r.savings_usd) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        if let Some(t) = r.today_usd {
+            today = Some(today.unwrap_or(0.0) + t);
+        }
+        if let Some(p) = &r.projection {
+            let sum = projection.get_or_insert([0.0; 3]);
+            sum[0] += p.low_usd;
+            sum[1] += p.expected_usd;
+            sum[2] += p.high_usd;
+        }
+    }
+    f.today_usd = today;
+    f.projection = projection;
+    let reference = projection.map_or(f.month_to_date_usd, |p| p[1]);
+    f.change_percent = (f.previous_month_usd > 0.0)
+        .then(|| (reference - f.previous_month_usd) / f.previous_month_usd * 100.0);
+    f
+}

@@ -174,6 +174,15 @@ impl Collector {
         self.publish(|snap| snap.proxy = Some(view));
     }
 
+    /// Publishes machine `id`'s cost figures.
+    pub fn publish_costs(&self, id: &str, summary: crate::cost::service::CostSummary) {
+        self.publish(|snap| {
+            if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
+                m.costs = Some(summary);
+            }
+        });
+    }
+
     /// Applies `change` to the snapshot and notifies readers.
     fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
         self.tx.send_modify(|snap| {

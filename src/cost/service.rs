@@ -1,0 +1,233 @@
+//! The cost engine inside the daemon: a cycle every `[costs] interval_secs`
+//! (read new transcript lines, price the month, check the alarms), its
+//! summary in the snapshot, its events on a broadcast channel, and views of
+//! any month on demand for the API.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, warn};
+
+use super::engine::{CostEvent, Engine, Settings, Share};
+use super::report::{Month, MonthReport};
+use super::transcripts::IngestReport;
+use super::{CostsView, view};
+use crate::fleet::Fleet;
+use crate::probe::{Collector, SnapshotRx};
+
+/// This machine's costs, as the snapshot carries them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostSummary {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The time zone days are counted in.
+    pub time_zone: String,
+    /// Cloud spend today.
+    pub today_usd: Option<f64>,
+    /// Cloud spend of the month so far.
+    pub month_to_date_usd: f64,
+    /// Projection: low, expected, high.
+    pub projection: Option<[f64; 3]>,
+    /// What local models saved this month.
+    pub savings_usd: Option<f64>,
+    /// The model savings are priced at.
+    pub savings_model: String,
+    /// The machine's monthly budget.
+    pub budget_usd: Option<f64>,
+    /// The month before, in full.
+    pub previous_month_usd: f64,
+    /// Tokens served locally this month.
+    pub local_tokens: u64,
+    /// Tokens sent to the cloud this month.
+    pub cloud_tokens: u64,
+    /// Cloud share over the leak window.
+    pub share: Share,
+    /// Models used without a price.
+    pub unpriced_models: Vec<String>,
+    /// Alarms on now, in words.
+    pub alarms: Vec<String>,
+    /// Doubts about the figures.
+    pub flags: Vec<String>,
+    /// The last transcript pass.
+    pub transcripts: Option<IngestReport>,
+    /// Why the figures could not be computed, when they could not.
+    pub error: Option<String>,
+    /// When computed.
+    pub updated_at: Option<Timestamp>,
+}
+
+impl CostSummary {
+    fn from_report(r: &MonthReport, share: Share) -> CostSummary {
+        CostSummary {
+            month: r.month.clone(),
+            time_zone: r.time_zone.clone(),
+            today_usd: r.today_usd,
+            month_to_date_usd: r.month_to_date_usd,
+            projection: r
+                .projection
+                .as_ref()
+                .map(|p| [p.low_usd, p.expected_usd, p.high_usd]),
+            savings_usd: r.savings_usd,
+            savings_model: r.savings_model.clone(),
+            budget_usd: r.budget.as_ref().map(|b| b.budget_usd),
+            previous_month_usd: r.previous_month_usd,
+            local_tokens: r.local.total,
+            cloud_tokens: r.cloud.total,
+            share,
+            unpriced_models: r.unpriced.iter().map(|u| u.model.clone()).collect(),
+            alarms: Vec::new(),
+            flags: r.flags.clone(),
+            transcripts: None,
+            error: None,
+            updated_at: Some(r.generated_at),
+        }
+    }
+}
+
+/// How many events wait for a slow subscriber before it skips ahead.
+const EVENT_BUFFER: usize = 64;
+
+/// The cost engine, shared by the daemon's cycle and the API.
+pub struct CostService {
+    settings: Settings,
+    fleet: Arc<Fleet>,
+    /// Opened on the first cycle (or view); `None` until then or while it
+    /// cannot be opened.
+    engine: Mutex<Option<Engine>>,
+    events: broadcast::Sender<CostEvent>,
+}
+
+impl std::fmt::Debug for CostService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CostService")
+            .field("machine", &self.settings.machine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CostService {
+    /// A service for `settings`; nothing is opened yet.
+    pub fn new(settings: Settings, fleet: Arc<Fleet>) -> Arc<CostService> {
+        Arc::new(CostService {
+            settings,
+            fleet,
+            engine: Mutex::new(None),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        })
+    }
+
+    /// Alarm crossings as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<CostEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs `f` with the engine, opening it first if needed. Blocking.
+    fn with_engine<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, super::CostError>,
+    ) -> Result<T, String> {
+        let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(Engine::open(self.settings.clone()).map_err(|e| e.to_string())?);
+        }
+        let Some(engine) = guard.as_mut() else {
+            return Err("the cost engine is not open".to_owned());
+        };
+        f(engine).map_err(|e| e.to_string())
+    }
+
+    /// One cycle: new transcript lines, this month, the leak window, alarms.
+    /// Blocking.
+    pub fn cycle(&self, now: Timestamp, local_healthy: bool) -> (CostSummary, Vec<CostEvent>) {
+        let result = self.with_engine(|engine| {
+            let ingest = engine.ingest()?;
+            let report = engine.current(now)?;
+            let share = engine.share(now)?;
+            let events = engine.check_alarms(&report, &share, local_healthy, now)?;
+            let mut summary = CostSummary::from_report(&report, share);
+            summary.alarms = engine
+                .active_alarms()?
+                .into_iter()
+                .map(|a| a.message)
+                .collect();
+            summary.transcripts = ingest;
+            Ok((summary, events))
+        });
+        match result {
+            Ok(r) => r,
+            Err(error) => (
+                CostSummary {
+                    error: Some(error),
+                    updated_at: Some(now),
+                    ..CostSummary::default()
+                },
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// The figures of `month` (the current one when `None`). Blocking.
+    pub fn view(&self, month: Option<Month>, now: Timestamp) -> Result<CostsView, String> {
+        let fleet = self.fleet.clone();
+        self.with_engine(|engine| view(engine, &fleet, month, now))
+    }
+
+    /// The daemon's loop: a cycle at once, then every `interval`, until
+    /// `cancel`.
+    pub async fn run(
+        self: Arc<Self>,
+        collector: Arc<Collector>,
+        snapshot: SnapshotRx,
+        interval: Duration,
+        cancel: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let local_healthy = snapshot
+                .borrow()
+                .machines
+                .iter()
+                .any(|m| m.ollama.as_ref().is_some_and(|o| o.reachable));
+            let me = self.clone();
+            let span = tracing::info_span!("costs");
+            let done =
+                tokio::task::spawn_blocking(move || me.cycle(Timestamp::now(), local_healthy))
+                    .instrument(span)
+                    .await;
+            let (summary, events) = match done {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!("the cost cycle did not finish: {e}");
+                    continue;
+                }
+            };
+            if let Some(e) = &summary.error {
+                warn!("costs: {e}");
+            }
+            if let Some(t) = &summary.transcripts {
+                for p in &t.problems {
+                    warn!("transcripts: {p}");
+                }
+            }
+            for event in events {
+                if event.active {
+                    warn!(alarm = %event.alarm, "{}", event.message);
+                } else {
+                    info!(alarm = %event.alarm, "{}", event.message);
+                }
+                // No subscriber is fine: the event is in the store.
+                let _ = self.events.send(event);
+            }
+            collector.publish_costs(&self.settings.machine, summary);
+        }
+    }
+}
