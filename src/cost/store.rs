@@ -35,9 +35,11 @@ const MIGRATIONS: &[&str] = &[
     // transcript_files: how far each transcript has been read. `head` is a
     // hash of the file's first bytes (up to `head_len`), to tell a file
     // rewritten in place from one that grew.
-    // turns: one assistant turn with usage. `key` is the 128-bit xxh3 of the
-    // transcript line (without its line ending): the same line read again,
-    // from any file, is the same turn. Times are integer microseconds since
+    // turns: one assistant turn with usage, in the order read (rows append
+    // at the end of the table; only the small unique index on `key` takes
+    // random inserts). `key` is the 128-bit xxh3 of the transcript line
+    // (without its line ending): the same line read again, from any file, is
+    // the same turn. Times are integer microseconds since
     // the Unix epoch, UTC. `flags` is a `TurnFlags` bit set.
     // alarms: the current state of each alarm rule, by key.
     // cost_events: every alarm crossing, in order.
@@ -55,7 +57,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at_us INTEGER NOT NULL
     );
     CREATE TABLE turns (
-        key          BLOB PRIMARY KEY,
+        id           INTEGER PRIMARY KEY,
+        key          BLOB    NOT NULL UNIQUE,
         at_us        INTEGER NOT NULL,
         agent        TEXT    NOT NULL,
         session      TEXT    NOT NULL,
@@ -68,7 +71,7 @@ const MIGRATIONS: &[&str] = &[
         cache_write  INTEGER NOT NULL,
         reported_usd REAL,
         flags        INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    );
     CREATE INDEX turns_by_time ON turns (at_us);
     CREATE TABLE alarms (
         key       TEXT PRIMARY KEY,

@@ -43,6 +43,10 @@ const CHUNK: usize = 1024 * 1024;
 /// How many of a file's first bytes identify it.
 const HEAD: u64 = 4096;
 
+/// The page cache during a pass, in KiB (as `PRAGMA cache_size` takes it,
+/// negative).
+const INGEST_CACHE_KIB: i64 = -64 * 1024;
+
 /// At most this many problems are listed per pass.
 const MAX_PROBLEMS: usize = 20;
 
@@ -220,6 +224,39 @@ impl CostStore {
     pub fn ingest_transcripts(&mut self, agents_dir: &Path) -> Result<IngestReport, StoreError> {
         let mut report = IngestReport::default();
         let found = find(agents_dir, &mut report)?;
+        // A first pass over months of history inserts hundreds of thousands
+        // of keys into a B-tree at random places: with SQLite's 2 MiB
+        // default cache that spills pages to the WAL again and again. A
+        // bigger cache for the pass, and back to small after, so an idle
+        // daemon keeps its memory.
+        let big_cache = !found.is_empty();
+        if big_cache {
+            self.conn
+                .pragma_update(None, "cache_size", INGEST_CACHE_KIB)
+                .map_err(self.sqlite("size the cache"))?;
+            // One checkpoint at the end instead of one (with its fsync) every
+            // 4 MiB of WAL.
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(self.sqlite("pause checkpoints"))?;
+        }
+        let result = self.ingest_found(&found, report);
+        if big_cache {
+            let _ = self.conn.pragma_update(None, "wal_autocheckpoint", 1000);
+            if result.as_ref().is_ok_and(|r| r.turns_added > 0) {
+                let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+            }
+            let _ = self.conn.pragma_update(None, "cache_size", -2000);
+            let _ = self.conn.execute_batch("PRAGMA shrink_memory");
+        }
+        result
+    }
+
+    fn ingest_found(
+        &mut self,
+        found: &[Found],
+        mut report: IngestReport,
+    ) -> Result<IngestReport, StoreError> {
         report.files_seen = found.len();
         let mut states = self.load_states()?;
         let key_of = |f: &Found| f.path.to_string_lossy().into_owned();
@@ -227,7 +264,7 @@ impl CostStore {
         // same path holding the same file; then a file renamed (rotated) to
         // a new name keeps its position; anything else starts afresh.
         let mut assigned: Vec<Option<FileState>> = found.iter().map(|_| None).collect();
-        for (slot, f) in assigned.iter_mut().zip(&found) {
+        for (slot, f) in assigned.iter_mut().zip(found) {
             if states
                 .get(&key_of(f))
                 .is_some_and(|s| (s.dev, s.ino) == (f.dev, f.ino))
@@ -240,16 +277,21 @@ impl CostStore {
             .filter(|(_, s)| s.ino != 0)
             .map(|(p, s)| ((s.dev, s.ino), p.clone()))
             .collect();
-        for (slot, f) in assigned.iter_mut().zip(&found) {
+        let mut moved_from = Vec::new();
+        for (slot, f) in assigned.iter_mut().zip(found) {
             if slot.is_some() || f.ino == 0 {
                 continue;
             }
             if let Some(old) = by_identity.get(&(f.dev, f.ino))
                 && let Some(moved) = states.remove(old)
             {
-                self.forget(old)?;
+                moved_from.push(old.clone());
                 *slot = Some(moved);
             }
+        }
+        let mut pass = Pass::begin(&self.conn, &self.path)?;
+        for old in &moved_from {
+            pass.forget(old)?;
         }
         for (file, state) in found.iter().zip(assigned) {
             // A remembered position at this path for another file: read
@@ -261,7 +303,7 @@ impl CostStore {
             {
                 continue;
             }
-            match self.read_file(file, state, &mut report) {
+            match pass.read_file(file, state, &mut report) {
                 Ok(()) => {}
                 Err(FileError::Io(e)) => {
                     report.problem(format!("{}: cannot read: {e}", file.path.display()));
@@ -271,9 +313,45 @@ impl CostStore {
         }
         // Files that disappeared: their turns stay, their positions go.
         for gone in states.keys() {
-            self.forget(gone)?;
+            pass.forget(gone)?;
         }
+        pass.finish()?;
         Ok(report)
+    }
+}
+
+/// One ingest pass's writes: turns and positions in transactions of up to
+/// [`ROWS_PER_COMMIT`] turns, each file's position in the same transaction
+/// as the turns read up to it.
+struct Pass<'a> {
+    conn: &'a Connection,
+    store: &'a Path,
+    batch: Batch<'a>,
+    rows: u64,
+}
+
+impl<'a> Pass<'a> {
+    fn begin(conn: &'a Connection, store: &'a Path) -> Result<Pass<'a>, StoreError> {
+        let batch = Batch::begin(conn).map_err(|source| StoreError::Sqlite {
+            path: store.to_path_buf(),
+            action: "store transcript turns",
+            source,
+        })?;
+        Ok(Pass {
+            conn,
+            store,
+            batch,
+            rows: 0,
+        })
+    }
+
+    fn sqlite(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+        let store = self.store;
+        move |source| StoreError::Sqlite {
+            path: store.to_path_buf(),
+            action,
+            source,
+        }
     }
 
     fn forget(&mut self, path: &str) -> Result<(), StoreError> {
@@ -283,8 +361,24 @@ impl CostStore {
         Ok(())
     }
 
+    /// Commits what is written so far and opens the next transaction.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.batch
+            .commit()
+            .map_err(self.sqlite("store transcript turns"))?;
+        self.batch = Batch::begin(self.conn).map_err(self.sqlite("store transcript turns"))?;
+        self.rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.batch
+            .commit()
+            .map_err(self.sqlite("store transcript turns"))
+    }
+
     /// Reads `file` from its stored position (or from the start), storing
-    /// turns and the new position together.
+    /// turns and the new position in the pass's transaction.
     fn read_file(
         &mut self,
         file: &Found,
@@ -309,27 +403,23 @@ impl CostStore {
         }
         if offset >= file.size {
             // Touched, nothing new: remember the new time.
-            self.save_position(file, offset, &head_bytes, lines, corrupt)
+            save_position_in(self.conn, file, offset, &head_bytes, lines, corrupt)
+                .map_err(self.sqlite("save a transcript position"))
                 .map_err(FileError::Store)?;
             return Ok(());
         }
         report.files_read += 1;
         f.seek(SeekFrom::Start(offset)).map_err(FileError::Io)?;
 
-        let path = self.path.clone();
-        let sqlite = |action: &'static str| {
-            let path = path.clone();
+        let conn = self.conn;
+        let store = self.store;
+        let sqlite = move |action: &'static str| {
             move |source| StoreError::Sqlite {
-                path: path.clone(),
+                path: store.to_path_buf(),
                 action,
                 source,
             }
         };
-        let conn = &self.conn;
-        let mut batch = Batch::begin(conn)
-            .map_err(sqlite("store transcript turns"))
-            .map_err(FileError::Store)?;
-        let mut rows_in_tx = 0u64;
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
         let mut chunk = vec![0u8; CHUNK];
         // Skipping the rest of an over-long line.
@@ -349,7 +439,7 @@ impl CostStore {
                 let end = start + pos;
                 let line_len = (end - start + 1) as u64;
                 lines += 1;
-                if skipping {
+                if skipping || end - start > MAX_LINE {
                     skipping = false;
                     corrupt += 1;
                     report.corrupt_lines += 1;
@@ -383,7 +473,7 @@ impl CostStore {
                             } else {
                                 report.duplicates += 1;
                             }
-                            rows_in_tx += 1;
+                            self.rows += 1;
                         }
                     }
                 }
@@ -397,44 +487,21 @@ impl CostStore {
                 buf.clear();
                 skipping = true;
             }
-            if rows_in_tx >= ROWS_PER_COMMIT {
-                // A big file commits as it goes, with the position reached.
+            if self.rows >= ROWS_PER_COMMIT {
+                // Commit as we go, with the position reached.
                 save_position_in(conn, file, offset, &head_bytes, lines, corrupt)
-                    .map_err(sqlite("save a transcript position"))
+                    .map_err(self.sqlite("save a transcript position"))
                     .map_err(FileError::Store)?;
-                batch
-                    .commit()
-                    .map_err(sqlite("store transcript turns"))
-                    .map_err(FileError::Store)?;
-                rows_in_tx = 0;
-                batch = Batch::begin(conn)
-                    .map_err(sqlite("store transcript turns"))
-                    .map_err(FileError::Store)?;
+                self.commit().map_err(FileError::Store)?;
             }
         }
         // Ending inside an over-long line: what was skipped is not read
         // again; the line's remainder will read as a corrupt line.
         // A partial last line stays for the next pass: `offset` stops before it.
         save_position_in(conn, file, offset, &head_bytes, lines, corrupt)
-            .map_err(sqlite("save a transcript position"))
-            .map_err(FileError::Store)?;
-        batch
-            .commit()
-            .map_err(sqlite("store transcript turns"))
+            .map_err(self.sqlite("save a transcript position"))
             .map_err(FileError::Store)?;
         Ok(())
-    }
-
-    fn save_position(
-        &mut self,
-        file: &Found,
-        offset: u64,
-        head: &[u8],
-        lines: u64,
-        corrupt: u64,
-    ) -> Result<(), StoreError> {
-        let err = self.sqlite("save a transcript position");
-        save_position_in(&self.conn, file, offset, head, lines, corrupt).map_err(err)
     }
 }
 

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => test(rest),
         ["bench", "idle", rest @ ..] => bench_idle(rest),
         ["bench", "proxy"] => bench_proxy(),
+        ["bench", "transcripts"] => bench_transcripts(),
         ["deps"] => ensure_system_packages(),
         _ => {
             eprintln!(
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
                  test                 install test dependencies, then fmt, clippy and all tests\n  \
                  bench idle [--secs N] idle daemon memory and CPU (default 60 s)\n  \
                  bench proxy          the inference proxy against direct, same run\n  \
+                 bench transcripts    ingesting 1,000,000 transcript lines, and a restart\n  \
                  deps                 install the system packages the build and tests need"
             );
             return ExitCode::from(2);
@@ -579,6 +581,21 @@ fn bench_proxy() -> Result {
     status(
         "running the proxy benchmark",
         Command::new("sh").args(["-c", &script]),
+    )
+}
+
+/// The transcript ingestion benchmark (`examples/transcripts_bench.rs`), in
+/// release.
+fn bench_transcripts() -> Result {
+    status(
+        "running the transcript ingestion benchmark (release)",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "--example",
+            "transcripts_bench",
+        ]),
     )
 }
 
