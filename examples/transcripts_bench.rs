@@ -191,6 +191,32 @@ fn main() {
     let r = store.ingest_transcripts(&agents).expect("ingest");
     let append_ms = t.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(r.lines_read, 1_000);
+    drop(store);
+
+    eprintln!("pricing the month of all those turns…");
+    let settings = clawfleet::cost::Settings {
+        machine: "bench".into(),
+        machine_name: "Bench".into(),
+        machine_budget_usd: None,
+        fleet_budget_usd: None,
+        daily_budget_usd: None,
+        savings_model: "claude-sonnet-5-5".into(),
+        local_providers: vec!["ollama*".into()],
+        leak: Default::default(),
+        transcripts_dir: None,
+        clawdbot_config: None,
+        fleet_hosts: Vec::new(),
+        prices_path: None,
+        time_zone: Some("UTC".into()),
+        data_dir: tmp.join("data"),
+    };
+    let mut engine = clawfleet::cost::Engine::open(settings).expect("engine");
+    let month = clawfleet::cost::Month::parse("2025-11").expect("month");
+    let now: jiff::Timestamp = "2025-12-15T00:00:00Z".parse().expect("now");
+    let t = Instant::now();
+    let report = engine.month(month, now).expect("report");
+    let report_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(report.cloud.requests > 300_000, "{}", report.cloud.requests);
     let db_bytes = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_dir_all(&tmp);
 
@@ -220,5 +246,9 @@ fn main() {
         restarts[2], restarts[0], restarts[4]
     );
     println!("| 1,000 new lines in 10 files, open + ingest | {append_ms:.1} ms | |");
+    println!(
+        "| the month's report over {} turns (${:.2}), no ledger | {report_ms:.0} ms | |",
+        report.cloud.requests, report.month_to_date_usd
+    );
     println!("| cost store size | {:.1} MB | |", db_bytes as f64 / 1e6);
 }
