@@ -185,6 +185,7 @@ impl CostService {
         interval: Duration,
         cancel: CancellationToken,
     ) {
+        let mut last_error: Option<String> = None;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -210,8 +211,13 @@ impl CostService {
                     continue;
                 }
             };
-            if let Some(e) = &summary.error {
-                warn!("costs: {e}");
+            // Said once, not every cycle, and said again when it clears.
+            if summary.error != last_error {
+                match &summary.error {
+                    Some(e) => warn!("costs: {e}"),
+                    None => info!("costs: figures are back"),
+                }
+                last_error.clone_from(&summary.error);
             }
             if let Some(t) = &summary.transcripts {
                 for p in &t.problems {
