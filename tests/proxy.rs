@@ -1098,3 +1098,65 @@ async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
     assert_eq!(local.count("/api/chat"), 0);
     fleet.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
+    // Announces 4,000 bytes, sends a few, closes: nothing reached the client
+    // yet, so it gets a proper error instead of a cut-off body.
+    let cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n{\"model\":\"llama3.2:latest\",\"created_at\":".to_vec();
+    let local = GarbageServer::start_routes(
+        vec![
+            (
+                "/api/tags",
+                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
+            ),
+            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
+            (
+                "/api/version",
+                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
+            ),
+        ],
+        Garbage::Raw(cut),
+    )
+    .await;
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    let r = fleet
+        .post(
+            "/api/generate",
+            json!({"model": "llama3.2:latest", "prompt": "hi", "stream": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-clawfleet-machine"], "local");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("broke off"),
+        "{body}"
+    );
+
+    let r = fleet
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 502);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broke off"),
+        "OpenAI's error shape: {body}"
+    );
+
+    let records = fleet.records(2).await;
+    for r in &records {
+        assert_eq!(r.outcome, "upstream_failed_midstream", "{r:?}");
+        assert_eq!(r.status, 502, "{r:?}");
+    }
+    fleet.running.shutdown().await;
+}

@@ -9,8 +9,10 @@
 //! answer, but for a stream its terminal frame — ollama-js stops reading at
 //! the `done: true` line, and an SSE client may stop at `data: [DONE]`. The
 //! test proves it at the worst moment too: with the ledger's write lock held
-//! by another connection (the record cannot be committed), answers still
-//! stream, but none may reach its end before the daemon is killed.
+//! by another connection (the record cannot be committed), streamed answers
+//! still flow but none may reach its end, and a whole JSON answer (sent in
+//! one piece after its record) does not arrive at all, before the daemon is
+//! killed.
 
 mod support;
 
@@ -259,6 +261,24 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
     let mut readers = Vec::new();
     for (n, (path, body, whole_json)) in held.into_iter().enumerate() {
         fake.set_usage(usage_of(REQUESTS + n as u64));
+        let progress = Arc::new(Progress::default());
+        if whole_json {
+            // A whole JSON answer is read, metered and recorded before any
+            // of it is sent (with its length): nothing at all may arrive
+            // while its record cannot be committed.
+            let (client, url, p) = (client.clone(), format!("{proxy}{path}"), progress.clone());
+            readers.push((
+                path,
+                progress,
+                tokio::spawn(async move {
+                    if let Ok(response) = client.post(url).json(&body).send().await {
+                        p.content.store(true, Ordering::SeqCst);
+                        read_answer(response, true, p).await;
+                    }
+                }),
+            ));
+            continue;
+        }
         let response = client
             .post(format!("{proxy}{path}"))
             .json(&body)
@@ -266,7 +286,6 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "held request to {path}");
-        let progress = Arc::new(Progress::default());
         readers.push((
             path,
             progress.clone(),
@@ -308,6 +327,12 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
             !progress.end.load(Ordering::SeqCst),
             "{path}: the client saw the answer end although its record was never committed"
         );
+        if path == "/api/generate" {
+            assert!(
+                !progress.content.load(Ordering::SeqCst),
+                "{path}: a whole answer was sent before its record was committed"
+            );
+        }
     }
 
     // The file is sound (SQLite recovers its write-ahead log on opening).
