@@ -21,6 +21,8 @@ use crate::cost::Settings;
 use crate::cost::service::CostService;
 use crate::error::Error;
 use crate::fleet::Fleet;
+use crate::heal::events::EventLog;
+use crate::heal::watcher::Watcher;
 use crate::ledger::{Ledger, LedgerHandle, Retention};
 use crate::probe::{Collector, SnapshotRx};
 use crate::proxy::{self, server::Proxy};
@@ -61,6 +63,8 @@ pub struct Running {
     pub snapshot: SnapshotRx,
     /// The cost engine: views of any month, and alarm events.
     pub costs: Arc<CostService>,
+    /// The self-healing watcher (its event log, heal requests).
+    pub watcher: Arc<Watcher>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     runtime_file: Option<PathBuf>,
@@ -145,11 +149,45 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         cancel.child_token(),
     ));
 
+    // Self-healing: the event log, the fleet token, the watcher.
+    let data_dir = config.data_dir();
+    let events_path = data_dir.join(crate::heal::events::EVENTS_FILE);
+    let events = tokio::task::spawn_blocking(move || EventLog::open(&events_path))
+        .await
+        .map_err(|e| Error::Serve(std::io::Error::other(e)))??;
+    let token_path = data_dir.join(crate::heal::token::TOKEN_FILE);
+    let token = Arc::new(crate::heal::token::load_or_create(&token_path)?);
+    let watcher = Watcher::new(
+        config.clone(),
+        &fleet.this,
+        events.clone(),
+        snapshot.clone(),
+        net::client()?,
+    );
+    tasks.spawn(watcher.clone().run(
+        std::time::Duration::from_secs(config.heal.interval_secs.max(1)),
+        cancel.child_token(),
+    ));
+    tasks.spawn(crate::heal::healer::run(
+        watcher.clone(),
+        std::time::Duration::from_secs(crate::heal::healer::EVERY_SECS),
+        cancel.child_token(),
+    ));
+    tasks.spawn(forward_cost_events(
+        costs.subscribe(),
+        events.clone(),
+        cancel.child_token(),
+    ));
+
     let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
     let state = ApiState {
         snapshot: snapshot.clone(),
         shutdown: cancel.clone(),
         costs: Some(costs.clone()),
+        heal: Some(crate::api::HealState {
+            watcher: watcher.clone(),
+            token: token.clone(),
+        }),
     };
     let app = api::router(state, allowed);
     for (listener, addr) in listeners {
@@ -196,11 +234,44 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         proxy_addr,
         snapshot,
         costs,
+        watcher,
         cancel,
         tasks,
         runtime_file,
         ledger: Some(ledger),
     })
+}
+
+/// Cost alarms go into the event log with everything else.
+async fn forward_cost_events(
+    mut rx: tokio::sync::broadcast::Receiver<crate::cost::CostEvent>,
+    events: EventLog,
+    cancel: CancellationToken,
+) {
+    use crate::heal::events::{Event, Kind, Severity};
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let e = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = rx.recv() => e,
+        };
+        match e {
+            Ok(c) => {
+                let event = Event::new(
+                    Kind::CostAlarm,
+                    c.machine.as_deref().unwrap_or("fleet"),
+                    if c.active { Severity::Warning } else { Severity::Info },
+                    c.message.clone(),
+                )
+                .subject(c.alarm.clone())
+                .detail(serde_json::json!({"kind": c.kind, "active": c.active, "value": c.value, "threshold": c.threshold}));
+                let log = events.clone();
+                let _ = tokio::task::spawn_blocking(move || log.note(event)).await;
+            }
+            Err(RecvError::Lagged(n)) => warn!("{n} cost events were not copied to the event log"),
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// The ledger file in the data folder.

@@ -129,4 +129,10 @@ pub enum Error {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// The event log could not be opened.
+    #[error(transparent)]
+    Events(#[from] crate::heal::events::EventsError),
+    /// The fleet token could not be read or created.
+    #[error(transparent)]
+    Token(#[from] crate::heal::token::TokenError),
 }

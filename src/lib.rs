@@ -10,6 +10,7 @@ pub mod cost;
 pub mod daemon;
 pub mod error;
 pub mod fleet;
+pub mod heal;
 pub mod ledger;
 pub mod net;
 pub mod probe;

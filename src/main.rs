@@ -48,6 +48,32 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM")]
         month: Option<String>,
     },
+    /// Run one heal action through the running daemon (its guards and
+    /// event log apply): restart-ollama, restart-pm2-app --target APP,
+    /// reap-zombies, shutdown-simulators, clean, unload-model --target
+    /// MODEL, restart-gateway; or `pause` / `resume` automatic healing.
+    Heal {
+        /// The action (or pause / resume).
+        action: String,
+        /// The pm2 app or the model, for the actions that take one.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only say what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event log (findings, actions, outcomes, alarms), newest first.
+    Events {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How many.
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
     /// Write, check or locate the config file.
     Config {
         #[command(subcommand)]
@@ -112,6 +138,13 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(explicit).await,
         Command::Status { json } => status(explicit, json).await,
         Command::Costs { json, month } => costs(explicit, json, month.as_deref()).await,
+        Command::Heal {
+            action,
+            target,
+            dry_run,
+            json,
+        } => heal(explicit, &action, target.as_deref(), dry_run, json).await,
+        Command::Events { json, limit } => events(explicit, json, limit),
         Command::Config { command } => match command {
             ConfigCommand::Init { force } => config_init(explicit, force),
             ConfigCommand::Check { path } => config_check(path.as_deref().or(explicit)),
@@ -137,6 +170,172 @@ fn load(explicit: Option<&Path>) -> Result<Loaded, ExitCode> {
         });
     }
     Ok(loaded)
+}
+
+async fn heal(
+    explicit: Option<&Path>,
+    action: &str,
+    target: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> ExitCode {
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    // Refused here already, with the same words the daemon would use.
+    let pause = match action {
+        "pause" => Some(true),
+        "resume" => Some(false),
+        _ => {
+            if let Err(e) = clawfleet::heal::action::Action::parse(action, target) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            None
+        }
+    };
+    let client = match net::client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some((_, addr)) = from_daemon(&client, &loaded).await else {
+        eprintln!(
+            "error: no running daemon answered: heal actions run inside `clawfleet serve` (its guards and event log); start it first"
+        );
+        return ExitCode::FAILURE;
+    };
+    let token_path = loaded
+        .config
+        .data_dir()
+        .join(clawfleet::heal::token::TOKEN_FILE);
+    let token = match net::read_secret_file(&token_path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (url, body) = match pause {
+        Some(true) => (format!("http://{addr}/fleet/v1/heal/pause"), String::new()),
+        Some(false) => (format!("http://{addr}/fleet/v1/heal/resume"), String::new()),
+        None => (
+            format!("http://{addr}/fleet/v1/heal"),
+            serde_json::json!({"action": action, "target": target, "dry_run": dry_run}).to_string(),
+        ),
+    };
+    let sent = client
+        .post(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body)
+        // An action waits for its command and its verification.
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await;
+    let response = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: the daemon at {addr} did not answer: {}",
+                net::describe(&e)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = response.status();
+    let text = match net::read_body_limited(response, 4 * 1024 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("error: reading the daemon's answer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        eprintln!("error: {}", value["error"].as_str().unwrap_or(text.trim()));
+        return ExitCode::FAILURE;
+    }
+    if json {
+        println!("{text}");
+    } else if pause.is_some() {
+        println!(
+            "self-healing {} (mode {})",
+            if value["paused"] == true {
+                "paused"
+            } else {
+                "running"
+            },
+            value["mode"].as_str().unwrap_or("?")
+        );
+    } else {
+        println!("{}", value["message"].as_str().unwrap_or(text.trim()));
+        for c in value["done"]["commands"].as_array().into_iter().flatten() {
+            let argv: Vec<&str> = c["argv"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str())
+                .collect();
+            println!("  $ {}", argv.join(" "));
+        }
+    }
+    if value["success"] == false {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn events(explicit: Option<&Path>, json: bool, limit: usize) -> ExitCode {
+    use clawfleet::heal::events::{EVENTS_FILE, EventLog};
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let path = loaded.config.data_dir().join(EVENTS_FILE);
+    if !path.exists() {
+        if json {
+            println!("[]");
+        } else {
+            println!("no events yet ({} does not exist)", path.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let list = EventLog::open(&path).and_then(|log| log.list(limit.clamp(1, 10_000), None));
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&list) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    for e in &list {
+        let kind = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<14} {:<8} {}",
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            kind,
+            format!("{:?}", e.severity).to_lowercase(),
+            e.message
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 async fn costs(explicit: Option<&Path>, json: bool, month: Option<&str>) -> ExitCode {

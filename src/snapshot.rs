@@ -253,6 +253,9 @@ pub struct OllamaStatus {
     /// Models loaded in memory (`/api/ps`).
     #[serde(default)]
     pub loaded: Vec<LoadedModel>,
+    /// Probes in a row that found it not answering (0 when it answers).
+    #[serde(default)]
+    pub failures_in_row: u32,
     /// When this was probed.
     pub checked_at: Option<Timestamp>,
 }

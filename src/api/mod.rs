@@ -37,6 +37,17 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// The cost engine, when the daemon runs one.
     pub costs: Option<Arc<crate::cost::service::CostService>>,
+    /// Self-healing, when the daemon runs it.
+    pub heal: Option<HealState>,
+}
+
+/// What the heal endpoints need.
+#[derive(Clone)]
+pub struct HealState {
+    /// The watcher.
+    pub watcher: Arc<crate::heal::watcher::Watcher>,
+    /// The fleet token every heal request must carry.
+    pub token: Arc<String>,
 }
 
 /// The API's routes behind the Host/Origin guard.
@@ -51,6 +62,11 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .route("/fleet/v1/stream", get(stream))
         .route("/metrics", get(prometheus))
         .route("/fleet/v1/costs", get(costs))
+        .route("/fleet/v1/events", get(events_list))
+        .route("/fleet/v1/events/stream", get(events_stream))
+        .route("/fleet/v1/heal", get(heal_status).post(heal_run))
+        .route("/fleet/v1/heal/pause", axum::routing::post(heal_pause))
+        .route("/fleet/v1/heal/resume", axum::routing::post(heal_resume))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
@@ -186,13 +202,207 @@ async fn costs(State(state): State<ApiState>, uri: axum::http::Uri) -> Response 
     }
 }
 
+fn error_json(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": message.into() }).to_string(),
+    )
+        .into_response()
+}
+
+fn heal_state(state: &ApiState) -> Result<HealState, Box<Response>> {
+    state.heal.clone().ok_or_else(|| {
+        Box::new(error_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "self-healing does not run in this process",
+        ))
+    })
+}
+
+/// Every heal needs the fleet token, from loopback too: a local web page or
+/// program cannot restart things by asking.
+fn require_token(heal: &HealState, headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if crate::heal::token::authorized(given, &heal.token) {
+        return Ok(());
+    }
+    let mut r = error_json(
+        StatusCode::UNAUTHORIZED,
+        if given.is_none() {
+            "a heal needs the fleet token: send Authorization: Bearer <the token in fleet.token in the data folder>"
+        } else {
+            "wrong fleet token"
+        },
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer realm=\"clawfleet\""),
+    );
+    Err(Box::new(r))
+}
+
+/// `GET /fleet/v1/events[?limit=N&before=ID]`: newest first.
+async fn events_list(State(state): State<ApiState>, uri: axum::http::Uri) -> Response {
+    let heal = match heal_state(&state) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let mut limit = 100usize;
+    let mut before = None;
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match (k, v.parse::<i64>()) {
+            ("limit", Ok(n)) if (1..=1000).contains(&n) => limit = n as usize,
+            ("before", Ok(n)) => before = Some(n),
+            _ => {
+                return error_json(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "bad parameter {:?}: use limit=1..1000 and before=<event id>",
+                        crate::net::preview(pair.as_bytes(), 40)
+                    ),
+                );
+            }
+        }
+    }
+    let log = heal.watcher.events().clone();
+    match tokio::task::spawn_blocking(move || log.list(limit, before)).await {
+        Ok(Ok(events)) => json_response(&events),
+        Ok(Err(e)) => error_json(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error_json(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /fleet/v1/events/stream`: Server-Sent Events, one `event` per new
+/// event. A reader too slow for the last 256 gets a `lagged` event.
+async fn events_stream(State(state): State<ApiState>) -> Response {
+    let heal = match heal_state(&state) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let rx = heal.watcher.events().subscribe();
+    let events = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .map(|item| {
+            Ok::<_, Infallible>(match item {
+                Ok(e) => Event::default()
+                    .event("event")
+                    .data(serde_json::to_string(&e).unwrap_or_default()),
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    Event::default().event("lagged").data(n.to_string())
+                }
+            })
+        })
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// `GET /fleet/v1/heal`: mode, paused, findings, guards, action names.
+async fn heal_status(State(state): State<ApiState>) -> Response {
+    match heal_state(&state) {
+        Ok(h) => json_response(&h.watcher.status()),
+        Err(r) => *r,
+    }
+}
+
+/// The body of `POST /fleet/v1/heal`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealRequest {
+    action: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /fleet/v1/heal` `{"action", "target"?, "dry_run"?}` with the fleet
+/// token: runs one action of the closed set and answers its outcome.
+async fn heal_run(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    let heal = match heal_state(&state) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    if let Err(r) = require_token(&heal, request.headers()) {
+        return *r;
+    }
+    let who = format!(
+        "api {}",
+        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+    );
+    let body = match axum::body::to_bytes(request.into_body(), 16 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "a heal request is a small JSON object (at most 16 KiB)",
+            );
+        }
+    };
+    let req: HealRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_json(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "expected {{\"action\": NAME, \"target\"?: NAME, \"dry_run\"?: bool}}: {e}"
+                ),
+            );
+        }
+    };
+    let action = match crate::heal::action::Action::parse(&req.action, req.target.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match heal.watcher.heal(action, req.dry_run, &who).await {
+        Ok(outcome) => json_response(&outcome),
+        Err(e @ crate::heal::watcher::HealError::Busy) => {
+            error_json(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e) => error_json(StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+async fn heal_pause(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    heal_set_paused(state, request, true)
+}
+
+async fn heal_resume(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    heal_set_paused(state, request, false)
+}
+
+fn heal_set_paused(state: ApiState, request: axum::extract::Request, paused: bool) -> Response {
+    let heal = match heal_state(&state) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    if let Err(r) = require_token(&heal, request.headers()) {
+        return *r;
+    }
+    let who = format!(
+        "api {}",
+        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+    );
+    heal.watcher.set_paused(paused, &who);
+    json_response(&heal.watcher.status())
+}
+
 async fn not_found(uri: axum::http::Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({
             "error": format!("no such endpoint: {}", uri.path()),
-            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/fleet/v1/costs", "/metrics", "/healthz"],
+            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/fleet/v1/costs", "/fleet/v1/events", "/fleet/v1/events/stream", "/fleet/v1/heal", "/metrics", "/healthz"],
         })
         .to_string(),
     )

@@ -259,6 +259,82 @@ pub struct HealConfig {
     /// `auto`, `suggest` or `off`.
     #[serde(default)]
     pub mode: HealMode,
+    /// Ollama is restarted after this many failed probes in a row.
+    #[serde(default = "d_ollama_down_probes")]
+    pub ollama_down_probes: u32,
+    /// A zombie is reaped once seen in this many cycles in a row.
+    #[serde(default = "d_zombie_cycles")]
+    pub zombie_cycles: u32,
+    /// Free disk below this percentage is a finding (and a clean, when
+    /// `[heal.clean] roots` are set).
+    #[serde(default = "d_disk_free_percent")]
+    pub disk_free_percent: f64,
+    /// Memory used above this percentage, with a large model loaded, unloads
+    /// the largest loaded model.
+    #[serde(default = "d_memory_percent")]
+    pub memory_percent: f64,
+    /// A loaded model at least this large (bytes) counts as large.
+    #[serde(default = "d_large_model_bytes")]
+    pub large_model_bytes: u64,
+    /// A pm2 app restarted this many times within `window_secs` is in a
+    /// restart loop.
+    #[serde(default = "d_pm2_restart_loop")]
+    pub pm2_restart_loop: u64,
+    /// Booted iOS simulators are shut down after being seen this long (macOS).
+    #[serde(default = "d_simulator_idle_mins")]
+    pub simulator_idle_mins: u64,
+    /// Seconds before the same action may run again on the same subject.
+    #[serde(default = "d_cooldown")]
+    pub cooldown_secs: u64,
+    /// The longest wait after repeated failures (the wait doubles each time).
+    #[serde(default = "d_backoff_max")]
+    pub backoff_max_secs: u64,
+    /// At most this many attempts per subject within `window_secs`; then the
+    /// subject needs a human.
+    #[serde(default = "d_max_attempts")]
+    pub max_attempts: u32,
+    /// The window for `max_attempts` and `pm2_restart_loop`, in seconds.
+    #[serde(default = "d_window")]
+    pub window_secs: u64,
+    /// How long to wait for the probe to show an action worked.
+    #[serde(default = "d_verify")]
+    pub verify_secs: u64,
+    /// Time limit of one command.
+    #[serde(default = "d_command_timeout")]
+    pub command_timeout_secs: u64,
+    /// Parents of zombies that may be killed when signalling them does not
+    /// reap their children (process names).
+    #[serde(default)]
+    pub kill_zombie_parents: Vec<String>,
+    /// What the Cleaner may clean.
+    #[serde(default)]
+    pub clean: CleanConfig,
+    /// Commands that replace the built-in table for this OS, by action:
+    /// each a list of alternatives, each an argv (no shell).
+    #[serde(default)]
+    pub commands: std::collections::BTreeMap<String, Vec<Vec<String>>>,
+}
+
+/// `[heal.clean]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanConfig {
+    /// Allow-listed folders (`~/` is the home folder). Empty: the Cleaner
+    /// does nothing.
+    #[serde(default)]
+    pub roots: Vec<PathBuf>,
+    /// Files at least this many days old.
+    #[serde(default = "d_clean_days")]
+    pub older_than_days: u32,
+}
+
+impl Default for CleanConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            older_than_days: d_clean_days(),
+        }
+    }
 }
 
 impl Default for HealConfig {
@@ -266,8 +342,67 @@ impl Default for HealConfig {
         Self {
             interval_secs: d_heal_interval(),
             mode: HealMode::default(),
+            ollama_down_probes: d_ollama_down_probes(),
+            zombie_cycles: d_zombie_cycles(),
+            disk_free_percent: d_disk_free_percent(),
+            memory_percent: d_memory_percent(),
+            large_model_bytes: d_large_model_bytes(),
+            pm2_restart_loop: d_pm2_restart_loop(),
+            simulator_idle_mins: d_simulator_idle_mins(),
+            cooldown_secs: d_cooldown(),
+            backoff_max_secs: d_backoff_max(),
+            max_attempts: d_max_attempts(),
+            window_secs: d_window(),
+            verify_secs: d_verify(),
+            command_timeout_secs: d_command_timeout(),
+            kill_zombie_parents: Vec::new(),
+            clean: CleanConfig::default(),
+            commands: std::collections::BTreeMap::new(),
         }
     }
+}
+
+fn d_ollama_down_probes() -> u32 {
+    3
+}
+fn d_zombie_cycles() -> u32 {
+    2
+}
+fn d_disk_free_percent() -> f64 {
+    10.0
+}
+fn d_memory_percent() -> f64 {
+    90.0
+}
+fn d_large_model_bytes() -> u64 {
+    8 * 1024 * 1024 * 1024
+}
+fn d_pm2_restart_loop() -> u64 {
+    5
+}
+fn d_simulator_idle_mins() -> u64 {
+    30
+}
+fn d_cooldown() -> u64 {
+    300
+}
+fn d_backoff_max() -> u64 {
+    3600
+}
+fn d_max_attempts() -> u32 {
+    3
+}
+fn d_window() -> u64 {
+    3600
+}
+fn d_verify() -> u64 {
+    60
+}
+fn d_command_timeout() -> u64 {
+    60
+}
+fn d_clean_days() -> u32 {
+    7
 }
 
 /// How the watcher acts on what it finds.

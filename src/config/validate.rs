@@ -179,11 +179,11 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             );
         }
     }
-    if config.heal.interval_secs < 5 || config.heal.interval_secs > 86_400 {
+    if config.heal.interval_secs < 1 || config.heal.interval_secs > 86_400 {
         c.push(
             key(&["heal", "interval_secs"]),
             format!("{} is out of range", config.heal.interval_secs),
-            "seconds from 5 to 86400",
+            "seconds from 1 to 86400 (default 60)",
         );
     }
 

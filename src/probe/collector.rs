@@ -302,6 +302,10 @@ impl Collector {
             for ((machine, _), mut status) in targets.into_iter().zip(results) {
                 attach_purposes(machine, &mut status);
                 change_machine(snap, &machine.id, |m| {
+                    // Failed probes in a row: the watcher restarts Ollama
+                    // after `[heal] ollama_down_probes` of them.
+                    let before = m.ollama.as_ref().map_or(0, |o| o.failures_in_row);
+                    status.failures_in_row = if status.reachable { 0 } else { before + 1 };
                     m.ollama = Some(status);
                     m.probed_at.ollama = Some(now);
                 });

@@ -1,0 +1,283 @@
+//! The checks: what is wrong with this machine, read from its snapshot each
+//! watcher cycle. Pure over the snapshot plus a little memory of earlier
+//! cycles (zombies that stay, pm2 restart counts, simulators seen).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::action::{self, Action};
+use super::events::Severity;
+use crate::config::HealConfig;
+use crate::snapshot::MachineSnapshot;
+
+/// Something wrong, with what would fix it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable key (`ollama`, `pm2:aphos-server`, `zombies`, `disk:/`).
+    pub key: String,
+    /// In words.
+    pub what: String,
+    /// How bad.
+    pub severity: Severity,
+    /// The facts it rests on.
+    pub evidence: serde_json::Value,
+    /// The action that would fix it, if any.
+    pub action: Option<Action>,
+}
+
+/// What the checks remember between cycles.
+#[derive(Debug, Default)]
+pub struct CheckState {
+    /// Zombie pid → cycles seen in a row.
+    zombies: HashMap<u32, u32>,
+    /// pm2 app → (when, restart count) samples within the window.
+    pm2: HashMap<String, VecDeque<(Timestamp, u64)>>,
+}
+
+/// What the platform-specific probes of the watcher add to the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Booted iOS simulators (macOS): name and how long seen booted, in minutes.
+    pub booted_simulators: Vec<(String, u64)>,
+}
+
+/// The findings for `m` (this machine) now.
+pub fn check(
+    m: &MachineSnapshot,
+    extra: &Extra,
+    cfg: &HealConfig,
+    state: &mut CheckState,
+    now: Timestamp,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+
+    if let Some(o) = &m.ollama
+        && !o.reachable
+        && o.failures_in_row >= cfg.ollama_down_probes
+    {
+        out.push(Finding {
+            key: "ollama".into(),
+            what: format!(
+                "Ollama is not answering ({} probes in a row{})",
+                o.failures_in_row,
+                o.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+            severity: Severity::Critical,
+            evidence: json!({"url": o.url, "failures_in_row": o.failures_in_row, "error": o.error}),
+            action: Some(Action::RestartOllama),
+        });
+    }
+
+    // pm2: not online, errored, or restarting in a loop.
+    let window = SignedDuration::from_secs(i64::try_from(cfg.window_secs).unwrap_or(i64::MAX));
+    let mut seen_apps = HashSet::new();
+    for app in &m.pm2 {
+        seen_apps.insert(app.name.clone());
+        let history = state.pm2.entry(app.name.clone()).or_default();
+        history.push_back((now, app.restarts));
+        while history
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > window)
+        {
+            history.pop_front();
+        }
+        let restarted = history
+            .front()
+            .map_or(0, |(_, first)| app.restarts.saturating_sub(*first));
+        let fix = action::check_app(&app.name)
+            .ok()
+            .map(|()| Action::RestartPm2App {
+                app: app.name.clone(),
+            });
+        let evidence = json!({"app": app.name, "status": app.status, "restarts": app.restarts,
+                              "restarts_in_window": restarted, "window_secs": cfg.window_secs});
+        match app.status.as_str() {
+            "online" | "launching" if restarted >= cfg.pm2_restart_loop => out.push(Finding {
+                key: format!("pm2:{}", app.name),
+                what: format!(
+                    "pm2 app {} restarted {restarted} times in {} min: a restart loop",
+                    app.name,
+                    cfg.window_secs / 60
+                ),
+                severity: Severity::Warning,
+                evidence,
+                // Restarting a crash loop does not help: a human must look.
+                action: None,
+            }),
+            "online" | "launching" => {}
+            "missing" if !app.expected => {}
+            status => out.push(Finding {
+                key: format!("pm2:{}", app.name),
+                what: format!("pm2 app {} is {status}", app.name),
+                severity: if status == "errored" {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                evidence,
+                action: if status == "missing" { None } else { fix },
+            }),
+        }
+    }
+    state.pm2.retain(|name, _| seen_apps.contains(name));
+
+    // Zombies that stay.
+    let now_zombies: HashSet<u32> = m.zombies.iter().map(|z| z.pid).collect();
+    state.zombies.retain(|pid, _| now_zombies.contains(pid));
+    for z in &m.zombies {
+        *state.zombies.entry(z.pid).or_insert(0) += 1;
+    }
+    let staying: Vec<_> = m
+        .zombies
+        .iter()
+        .filter(|z| {
+            state
+                .zombies
+                .get(&z.pid)
+                .is_some_and(|n| *n >= cfg.zombie_cycles)
+        })
+        .collect();
+    if !staying.is_empty() {
+        out.push(Finding {
+            key: "zombies".into(),
+            what: format!(
+                "{} zombie process{} not reaped for {} cycles",
+                staying.len(),
+                if staying.len() == 1 { "" } else { "es" },
+                cfg.zombie_cycles
+            ),
+            severity: Severity::Warning,
+            evidence: json!(staying
+                .iter()
+                .map(|z| json!({"pid": z.pid, "name": z.name, "parent_pid": z.parent_pid, "parent_name": z.parent_name}))
+                .collect::<Vec<_>>()),
+            action: Some(Action::ReapZombies),
+        });
+    }
+
+    // Disks low on space.
+    for d in &m.disks {
+        if d.total_bytes == 0 {
+            continue;
+        }
+        let free = d.available_bytes as f64 / d.total_bytes as f64 * 100.0;
+        if free < cfg.disk_free_percent {
+            out.push(Finding {
+                key: format!("disk:{}", d.mount),
+                what: format!("disk {} has {free:.1}% free", d.mount),
+                severity: if free < cfg.disk_free_percent / 2.0 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                evidence: json!({"mount": d.mount, "available_bytes": d.available_bytes, "total_bytes": d.total_bytes}),
+                action: (!cfg.clean.roots.is_empty()).then_some(Action::Clean),
+            });
+        }
+    }
+
+    // Memory pressure while a large model sits loaded.
+    if let (Some(mem), Some(o)) = (&m.memory, &m.ollama)
+        && mem.total_bytes > 0
+    {
+        let used = mem.used_bytes as f64 / mem.total_bytes as f64 * 100.0;
+        let largest = o
+            .loaded
+            .iter()
+            .filter(|l| l.size_bytes >= cfg.large_model_bytes)
+            .max_by_key(|l| l.size_bytes);
+        if used > cfg.memory_percent
+            && let Some(l) = largest
+        {
+            out.push(Finding {
+                key: "memory".into(),
+                what: format!(
+                    "memory {used:.0}% used while {} ({:.1} GB) is loaded",
+                    l.name,
+                    l.size_bytes as f64 / 1e9
+                ),
+                severity: Severity::Warning,
+                evidence: json!({"used_percent": used, "model": l.name, "model_bytes": l.size_bytes}),
+                action: action::check_model(&l.name).ok().map(|()| Action::UnloadModel {
+                    model: l.name.clone(),
+                }),
+            });
+        }
+    }
+
+    // The Clawdbot gateway.
+    if let Some(c) = &m.clawdbot
+        && c.config_found
+        && c.gateway_listening == Some(false)
+    {
+        out.push(Finding {
+            key: "gateway".into(),
+            what: format!(
+                "the Clawdbot gateway is not listening on port {}",
+                c.gateway_port
+            ),
+            severity: Severity::Critical,
+            evidence: json!({"port": c.gateway_port}),
+            action: Some(Action::RestartGateway),
+        });
+    }
+
+    // Configured services.
+    for s in &m.services {
+        if s.up {
+            continue;
+        }
+        // Ollama and the gateway have their own checks (and actions).
+        let lower = s.name.to_ascii_lowercase();
+        if lower.contains("ollama") || lower.contains("gateway") {
+            continue;
+        }
+        out.push(Finding {
+            key: format!("service:{}", s.name),
+            what: format!(
+                "{} ({}) is down{}",
+                s.name,
+                s.target,
+                s.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+            severity: Severity::Warning,
+            evidence: json!({"target": s.target, "error": s.error, "http_status": s.http_status}),
+            action: None,
+        });
+    }
+
+    // Idle simulators (macOS).
+    let idle: Vec<_> = extra
+        .booted_simulators
+        .iter()
+        .filter(|(_, mins)| *mins >= cfg.simulator_idle_mins)
+        .collect();
+    if !idle.is_empty() {
+        out.push(Finding {
+            key: "simulators".into(),
+            what: format!(
+                "{} iOS simulator{} booted for over {} min",
+                idle.len(),
+                if idle.len() == 1 { "" } else { "s" },
+                cfg.simulator_idle_mins
+            ),
+            severity: Severity::Info,
+            evidence: json!(
+                idle.iter()
+                    .map(|(n, m)| json!({"name": n, "minutes": m}))
+                    .collect::<Vec<_>>()
+            ),
+            action: Some(Action::ShutdownSimulators),
+        });
+    }
+    out
+}

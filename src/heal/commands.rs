@@ -1,0 +1,321 @@
+//! The commands behind the actions, per OS, as data: each action has a list
+//! of alternatives, tried in order until one succeeds; each alternative is a
+//! sequence of steps; each step an argv run without a shell. `[heal.commands]`
+//! replaces an action's alternatives for this machine.
+//!
+//! Placeholders, replaced in single argv elements (so a value can never
+//! become a second argument or shell syntax): `{app}` (a checked pm2 app
+//! name), `{uid}` (the user id), `{home}`, `{localappdata}`.
+
+use std::collections::BTreeMap;
+
+/// An operating system whose table is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// macOS.
+    MacOs,
+    /// Linux.
+    Linux,
+    /// Windows.
+    Windows,
+}
+
+impl Os {
+    /// The OS this build runs on.
+    pub fn current() -> Os {
+        if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else if cfg!(windows) {
+            Os::Windows
+        } else {
+            Os::Linux
+        }
+    }
+}
+
+/// One command: run and wait, or start and leave running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Start it detached and do not wait (an app that stays up).
+    pub detach: bool,
+    /// A failure of this step does not fail the alternative (stopping
+    /// something that is already stopped).
+    pub may_fail: bool,
+}
+
+/// A sequence of steps.
+pub type Alternative = Vec<Step>;
+
+fn run(argv: &[&str]) -> Step {
+    Step {
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        detach: false,
+        may_fail: false,
+    }
+}
+
+fn try_run(argv: &[&str]) -> Step {
+    Step {
+        may_fail: true,
+        ..run(argv)
+    }
+}
+
+fn start(argv: &[&str]) -> Step {
+    Step {
+        detach: true,
+        ..run(argv)
+    }
+}
+
+/// The commands of the actions that run commands, for `os`. Actions done in
+/// process (reap zombies, clean, unload a model) have none.
+pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
+    let mut t: BTreeMap<&'static str, Vec<Alternative>> = BTreeMap::new();
+    match os {
+        Os::MacOs => {
+            t.insert(
+                "restart-ollama",
+                vec![
+                    // Homebrew's service.
+                    vec![run(&["brew", "services", "restart", "ollama"])],
+                    // The Ollama app's launchd agent.
+                    vec![run(&[
+                        "launchctl",
+                        "kickstart",
+                        "-k",
+                        "gui/{uid}/com.ollama.ollama",
+                    ])],
+                    // The app itself.
+                    vec![
+                        try_run(&["pkill", "-x", "Ollama"]),
+                        run(&["open", "-a", "Ollama"]),
+                    ],
+                ],
+            );
+            t.insert(
+                "shutdown-simulators",
+                vec![vec![run(&["xcrun", "simctl", "shutdown", "all"])]],
+            );
+            t.insert(
+                "restart-gateway",
+                vec![
+                    vec![run(&["clawdbot", "gateway", "restart"])],
+                    vec![run(&[
+                        "launchctl",
+                        "kickstart",
+                        "-k",
+                        "gui/{uid}/com.clawdbot.gateway",
+                    ])],
+                ],
+            );
+        }
+        Os::Linux => {
+            t.insert(
+                "restart-ollama",
+                vec![
+                    vec![run(&["systemctl", "--user", "restart", "ollama"])],
+                    vec![run(&["systemctl", "restart", "ollama"])],
+                ],
+            );
+            t.insert(
+                "restart-gateway",
+                vec![
+                    vec![run(&["clawdbot", "gateway", "restart"])],
+                    vec![run(&["systemctl", "--user", "restart", "clawdbot-gateway"])],
+                ],
+            );
+        }
+        Os::Windows => {
+            t.insert(
+                "restart-ollama",
+                vec![vec![
+                    try_run(&["taskkill", "/F", "/IM", "ollama app.exe"]),
+                    try_run(&["taskkill", "/F", "/IM", "ollama.exe"]),
+                    start(&["{localappdata}\\Programs\\Ollama\\ollama app.exe"]),
+                ]],
+            );
+            t.insert(
+                "restart-gateway",
+                vec![vec![run(&["clawdbot", "gateway", "restart"])]],
+            );
+        }
+    }
+    t.insert(
+        "restart-pm2-app",
+        vec![vec![run(&["pm2", "restart", "{app}"])]],
+    );
+    t
+}
+
+/// The table for this machine: the built-in one with `[heal.commands]`
+/// entries replacing whole actions. Configured steps run and wait.
+pub fn effective(
+    os: Os,
+    overrides: &BTreeMap<String, Vec<Vec<String>>>,
+) -> BTreeMap<String, Vec<Alternative>> {
+    let mut t: BTreeMap<String, Vec<Alternative>> = table(os)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (action, alternatives) in overrides {
+        t.insert(
+            action.clone(),
+            alternatives
+                .iter()
+                .map(|argv| {
+                    vec![Step {
+                        argv: argv.clone(),
+                        detach: false,
+                        may_fail: false,
+                    }]
+                })
+                .collect(),
+        );
+    }
+    t
+}
+
+/// Values for the placeholders.
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    /// `{app}`.
+    pub app: Option<String>,
+    /// `{uid}`.
+    pub uid: Option<String>,
+    /// `{home}`.
+    pub home: Option<String>,
+    /// `{localappdata}`.
+    pub localappdata: Option<String>,
+}
+
+impl Values {
+    /// The values of this process's environment, and `app`.
+    pub fn current(app: Option<&str>) -> Values {
+        Values {
+            app: app.map(str::to_owned),
+            uid: current_uid(),
+            home: dirs::home_dir().map(|h| h.to_string_lossy().into_owned()),
+            localappdata: dirs::data_local_dir().map(|d| d.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn current_uid() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    Some(unsafe { libc::getuid() }.to_string())
+}
+
+#[cfg(not(unix))]
+fn current_uid() -> Option<String> {
+    None
+}
+
+/// `argv` with its placeholders filled; `Err` names a placeholder without
+/// a value.
+pub fn fill(argv: &[String], values: &Values) -> Result<Vec<String>, String> {
+    argv.iter()
+        .map(|arg| {
+            let mut out = arg.clone();
+            for (name, value) in [
+                ("{app}", &values.app),
+                ("{uid}", &values.uid),
+                ("{home}", &values.home),
+                ("{localappdata}", &values.localappdata),
+            ] {
+                if out.contains(name) {
+                    let v = value
+                        .as_deref()
+                        .ok_or_else(|| format!("no value for {name} in {arg:?}"))?;
+                    out = out.replace(name, v);
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_os_has_the_command_actions() {
+        for os in [Os::MacOs, Os::Linux, Os::Windows] {
+            let t = table(os);
+            for action in ["restart-ollama", "restart-pm2-app", "restart-gateway"] {
+                let alts = t.get(action).unwrap_or_else(|| panic!("{os:?} {action}"));
+                assert!(!alts.is_empty());
+                for alt in alts {
+                    assert!(!alt.is_empty());
+                    // The last step is what the action stands on: never optional.
+                    assert!(!alt.last().is_some_and(|s| s.may_fail), "{os:?} {action}");
+                    for step in alt {
+                        assert!(!step.argv.is_empty());
+                        // No shell anywhere: the program is never a shell.
+                        assert!(
+                            !["sh", "bash", "zsh", "cmd", "cmd.exe", "powershell"]
+                                .contains(&step.argv[0].as_str()),
+                            "{os:?} {action}: {:?}",
+                            step.argv
+                        );
+                    }
+                }
+            }
+        }
+        assert!(table(Os::MacOs).contains_key("shutdown-simulators"));
+        assert!(!table(Os::Linux).contains_key("shutdown-simulators"));
+        assert_eq!(
+            table(Os::Linux)["restart-ollama"][0][0].argv,
+            ["systemctl", "--user", "restart", "ollama"]
+        );
+        assert_eq!(
+            table(Os::MacOs)["restart-ollama"][0][0].argv,
+            ["brew", "services", "restart", "ollama"]
+        );
+        assert!(table(Os::Windows)["restart-ollama"][0][2].detach);
+    }
+
+    #[test]
+    fn overrides_replace_a_whole_action() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "restart-ollama".to_owned(),
+            vec![vec![
+                "/usr/local/bin/my-ollama".to_owned(),
+                "restart".to_owned(),
+            ]],
+        );
+        let t = effective(Os::Linux, &o);
+        assert_eq!(t["restart-ollama"].len(), 1);
+        assert_eq!(
+            t["restart-ollama"][0][0].argv,
+            ["/usr/local/bin/my-ollama", "restart"]
+        );
+        assert_eq!(t["restart-pm2-app"][0][0].argv, ["pm2", "restart", "{app}"]);
+    }
+
+    #[test]
+    fn a_value_stays_one_argument() {
+        let v = Values {
+            app: Some("a b; c".to_owned()),
+            uid: Some("501".to_owned()),
+            ..Values::default()
+        };
+        let argv = fill(
+            &[
+                "pm2".into(),
+                "restart".into(),
+                "{app}".into(),
+                "gui/{uid}/x".into(),
+            ],
+            &v,
+        )
+        .expect("filled");
+        assert_eq!(argv, ["pm2", "restart", "a b; c", "gui/501/x"]);
+        assert!(fill(&["{home}/x".into()], &Values::default()).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Self-healing: checks over the snapshot, a closed set of typed actions
+//! with per-OS command tables, restart-storm guards, the watcher that ties
+//! them together, the Cleaner, the Healer's diagnoses, and the event log.
+
+pub mod action;
+pub mod check;
+pub mod clean;
+pub mod commands;
+pub mod events;
+pub mod execute;
+pub mod guard;
+pub mod healer;
+pub mod run;
+pub mod token;
+pub mod watcher;
