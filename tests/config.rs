@@ -261,3 +261,34 @@ fn a_missing_explicit_file_is_an_error_but_no_file_at_all_is_the_default() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("<embedded default>: ok"));
 }
+
+#[test]
+fn heal_settings_that_could_do_harm_are_refused_with_the_key() {
+    let err = error_of(
+        "[probes]\npm2_program = \" \"\n\
+         [heal]\nmax_attempts = 0\nmemory_percent = 120\nwindow_secs = 5\n\
+         [heal.clean]\nroots = [\"/\", \"~\", \"relative/dir\", \"/tmp/../etc\", \"~/Library/Caches\"]\nolder_than_days = 0\n\
+         [heal.commands]\n\"restart-ollama\" = [[]]\n\"clean\" = [[\"rm\", \"-rf\", \"/\"]]\n\"rm-everything\" = [[\"rm\"]]\n\
+         [[machines]]\nid = \"a\"\nname = \"A\"\n",
+    );
+    for expected in [
+        "probes.pm2_program: it is empty",
+        "heal.max_attempts: 0 is out of range",
+        "heal.memory_percent: 120 is out of range",
+        "heal.window_secs: 5 is out of range",
+        "heal.clean.roots[0]: the file system root is never cleaned",
+        "heal.clean.roots[1]: the home folder itself is never cleaned",
+        "heal.clean.roots[2]: \"relative/dir\" is relative",
+        "heal.clean.roots[3]: \"/tmp/../etc\" contains '..'",
+        "heal.clean.older_than_days: 0 would clean files in use",
+        "heal.commands.restart-ollama[0]: the command has no program",
+        "heal.commands.clean: \"clean\" is done inside ClawFleet",
+        "heal.commands.rm-everything: \"rm-everything\" is not an action",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("roots[4]"),
+        "~/Library/Caches is a good root: {err}"
+    );
+}

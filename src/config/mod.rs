@@ -225,6 +225,11 @@ pub struct ProbeConfig {
     /// Time limit for one `pm2 jlist`.
     #[serde(default = "d_pm2_timeout_ms")]
     pub pm2_timeout_ms: u64,
+    /// The pm2 program: a name looked up on `PATH`, or a full path (a login
+    /// item's `PATH` often lacks npm's global folder). Also `{pm2}` in the
+    /// heal commands.
+    #[serde(default = "d_pm2_program")]
+    pub pm2_program: String,
 }
 
 impl Default for ProbeConfig {
@@ -238,6 +243,7 @@ impl Default for ProbeConfig {
             clawdbot_interval_secs: d_clawdbot(),
             timeout_ms: d_timeout_ms(),
             pm2_timeout_ms: d_pm2_timeout_ms(),
+            pm2_program: d_pm2_program(),
         }
     }
 }
@@ -669,6 +675,9 @@ fn d_timeout_ms() -> u64 {
 }
 fn d_pm2_timeout_ms() -> u64 {
     10_000
+}
+fn d_pm2_program() -> String {
+    crate::probe::pm2::PM2_PROGRAM.to_owned()
 }
 fn d_heal_interval() -> u64 {
     60

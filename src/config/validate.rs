@@ -179,13 +179,14 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             );
         }
     }
-    if config.heal.interval_secs < 1 || config.heal.interval_secs > 86_400 {
+    if p.pm2_program.trim().is_empty() {
         c.push(
-            key(&["heal", "interval_secs"]),
-            format!("{} is out of range", config.heal.interval_secs),
-            "seconds from 1 to 86400 (default 60)",
+            key(&["probes", "pm2_program"]),
+            "it is empty".to_owned(),
+            "\"pm2\", or the full path of the pm2 program",
         );
     }
+    check_heal(&mut c, &config.heal);
 
     let mut first_index: HashMap<&str, usize> = HashMap::new();
     for (i, m) in config.machines.iter().enumerate() {
@@ -495,5 +496,178 @@ fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
         None => false,
+    }
+}
+
+/// The `[heal]` section: ranges, the command overrides (only actions that run
+/// commands, each alternative a program with arguments) and the Cleaner's
+/// folders (absolute, plain, never `/` or the home folder).
+fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
+    for (name, value, low, high, expected) in [
+        (
+            "interval_secs",
+            h.interval_secs,
+            1,
+            86_400,
+            "seconds from 1 to 86400 (default 60)",
+        ),
+        (
+            "cooldown_secs",
+            h.cooldown_secs,
+            0,
+            86_400,
+            "seconds from 0 to 86400 (default 300)",
+        ),
+        (
+            "backoff_max_secs",
+            h.backoff_max_secs,
+            0,
+            7 * 86_400,
+            "seconds from 0 to 604800 (default 3600)",
+        ),
+        (
+            "window_secs",
+            h.window_secs,
+            60,
+            7 * 86_400,
+            "seconds from 60 to 604800 (default 3600)",
+        ),
+        (
+            "verify_secs",
+            h.verify_secs,
+            1,
+            3_600,
+            "seconds from 1 to 3600 (default 60)",
+        ),
+        (
+            "command_timeout_secs",
+            h.command_timeout_secs,
+            1,
+            3_600,
+            "seconds from 1 to 3600 (default 60)",
+        ),
+        (
+            "simulator_idle_mins",
+            h.simulator_idle_mins,
+            1,
+            7 * 1_440,
+            "minutes from 1 to 10080 (default 30)",
+        ),
+        (
+            "pm2_restart_loop",
+            h.pm2_restart_loop,
+            2,
+            1_000,
+            "a count from 2 to 1000 (default 5)",
+        ),
+    ] {
+        if value < low || value > high {
+            c.push(
+                key(&["heal", name]),
+                format!("{value} is out of range"),
+                expected,
+            );
+        }
+    }
+    for (name, value, expected) in [
+        (
+            "ollama_down_probes",
+            h.ollama_down_probes,
+            "a count from 1 to 1000 (default 3)",
+        ),
+        (
+            "zombie_cycles",
+            h.zombie_cycles,
+            "a count from 1 to 1000 (default 2)",
+        ),
+        (
+            "max_attempts",
+            h.max_attempts,
+            "a count from 1 to 1000 (default 3)",
+        ),
+    ] {
+        if !(1..=1_000).contains(&value) {
+            c.push(
+                key(&["heal", name]),
+                format!("{value} is out of range"),
+                expected,
+            );
+        }
+    }
+    for (name, value) in [
+        ("disk_free_percent", h.disk_free_percent),
+        ("memory_percent", h.memory_percent),
+    ] {
+        if !(value > 0.0 && value < 100.0) {
+            c.push(
+                key(&["heal", name]),
+                format!("{value} is out of range"),
+                "a percentage between 0 and 100",
+            );
+        }
+    }
+    const WITH_COMMANDS: &[&str] = &[
+        "restart-ollama",
+        "restart-pm2-app",
+        "restart-gateway",
+        "shutdown-simulators",
+    ];
+    for (action, alternatives) in &h.commands {
+        if !WITH_COMMANDS.contains(&action.as_str()) {
+            let what = if crate::heal::action::NAMES.contains(&action.as_str()) {
+                format!("{action:?} is done inside ClawFleet and has no command to replace")
+            } else {
+                format!("{action:?} is not an action")
+            };
+            c.push(
+                key(&["heal", "commands", action]),
+                what,
+                "one of restart-ollama, restart-pm2-app, restart-gateway, shutdown-simulators",
+            );
+            continue;
+        }
+        if alternatives.is_empty() {
+            c.push(
+                key(&["heal", "commands", action]),
+                "no command given".to_owned(),
+                "a list of commands, each a list of program and arguments: [[\"brew\", \"services\", \"restart\", \"ollama\"]]",
+            );
+        }
+        for (i, argv) in alternatives.iter().enumerate() {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                c.push(
+                    vec![
+                        Seg::Key("heal".into()),
+                        Seg::Key("commands".into()),
+                        Seg::Key(action.clone()),
+                        Seg::Index(i),
+                    ],
+                    "the command has no program".to_owned(),
+                    "a list of program and arguments, run without a shell",
+                );
+            }
+        }
+    }
+    let home = dirs::home_dir();
+    for (i, root) in h.clean.roots.iter().enumerate() {
+        if let Err(e) = crate::heal::clean::check_root(root, home.as_deref()) {
+            c.push(
+                vec![
+                    Seg::Key("heal".into()),
+                    Seg::Key("clean".into()),
+                    Seg::Key("roots".into()),
+                    Seg::Index(i),
+                ],
+                e,
+                "an absolute folder of caches or temporary files (or ~/…), never / or the home folder",
+            );
+        }
+    }
+    if h.clean.older_than_days == 0 {
+        c.push(
+            key(&["heal", "clean", "older_than_days"]),
+            "0 would clean files in use".to_owned(),
+            "days, at least 1 (default 7)",
+        );
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Placeholders, replaced in single argv elements (so a value can never
 //! become a second argument or shell syntax): `{app}` (a checked pm2 app
-//! name), `{uid}` (the user id), `{home}`, `{localappdata}`.
+//! name), `{pm2}` (`[probes] pm2_program`), `{uid}` (the user id), `{home}`,
+//! `{localappdata}`.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +146,7 @@ pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
     }
     t.insert(
         "restart-pm2-app",
-        vec![vec![run(&["pm2", "restart", "{app}"])]],
+        vec![vec![run(&["{pm2}", "restart", "{app}"])]],
     );
     t
 }
@@ -183,6 +184,8 @@ pub fn effective(
 pub struct Values {
     /// `{app}`.
     pub app: Option<String>,
+    /// `{pm2}`.
+    pub pm2: Option<String>,
     /// `{uid}`.
     pub uid: Option<String>,
     /// `{home}`.
@@ -192,10 +195,11 @@ pub struct Values {
 }
 
 impl Values {
-    /// The values of this process's environment, and `app`.
-    pub fn current(app: Option<&str>) -> Values {
+    /// The values of this process's environment, `app` and the pm2 program.
+    pub fn current(app: Option<&str>, pm2: &str) -> Values {
         Values {
             app: app.map(str::to_owned),
+            pm2: Some(pm2.to_owned()),
             uid: current_uid(),
             home: dirs::home_dir().map(|h| h.to_string_lossy().into_owned()),
             localappdata: dirs::data_local_dir().map(|d| d.to_string_lossy().into_owned()),
@@ -222,6 +226,7 @@ pub fn fill(argv: &[String], values: &Values) -> Result<Vec<String>, String> {
             let mut out = arg.clone();
             for (name, value) in [
                 ("{app}", &values.app),
+                ("{pm2}", &values.pm2),
                 ("{uid}", &values.uid),
                 ("{home}", &values.home),
                 ("{localappdata}", &values.localappdata),
@@ -295,7 +300,10 @@ mod tests {
             t["restart-ollama"][0][0].argv,
             ["/usr/local/bin/my-ollama", "restart"]
         );
-        assert_eq!(t["restart-pm2-app"][0][0].argv, ["pm2", "restart", "{app}"]);
+        assert_eq!(
+            t["restart-pm2-app"][0][0].argv,
+            ["{pm2}", "restart", "{app}"]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE events (
         requested_by TEXT
     );
     CREATE INDEX events_by_time ON events (at_us);
-    PRAGMA application_id = 1128679766;"];
+    PRAGMA application_id = 1128678742;"];
 
 /// How bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -323,6 +323,8 @@ impl EventLog {
     /// Stores `event`, broadcasts it, and returns it with its id. Blocking
     /// (a single small insert).
     pub fn record(&self, mut event: Event) -> Result<Event, EventsError> {
+        // Stored to the microsecond: what is broadcast equals what is listed.
+        event.at = Timestamp::from_microsecond(event.at.as_microsecond()).unwrap_or(event.at);
         {
             let conn = self
                 .inner
@@ -418,5 +420,48 @@ impl EventLog {
         all.retain(|e| e.at >= since);
         all.reverse();
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_reopens_with_its_events_and_refuses_a_foreign_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join(EVENTS_FILE);
+        let log = EventLog::open(&path).expect("create");
+        let stored = log
+            .record(
+                Event::new(Kind::Finding, "m", Severity::Warning, "disk / has 4% free")
+                    .subject("disk:/")
+                    .detail(serde_json::json!({"free": 4})),
+            )
+            .expect("record");
+        // A second reader while the first is open (the CLI beside the
+        // daemon), then a restart.
+        let reader = EventLog::open(&path).expect("a second opener");
+        assert_eq!(reader.list(10, None).expect("list"), vec![stored.clone()]);
+        drop((log, reader));
+        let again = EventLog::open(&path).expect("reopen");
+        assert_eq!(again.list(10, None).expect("list"), vec![stored]);
+
+        let foreign = dir.path().join("other.sqlite");
+        let conn = Connection::open(&foreign).expect("sqlite");
+        conn.execute_batch("CREATE TABLE t (x); PRAGMA application_id = 7;")
+            .expect("foreign");
+        drop(conn);
+        let err = EventLog::open(&foreign).expect_err("not ours");
+        assert!(
+            err.to_string().contains("not a ClawFleet event log"),
+            "{err}"
+        );
+        assert_eq!(
+            Connection::open(&foreign)
+                .and_then(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+                .expect("left untouched"),
+            0
+        );
     }
 }

@@ -45,14 +45,20 @@ pub struct Executor {
     timeout: Duration,
     ollama_url: Option<String>,
     kill_parents: Vec<String>,
+    pm2_program: String,
     clean: CleanSpec,
     client: reqwest::Client,
 }
 
 impl Executor {
     /// An executor for this OS with `cfg`'s overrides, talking to the
-    /// Ollama at `ollama_url`.
-    pub fn new(cfg: &HealConfig, ollama_url: Option<String>, client: reqwest::Client) -> Executor {
+    /// Ollama at `ollama_url`, running pm2 as `pm2_program`.
+    pub fn new(
+        cfg: &HealConfig,
+        pm2_program: &str,
+        ollama_url: Option<String>,
+        client: reqwest::Client,
+    ) -> Executor {
         let home = dirs::home_dir();
         let roots = cfg
             .clean
@@ -65,6 +71,7 @@ impl Executor {
             timeout: Duration::from_secs(cfg.command_timeout_secs.max(1)),
             ollama_url,
             kill_parents: cfg.kill_zombie_parents.clone(),
+            pm2_program: pm2_program.to_owned(),
             clean: CleanSpec {
                 roots,
                 older_than_days: cfg.clean.older_than_days,
@@ -94,7 +101,7 @@ impl Executor {
                 action.name()
             ));
         };
-        let values = Values::current(action.target());
+        let values = Values::current(action.target(), &self.pm2_program);
         let mut ran = Vec::new();
         let mut last = String::new();
         for alternative in alternatives {

@@ -115,7 +115,12 @@ impl Watcher {
         Arc::new(Watcher {
             machine: this.id.clone(),
             machine_name: this.name.clone(),
-            executor: Executor::new(h, this.ollama_url.clone(), client),
+            executor: Executor::new(
+                h,
+                &config.probes.pm2_program,
+                this.ollama_url.clone(),
+                client,
+            ),
             mode: Mutex::new(h.mode),
             config,
             events,

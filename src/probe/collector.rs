@@ -358,7 +358,12 @@ impl Collector {
 
     async fn probe_pm2(self: Arc<Self>) {
         let timeout = Duration::from_millis(self.config.probes.pm2_timeout_ms);
-        let (state, apps) = pm2::list(&self.fleet.this.pm2_apps, timeout).await;
+        let (state, apps) = pm2::list_with(
+            std::path::Path::new(&self.config.probes.pm2_program),
+            &self.fleet.this.pm2_apps,
+            timeout,
+        )
+        .await;
         let now = Timestamp::now();
         self.publish_machine(&self.fleet.this.id, |m| {
             m.pm2 = apps;

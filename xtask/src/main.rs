@@ -148,6 +148,8 @@ fn test(rest: &[&str]) -> Result {
             "warnings",
         ]),
     )?;
+    // The real pm2 that tests/heal_pm2.rs supervises an app with.
+    npm_ci("npm ci (pm2 for the heal tests)", &root().join("tests/pm2"))?;
     let mut totals = Counts::default();
     totals.add(counting(
         "cargo test",
@@ -230,18 +232,23 @@ fn counting(what: &str, cmd: &mut Command) -> Result<Counts> {
     }
 }
 
+/// `npm ci` in `dir`: the exact versions of its package-lock.json.
+fn npm_ci(what: &str, dir: &Path) -> Result {
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    status(
+        what,
+        Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir),
+    )
+}
+
 /// The status page in headless Chromium (Playwright's core library driving
 /// Debian's Chromium: nothing is downloaded at run time), against the debug
 /// binary `cargo test` just built.
 fn browser_tests() -> Result<Counts> {
     let dir = root().join("tests/browser");
-    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    status(
-        "npm ci (browser tests)",
-        Command::new(npm)
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir),
-    )?;
+    npm_ci("npm ci (browser tests)", &dir)?;
     counting(
         "browser tests (node --test)",
         Command::new("node")
@@ -256,13 +263,7 @@ fn browser_tests() -> Result<Counts> {
 /// just built.
 fn client_tests() -> Result<Counts> {
     let dir = root().join("tests/clients");
-    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    status(
-        "npm ci (client tests)",
-        Command::new(npm)
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir),
-    )?;
+    npm_ci("npm ci (client tests)", &dir)?;
     counting(
         "client tests (node --test)",
         Command::new("node")

@@ -1,0 +1,317 @@
+//! A real pm2 (npm, installed by `cargo xtask test` into tests/pm2)
+//! supervising a small app, and a real `clawfleet serve` watching it: a
+//! stopped app is restarted by the watcher and seen online by the probe; an
+//! app that crashed into "errored" while healing was paused is restarted
+//! once healing resumes; `clawfleet heal` refuses a target with shell
+//! characters and runs a manual restart through the daemon.
+
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const APP: &str = "healme";
+
+/// pm2 in its own home, killed (with its apps) when the test ends.
+struct Pm2 {
+    program: PathBuf,
+    home: PathBuf,
+}
+
+impl Pm2 {
+    fn new(dir: &Path) -> Pm2 {
+        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pm2/node_modules/.bin/pm2");
+        assert!(
+            program.exists(),
+            "{} is missing: `cargo xtask test` installs it (npm ci in tests/pm2)",
+            program.display()
+        );
+        Pm2 {
+            program,
+            home: dir.join("pm2-home"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.program)
+            .args(args)
+            .env("PM2_HOME", &self.home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pm2 runs")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pm2 {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The app's status, as `pm2 jlist` says.
+    fn status(&self) -> Option<String> {
+        let out = self.run(&["jlist"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let start = text.find('[')?;
+        let list: Value = serde_json::from_str(&text[start..]).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|a| a["name"] == APP)
+            .and_then(|a| a["pm2_env"]["status"].as_str().map(str::to_owned))
+    }
+
+    fn wait_status(&self, want: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let now = self.status();
+            if now.as_deref() == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pm2 never showed {APP} {want} (last: {now:?})"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Pm2 {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill"]);
+    }
+}
+
+struct Daemon {
+    child: Child,
+    config: PathBuf,
+    pm2_home: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(dir: &Path, pm2: &Pm2) -> Daemon {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"this_machine = "m"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
+[probes]
+system_interval_secs = 5
+processes_interval_secs = 5
+ollama_interval_secs = 60
+services_interval_secs = 60
+pm2_interval_secs = 1
+clawdbot_interval_secs = 3600
+pm2_program = {pm2:?}
+[clawdbot]
+config_path = {none:?}
+[costs]
+read_transcripts = false
+[heal]
+interval_secs = 1
+cooldown_secs = 1
+verify_secs = 30
+[[machines]]
+id = "m"
+name = "Test machine"
+ollama_url = "http://127.0.0.1:9"
+pm2_apps = ["{APP}"]
+"#,
+                data = dir.join("data"),
+                none = dir.join("none.json"),
+                pm2 = pm2.program,
+            ),
+        )
+        .expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("PM2_HOME", &pm2.home)
+            .env("CLAWFLEET_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("clawfleet serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        assert!(line.starts_with("clawfleet: fleet API on"), "{line:?}");
+        Daemon {
+            child,
+            config,
+            pm2_home: pm2.home.clone(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("PM2_HOME", &self.pm2_home)
+            .output()
+            .expect("clawfleet")
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let out = self.cli(&["events", "--json", "--limit", "1000"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("events JSON")
+    }
+
+    /// Waits for `n` events that match `pred`, and returns the log.
+    fn wait_events(&self, secs: u64, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let events = self.events();
+            if events.iter().filter(|e| pred(e)).count() >= n {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such event in time; the log:\n{}",
+                events
+                    .iter()
+                    .map(|e| format!("{} {}", e["kind"], e["message"]))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn is_restart_outcome(e: &Value) -> bool {
+    e["kind"] == "outcome" && e["action"] == "restart-pm2-app"
+}
+
+#[test]
+fn pm2_apps_that_stop_or_crash_are_restarted_and_seen_online() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let marker = dir.path().join("crash");
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heal/pm2_app.js");
+    let pm2 = Pm2::new(dir.path());
+    // An ecosystem file: pm2 gives up after 3 quick crashes ("errored").
+    let ecosystem = dir.path().join("ecosystem.json");
+    std::fs::write(
+        &ecosystem,
+        serde_json::json!({"apps": [{
+            "name": APP, "script": app, "args": [marker],
+            "max_restarts": 3, "min_uptime": 5000,
+        }]})
+        .to_string(),
+    )
+    .expect("ecosystem");
+    pm2.ok(&["start", &ecosystem.to_string_lossy()]);
+    pm2.wait_status("online", 30);
+    pm2.ok(&["stop", APP]);
+    pm2.wait_status("stopped", 30);
+
+    // 1. Stopped: the watcher restarts it and the probe sees it online.
+    let daemon = Daemon::start(dir.path(), &pm2);
+    let events = daemon.wait_events(90, 1, is_restart_outcome);
+    let outcome = events
+        .iter()
+        .find(|e| is_restart_outcome(e))
+        .expect("outcome");
+    assert_eq!(outcome["detail"]["success"], true, "{outcome:#}");
+    assert_eq!(outcome["detail"]["verified"], true, "{outcome:#}");
+    assert_eq!(outcome["subject"], format!("restart-pm2-app:{APP}"));
+    assert!(
+        outcome["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("Restarted the pm2 app {APP} on Test machine"))),
+        "{outcome:#}"
+    );
+    let finding = events
+        .iter()
+        .find(|e| e["kind"] == "finding" && e["subject"] == format!("pm2:{APP}"))
+        .expect("a finding came first");
+    assert!(
+        finding["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is stopped")),
+        "{finding:#}"
+    );
+    pm2.wait_status("online", 10);
+
+    // 2. Paused, the app crashes until pm2 gives up: findings, no action.
+    let out = daemon.cli(&["heal", "pause"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paused"));
+    std::fs::write(&marker, "crash").expect("marker");
+    pm2.ok(&["restart", APP]);
+    pm2.wait_status("errored", 60);
+    daemon.wait_events(30, 1, |e| {
+        e["kind"] == "finding"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("{APP} is errored")))
+    });
+    let suggestions = daemon.wait_events(30, 1, |e| e["kind"] == "suggestion");
+    assert_eq!(
+        suggestions.iter().filter(|e| is_restart_outcome(e)).count(),
+        1,
+        "paused: no second restart"
+    );
+
+    // 3. The cause is gone and healing resumes: restarted, online again.
+    std::fs::remove_file(&marker).expect("marker");
+    let out = daemon.cli(&["heal", "resume"]);
+    assert!(out.status.success(), "{out:?}");
+    let events = daemon.wait_events(90, 2, |e| {
+        is_restart_outcome(e) && e["detail"]["success"] == true
+    });
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "mode"
+                && e["message"].as_str().is_some_and(|m| m.contains("paused"))),
+        "the pause is in the log"
+    );
+    pm2.wait_status("online", 10);
+
+    // 4. By hand: shell characters never reach pm2; a real name does.
+    let out = daemon.cli(&["heal", "restart-pm2-app", "--target", "healme; rm -rf /"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a valid name"),
+        "{out:?}"
+    );
+    let out = daemon.cli(&["heal", "restart-pm2-app", "--target", "nosuchapp"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pm2 has no app \"nosuchapp\""),
+        "{out:?}"
+    );
+    let out = daemon.cli(&["heal", "restart-pm2-app", "--target", APP, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let manual: Value = serde_json::from_slice(&out.stdout).expect("outcome JSON");
+    assert_eq!(manual["success"], true, "{manual:#}");
+    assert_eq!(manual["verified"], true, "{manual:#}");
+    let argv = &manual["done"]["commands"][0]["argv"];
+    assert_eq!(argv[1], "restart");
+    assert_eq!(argv[2], APP);
+    pm2.wait_status("online", 10);
+}
