@@ -142,6 +142,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Settings::from_config(&config, &fleet.this, None),
         fleet.clone(),
     );
+    // Subscribed before the first cycle: an alarm raised at start is stored
+    // as raised and would never be sent again.
+    let cost_events = costs.subscribe();
     tasks.spawn(costs.clone().run(
         collector.clone(),
         snapshot.clone(),
@@ -174,7 +177,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         cancel.child_token(),
     ));
     tasks.spawn(forward_cost_events(
-        costs.subscribe(),
+        cost_events,
         events.clone(),
         cancel.child_token(),
     ));

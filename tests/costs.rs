@@ -742,10 +742,18 @@ fn the_costs_command_prints_the_table_and_json() {
 
 #[test]
 fn the_api_serves_costs_and_the_snapshot_and_metrics_carry_them() {
-    let s = Setup::new("time_zone = \"UTC\"\ninterval_secs = 5");
+    let s = Setup::new("time_zone = \"UTC\"\ninterval_secs = 5\ndaily_budget_usd = 0.5");
     let now = Timestamp::now();
+    // A few minutes ago, but today (UTC) even just after midnight: the
+    // daily budget's alarm is about today.
+    let since_midnight = now.duration_since(
+        now.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .start_of_day()
+            .expect("midnight")
+            .timestamp(),
+    );
     let at = now
-        .checked_sub(jiff::SignedDuration::from_mins(5))
+        .checked_sub(jiff::SignedDuration::from_mins(5).min(since_midnight / 2))
         .expect("time");
     s.ledger(vec![request(
         &at.to_string(),
@@ -819,6 +827,36 @@ async fn api_serves_costs(s: Setup) {
     assert!(
         metrics.contains("clawfleet_cost_budget_usd{machine=\"mini\"} 10"),
         "{metrics}"
+    );
+
+    // $1 today against a daily budget of $0.50: one alarm, in the event log
+    // beside the heal events, listed by the API.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let alarm = loop {
+        let events: Vec<Value> = client
+            .get(format!("{base}/fleet/v1/events"))
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("events json");
+        if let Some(e) = events.iter().find(|e| e["kind"] == "cost_alarm") {
+            break e.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cost alarm in the event log: {events:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(alarm["severity"], "warning", "{alarm:#}");
+    assert_eq!(alarm["detail"]["active"], true, "{alarm:#}");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("daily")),
+        "{alarm:#}"
     );
     running.shutdown().await;
 }
