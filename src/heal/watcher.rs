@@ -86,6 +86,9 @@ pub struct Watcher {
     /// One action at a time on a machine.
     busy: tokio::sync::Mutex<()>,
     simulators: Mutex<HashMap<String, Timestamp>>,
+    /// The models Ollama had loaded when last seen up: when it is down (the
+    /// moment an out-of-memory restart is recorded) its list is empty.
+    last_loaded: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -131,6 +134,7 @@ impl Watcher {
             paused: AtomicBool::new(false),
             busy: tokio::sync::Mutex::new(()),
             simulators: Mutex::new(HashMap::new()),
+            last_loaded: Mutex::new(Vec::new()),
         })
     }
 
@@ -220,6 +224,9 @@ impl Watcher {
             return Vec::new();
         };
         let now = Timestamp::now();
+        if let Some(o) = me.ollama.as_ref().filter(|o| o.reachable) {
+            *lock(&self.last_loaded) = o.loaded.iter().map(|l| l.name.clone()).collect();
+        }
         let extra = self.extra(now).await;
         let findings = {
             let mut state = lock(&self.checks);
@@ -397,7 +404,11 @@ impl Watcher {
                         Kind::ActionStarted,
                         &self.machine,
                         Severity::Info,
-                        format!("{}: {}{reason}", self.machine_name, capitalize(&action.describe())),
+                        format!(
+                            "{}: {}{reason}",
+                            self.machine_name,
+                            capitalize(&action.describe())
+                        ),
                     )
                     .subject(action.subject())
                     .action(action.name())
@@ -415,13 +426,22 @@ impl Watcher {
             let success = done.success && verified != Some(false);
             let seconds = started.elapsed().as_secs_f64();
             let message = if dry_run {
-                format!("{}: dry run of {}: {}", self.machine_name, action.describe(), done.summary)
+                format!(
+                    "{}: dry run of {}: {}",
+                    self.machine_name,
+                    action.describe(),
+                    done.summary
+                )
             } else if success {
                 format!(
                     "{} on {}{reason}; {} in {seconds:.0} s",
                     past(action),
                     self.machine_name,
-                    if verified == Some(true) { "back" } else { "done" },
+                    if verified == Some(true) {
+                        "back"
+                    } else {
+                        "done"
+                    },
                 )
             } else if verified == Some(false) {
                 format!(
@@ -453,7 +473,11 @@ impl Watcher {
                     Event::new(
                         Kind::Outcome,
                         &self.machine,
-                        if success { Severity::Info } else { Severity::Warning },
+                        if success {
+                            Severity::Info
+                        } else {
+                            Severity::Warning
+                        },
                         message,
                     )
                     .subject(action.subject())
@@ -468,7 +492,10 @@ impl Watcher {
                         "report": outcome.done.detail,
                         "memory_percent": me.memory.as_ref().filter(|m| m.total_bytes > 0)
                             .map(|m| m.used_bytes as f64 / m.total_bytes as f64 * 100.0),
-                        "loaded": me.ollama.as_ref().map(|o| o.loaded.iter().map(|l| l.name.clone()).collect::<Vec<_>>()),
+                        "loaded": match me.ollama.as_ref().filter(|o| o.reachable) {
+                            Some(o) => o.loaded.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+                            None => lock(&self.last_loaded).clone(),
+                        },
                     })),
                 );
             }

@@ -5,6 +5,7 @@
 //! - `cargo xtask test` — install what the tests need, then fmt, clippy and
 //!   every test. This is what CI runs.
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
+//! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         ["bench", "idle", rest @ ..] => bench_idle(rest),
         ["bench", "proxy"] => bench_proxy(),
         ["bench", "transcripts"] => bench_transcripts(),
+        ["bench", "heal"] => bench_heal(),
         ["deps"] => ensure_system_packages(),
         _ => {
             eprintln!(
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
                  bench idle [--secs N] idle daemon memory and CPU (default 60 s)\n  \
                  bench proxy          the inference proxy against direct, same run\n  \
                  bench transcripts    ingesting 1,000,000 transcript lines, and a restart\n  \
+                 bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
                  deps                 install the system packages the build and tests need"
             );
             return ExitCode::from(2);
@@ -597,6 +600,14 @@ fn bench_transcripts() -> Result {
             "--example",
             "transcripts_bench",
         ]),
+    )
+}
+
+/// The self-healing check cycle with 500 processes and 10 services.
+fn bench_heal() -> Result {
+    status(
+        "running the self-healing benchmark (release)",
+        cargo().args(["run", "--quiet", "--release", "--example", "heal_bench"]),
     )
 }
 
