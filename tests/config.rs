@@ -57,6 +57,20 @@ fn the_embedded_default_mirrors_the_reference_fleet() {
     assert_eq!(c.api.listen.addrs(), ["127.0.0.1:11436".parse().unwrap()]);
     assert_eq!(c.proxy.listen, "127.0.0.1:11435");
     assert_eq!(c.heal.interval_secs, 60);
+    // The embedded heal policy is the built-in one, spelled out; the
+    // Cleaner's folders are caches that rebuild themselves.
+    let mut spelled = c.heal.clone();
+    spelled.clean = clawfleet::config::CleanConfig::default();
+    assert_eq!(spelled, clawfleet::config::HealConfig::default());
+    assert!(
+        c.heal
+            .clean
+            .roots
+            .iter()
+            .all(|r| r.to_string_lossy().starts_with("~/")),
+        "{:?}",
+        c.heal.clean.roots
+    );
     assert_eq!(c.routes[0].model, "gpt-oss:20b");
     assert_eq!(c.routes[0].machines, ["macmini", "macbook"]);
 }

@@ -80,8 +80,21 @@ pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
             t.insert(
                 "restart-ollama",
                 vec![
-                    // Homebrew's service.
+                    // Homebrew's service. A login item's PATH lacks Homebrew's
+                    // folder: its two usual places are tried too.
                     vec![run(&["brew", "services", "restart", "ollama"])],
+                    vec![run(&[
+                        "/opt/homebrew/bin/brew",
+                        "services",
+                        "restart",
+                        "ollama",
+                    ])],
+                    vec![run(&[
+                        "/usr/local/bin/brew",
+                        "services",
+                        "restart",
+                        "ollama",
+                    ])],
                     // The Ollama app's launchd agent.
                     vec![run(&[
                         "launchctl",
@@ -282,6 +295,10 @@ mod tests {
             ["brew", "services", "restart", "ollama"]
         );
         assert!(table(Os::Windows)["restart-ollama"][0][2].detach);
+        assert_eq!(
+            table(Os::MacOs)["restart-ollama"][1][0].argv[0],
+            "/opt/homebrew/bin/brew"
+        );
     }
 
     #[test]
