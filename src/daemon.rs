@@ -160,20 +160,36 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .map_err(|e| Error::Serve(std::io::Error::other(e)))??;
     let token_path = data_dir.join(crate::heal::token::TOKEN_FILE);
     let token = Arc::new(crate::heal::token::load_or_create(&token_path)?);
+    let heal_client = net::client()?;
     let watcher = Watcher::new(
         config.clone(),
         &fleet.this,
         events.clone(),
         snapshot.clone(),
-        net::client()?,
+        heal_client.clone(),
     );
     tasks.spawn(watcher.clone().run(
         std::time::Duration::from_secs(config.heal.interval_secs.max(1)),
         cancel.child_token(),
     ));
+    let summarizer = config.heal.summary_model.as_ref().map(|model| {
+        let mut at = proxy_addr;
+        if at.ip().is_unspecified() {
+            at.set_ip(match at.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        crate::heal::healer::Summarizer {
+            client: heal_client.clone(),
+            proxy: format!("http://{at}"),
+            model: model.clone(),
+        }
+    });
     tasks.spawn(crate::heal::healer::run(
         watcher.clone(),
-        std::time::Duration::from_secs(crate::heal::healer::EVERY_SECS),
+        std::time::Duration::from_secs(config.heal.healer_interval_secs.max(1)),
+        summarizer,
         cancel.child_token(),
     ));
     tasks.spawn(forward_cost_events(

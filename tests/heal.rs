@@ -541,3 +541,45 @@ async fn heal_requests_need_the_token_and_only_name_actions_of_the_set() {
     assert_eq!(s["mode"], "suggest");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_healer_has_a_local_model_summarise_the_day_through_the_proxy() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ollama = support::FakeOllama::start().await;
+    ollama.set_model_names(&["summ:1b"]);
+    ollama.set_reply(
+        "<think>two restarts, both fine</think>\nOllama stopped answering once and was restarted; it has been fine since.",
+    );
+    let running = start(
+        dir.path(),
+        "healer_interval_secs = 1\nsummary_model = \"summ:1b\"",
+        &format!("ollama_url = {:?}", ollama.url()),
+    )
+    .await;
+    // Something to tell.
+    running.watcher.set_paused(true, "the test");
+    running.watcher.set_paused(false, "the test");
+    let events = wait_for(&running, 45, |e| e.kind == Kind::Summary).await;
+    let summary = events
+        .iter()
+        .find(|e| e.kind == Kind::Summary)
+        .expect("summary");
+    assert_eq!(
+        summary.message, "Ollama stopped answering once and was restarted; it has been fine since.",
+        "the reasoning block is dropped"
+    );
+    assert_eq!(summary.detail.as_ref().expect("detail")["model"], "summ:1b");
+    // It went through the proxy to the fleet's Ollama, as a plain chat.
+    let asked = ollama.last_request("/api/chat").expect("asked the model");
+    let body: Value = serde_json::from_slice(&asked.body).expect("json");
+    assert_eq!(body["model"], "summ:1b");
+    assert_eq!(body["stream"], false);
+    let prompt = body["messages"][1]["content"].as_str().expect("prompt");
+    assert!(prompt.contains("self-healing paused"), "{prompt}");
+    assert!(prompt.contains("Test machine"), "{prompt}");
+    // Once a day: more Healer rounds, no second summary.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = running.watcher.events().list(1000, None).expect("events");
+    assert_eq!(events.iter().filter(|e| e.kind == Kind::Summary).count(), 1);
+    running.shutdown().await;
+}

@@ -319,6 +319,13 @@ pub struct HealConfig {
     /// each a list of alternatives, each an argv (no shell).
     #[serde(default)]
     pub commands: std::collections::BTreeMap<String, Vec<Vec<String>>>,
+    /// Seconds between the Healer's readings of the event history.
+    #[serde(default = "d_healer_interval")]
+    pub healer_interval_secs: u64,
+    /// A model (served by the fleet's Ollama, through the proxy) that
+    /// summarises the last day's events once a day; none: no summary.
+    #[serde(default)]
+    pub summary_model: Option<String>,
 }
 
 /// `[heal.clean]`.
@@ -364,10 +371,15 @@ impl Default for HealConfig {
             kill_zombie_parents: Vec::new(),
             clean: CleanConfig::default(),
             commands: std::collections::BTreeMap::new(),
+            healer_interval_secs: d_healer_interval(),
+            summary_model: None,
         }
     }
 }
 
+fn d_healer_interval() -> u64 {
+    3600
+}
 fn d_ollama_down_probes() -> u32 {
     3
 }

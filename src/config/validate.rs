@@ -560,6 +560,13 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
             1_000,
             "a count from 2 to 1000 (default 5)",
         ),
+        (
+            "healer_interval_secs",
+            h.healer_interval_secs,
+            1,
+            86_400,
+            "seconds from 1 to 86400 (default 3600)",
+        ),
     ] {
         if value < low || value > high {
             c.push(
@@ -647,6 +654,15 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
                 );
             }
         }
+    }
+    if let Some(model) = &h.summary_model
+        && let Err(e) = crate::heal::action::check_model(model)
+    {
+        c.push(
+            key(&["heal", "summary_model"]),
+            e.to_string(),
+            "a model name as Ollama writes it, e.g. \"qwen3:8b\"",
+        );
     }
     let home = dirs::home_dir();
     for (i, root) in h.clean.roots.iter().enumerate() {

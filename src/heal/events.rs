@@ -84,6 +84,8 @@ pub enum Kind {
     CostAlarm,
     /// Healing paused, resumed, or its mode changed.
     Mode,
+    /// A local model's summary of the last day.
+    Summary,
 }
 
 impl Kind {
@@ -98,6 +100,7 @@ impl Kind {
             Kind::Diagnosis => "diagnosis",
             Kind::CostAlarm => "cost_alarm",
             Kind::Mode => "mode",
+            Kind::Summary => "summary",
         }
     }
 
@@ -111,6 +114,7 @@ impl Kind {
             "suggestion" => Kind::Suggestion,
             "diagnosis" => Kind::Diagnosis,
             "cost_alarm" => Kind::CostAlarm,
+            "summary" => Kind::Summary,
             _ => Kind::Mode,
         }
     }

@@ -10,14 +10,12 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::action::{self, Action};
 use super::events::{Event, Kind, Severity};
 use super::watcher::Watcher;
 use crate::config::HealMode;
-
-/// How often the Healer reads the history, in seconds.
-pub const EVERY_SECS: u64 = 3600;
 
 /// A pattern found in the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,10 +159,140 @@ pub fn diagnose(events: &[Event], now: Timestamp) -> Vec<Diagnosis> {
     out
 }
 
-/// Every [`EVERY_SECS`] (after one interval), diagnoses the last day, records
-/// each new diagnosis once a day, and in `auto` mode takes its action.
-pub async fn run(watcher: Arc<Watcher>, every: Duration, cancel: CancellationToken) {
+/// The daily summary by a local model, asked through the proxy (so it is
+/// routed to a fleet machine that has the model, and metered at $0).
+#[derive(Debug, Clone)]
+pub struct Summarizer {
+    /// The client (no redirects, no env proxy).
+    pub client: reqwest::Client,
+    /// The proxy's base URL (`http://127.0.0.1:11435`).
+    pub proxy: String,
+    /// The model.
+    pub model: String,
+}
+
+/// What the model is told.
+const SUMMARY_INSTRUCTIONS: &str = "You read the self-healing log of one machine of a personal AI fleet \
+(Ollama models, pm2 apps, a Clawdbot gateway). Summarise the last day for its owner in at most five \
+short sentences: what went wrong, what was done about it, whether it worked, and anything that still \
+needs a human. Plain words, no preamble, no lists.";
+
+/// The longest summary kept (characters).
+const SUMMARY_MAX_CHARS: usize = 2_000;
+/// The most events given to the model (the newest).
+const SUMMARY_MAX_EVENTS: usize = 200;
+
+/// The events as lines for the model, newest last, at most
+/// [`SUMMARY_MAX_EVENTS`], each line capped.
+pub fn summary_input(events: &[Event]) -> String {
+    let skip = events.len().saturating_sub(SUMMARY_MAX_EVENTS);
+    let mut out = String::new();
+    for e in &events[skip..] {
+        if e.kind == Kind::Summary {
+            continue;
+        }
+        let message: String = e.message.chars().take(300).collect();
+        out.push_str(&format!(
+            "{} {} {}: {message}\n",
+            e.at.strftime("%H:%M"),
+            serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            serde_json::to_value(e.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// The answer's text without a reasoning block (`<think>…</think>`),
+/// trimmed and capped.
+pub fn clean_summary(text: &str) -> String {
+    let mut rest = text;
+    let mut out = String::new();
+    while let Some(start) = rest.find("<think>") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("</think>") {
+            Some(end) => rest = &rest[start + end + "</think>".len()..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    let out = out.trim();
+    let mut capped: String = out.chars().take(SUMMARY_MAX_CHARS).collect();
+    if out.chars().count() > SUMMARY_MAX_CHARS {
+        capped.push('…');
+    }
+    capped
+}
+
+impl Summarizer {
+    /// Asks the model for a summary of `events` (oldest first).
+    pub async fn summarise(&self, machine: &str, events: &[Event]) -> Result<String, String> {
+        let body = serde_json::json!({
+            "model": self.model,
+            "stream": false,
+            "messages": [
+                {"role": "system", "content": SUMMARY_INSTRUCTIONS},
+                {"role": "user", "content": format!("Events of {machine}, the last 24 hours:\n{}", summary_input(events))},
+            ],
+        });
+        let url = format!("{}/api/chat", self.proxy.trim_end_matches('/'));
+        let response = self
+            .client
+            .post(&url)
+            .header("user-agent", "clawfleet-healer")
+            .json(&body)
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", crate::net::describe(&e)))?;
+        let status = response.status();
+        let bytes = crate::net::read_body_limited(response, 1024 * 1024)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{url} answered {status} with something that is not JSON ({e}): {}",
+                crate::net::preview(&bytes, 120)
+            )
+        })?;
+        if !status.is_success() {
+            return Err(format!(
+                "{url} answered {status}: {}",
+                value["error"]
+                    .as_str()
+                    .or_else(|| value["error"]["message"].as_str())
+                    .unwrap_or("no error message")
+            ));
+        }
+        let text = value["message"]["content"]
+            .as_str()
+            .ok_or_else(|| format!("{url}: the answer has no message.content"))?;
+        let text = clean_summary(text);
+        if text.is_empty() {
+            return Err(format!("{} answered with nothing", self.model));
+        }
+        Ok(text)
+    }
+}
+
+/// Every `every` (after one interval), diagnoses the last day, records each
+/// new diagnosis once a day, and in `auto` mode takes its action; with a
+/// [`Summarizer`], asks for a summary of the day once a day.
+pub async fn run(
+    watcher: Arc<Watcher>,
+    every: Duration,
+    summarizer: Option<Summarizer>,
+    cancel: CancellationToken,
+) {
     let mut said: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut summary_failed_at: Option<Timestamp> = None;
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -208,12 +336,88 @@ pub async fn run(watcher: Arc<Watcher>, every: Duration, cancel: CancellationTok
                 let _ = watcher.heal(a, false, "the Healer").await;
             }
         }
+        // The daily summary: once a day (the log says when the last was, so
+        // a restart does not ask again), and only when there is something to
+        // tell; a failure is said once and tried again in an hour.
+        let Some(s) = &summarizer else { continue };
+        let last = history.iter().rev().find(|e| e.kind == Kind::Summary);
+        let has_news = history
+            .iter()
+            .any(|e| e.kind != Kind::Summary && last.is_none_or(|l| e.at > l.at));
+        let retry_at =
+            summary_failed_at.and_then(|t| t.checked_add(SignedDuration::from_hours(1)).ok());
+        if last.is_some() || !has_news || retry_at.is_some_and(|r| now < r) {
+            continue;
+        }
+        let span = tracing::info_span!("summary", model = %s.model);
+        let result = s
+            .summarise(watcher.machine_name(), &history)
+            .instrument(span)
+            .await;
+        let event = match result {
+            Ok(text) => {
+                summary_failed_at = None;
+                Event::new(Kind::Summary, watcher.machine(), Severity::Info, text)
+                    .subject("summary")
+                    .detail(serde_json::json!({"model": s.model, "events": history.len()}))
+            }
+            Err(e) => {
+                if summary_failed_at.is_none() {
+                    tracing::warn!("the daily summary failed (tried again hourly): {e}");
+                } else {
+                    tracing::debug!("the daily summary failed again: {e}");
+                }
+                summary_failed_at = Some(now);
+                continue;
+            }
+        };
+        let log = watcher.events().clone();
+        let _ = tokio::task::spawn_blocking(move || log.note(event)).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_loses_its_reasoning_and_is_capped() {
+        assert_eq!(
+            clean_summary("<think>a\nb</think>\n All fine. "),
+            "All fine."
+        );
+        assert_eq!(clean_summary("x <think>y</think> z <think>w"), "x  z");
+        let long = "a".repeat(5_000);
+        assert_eq!(clean_summary(&long).chars().count(), SUMMARY_MAX_CHARS + 1);
+        let mut events: Vec<Event> = (0..300)
+            .map(|i| {
+                Event::new(
+                    Kind::Finding,
+                    "m",
+                    Severity::Warning,
+                    format!("finding {i}"),
+                )
+            })
+            .collect();
+        events.push(Event::new(
+            Kind::Summary,
+            "m",
+            Severity::Info,
+            "old summary",
+        ));
+        let text = summary_input(&events);
+        assert_eq!(
+            text.lines().count(),
+            SUMMARY_MAX_EVENTS - 1,
+            "newest kept, summaries left out"
+        );
+        assert!(text.contains("finding 299") && !text.contains("finding 100\n"));
+        assert!(!text.contains("old summary"));
+        assert!(
+            text.lines().all(|l| l.contains(" finding warning: ")),
+            "{text}"
+        );
+    }
     use serde_json::json;
 
     fn at(mins: i64) -> Timestamp {

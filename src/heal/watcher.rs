@@ -143,6 +143,11 @@ impl Watcher {
         &self.machine
     }
 
+    /// This machine's display name.
+    pub fn machine_name(&self) -> &str {
+        &self.machine_name
+    }
+
     /// The event log.
     pub fn events(&self) -> &EventLog {
         &self.events
