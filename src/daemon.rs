@@ -79,6 +79,12 @@ pub fn os_hostname() -> String {
 /// Starts the engine on `config`: binds every API address (failing if any
 /// cannot be bound), then starts the probes.
 pub async fn start(config: Config) -> Result<Running, Error> {
+    start_from(config, &crate::config::Source::Embedded).await
+}
+
+/// [`start`], saying where the config came from (shown in the dashboard's
+/// settings).
+pub async fn start_from(config: Config, source: &crate::config::Source) -> Result<Running, Error> {
     let config = Arc::new(config);
     let fleet = Arc::new(Fleet::resolve(&config, &os_hostname()));
     for notice in &fleet.notices {
@@ -199,7 +205,18 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     ));
 
     let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
+    let history = crate::history::History::default();
+    tasks.spawn(history.clone().run(snapshot.clone(), cancel.child_token()));
+    let info = Arc::new(crate::api::Info {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config: source.to_string(),
+        data_dir: data_dir.display().to_string(),
+        this_machine: fleet.this.id.clone(),
+        token_file: token_path.display().to_string(),
+    });
     let state = ApiState {
+        history: Some(history),
+        info,
         snapshot: snapshot.clone(),
         shutdown: cancel.clone(),
         costs: Some(costs.clone()),

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod error;
 pub mod fleet;
 pub mod heal;
+pub mod history;
 pub mod ledger;
 pub mod net;
 pub mod probe;

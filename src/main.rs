@@ -398,7 +398,7 @@ async fn serve(explicit: Option<&Path>) -> ExitCode {
         Err(code) => return code,
     };
     tracing::info!(config = %loaded.source, "clawfleet {} starting", env!("CARGO_PKG_VERSION"));
-    let running = match daemon::start(loaded.config).await {
+    let running = match daemon::start_from(loaded.config, &loaded.source).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

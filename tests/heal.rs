@@ -539,6 +539,92 @@ async fn heal_requests_need_the_token_and_only_name_actions_of_the_set() {
     let s: Value = r.json().await.expect("json");
     assert_eq!(s["paused"], true);
     assert_eq!(s["mode"], "suggest");
+
+    // The mode: token, then only the three names.
+    let mode = |body: &str, auth: Option<String>| {
+        let mut r = client
+            .post(format!("{base}/fleet/v1/heal/mode"))
+            .body(body.to_owned());
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(
+        mode(r#"{"mode": "off"}"#, None)
+            .await
+            .expect("send")
+            .status(),
+        401
+    );
+    let r = mode(r#"{"mode": "yolo"}"#, auth.clone())
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.expect("json");
+    assert!(e["error"].as_str().unwrap_or("").contains("auto"), "{e}");
+    let r = mode(r#"{"mode": "off"}"#, auth.clone())
+        .await
+        .expect("send");
+    let s: Value = r.json().await.expect("json");
+    assert_eq!(s["mode"], "off");
+    assert_eq!(
+        running.watcher.status().mode,
+        clawfleet::config::HealMode::Off
+    );
+    let events = running.watcher.events().list(10, None).expect("events");
+    assert!(
+        events[0]
+            .message
+            .contains("set to off by api 127.0.0.1 (was suggest)"),
+        "{events:#?}"
+    );
+
+    // What the dashboard's settings show: where the token is, never the token.
+    let info = client
+        .get(format!("{base}/fleet/v1/info"))
+        .send()
+        .await
+        .expect("info")
+        .text()
+        .await
+        .expect("text");
+    let v: Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(v["this_machine"], "m");
+    assert!(
+        v["token_file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("fleet.token"),
+        "{v}"
+    );
+    assert!(!info.contains(token), "the token is never served");
+
+    // The sparklines' history: a point per system sample.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h: Value = client
+            .get(format!("{base}/fleet/v1/history"))
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json");
+        let points = h["machines"]["m"].as_array().cloned().unwrap_or_default();
+        if points.len() >= 2 {
+            let p = points[0].as_array().expect("a point is an array");
+            assert_eq!(p.len(), 4, "{p:?}");
+            assert!(p[0].as_i64().is_some_and(|t| t > 1_700_000_000));
+            assert!(
+                p[2].as_f64().is_some_and(|m| (0.0..=100.0).contains(&m)),
+                "{p:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no history: {h}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     running.shutdown().await;
 }
 

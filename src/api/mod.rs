@@ -39,6 +39,25 @@ pub struct ApiState {
     pub costs: Option<Arc<crate::cost::service::CostService>>,
     /// Self-healing, when the daemon runs it.
     pub heal: Option<HealState>,
+    /// The last minutes of each machine's figures.
+    pub history: Option<crate::history::History>,
+    /// What this process is (version, config file, data folder).
+    pub info: Arc<Info>,
+}
+
+/// `GET /fleet/v1/info`: for the dashboard's settings.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Info {
+    /// ClawFleet's version.
+    pub version: String,
+    /// The config file in use, or "embedded default".
+    pub config: String,
+    /// The data folder (ledger, costs, events, the fleet token).
+    pub data_dir: String,
+    /// This machine's id.
+    pub this_machine: String,
+    /// Where the fleet token is (its value is never served).
+    pub token_file: String,
 }
 
 /// What the heal endpoints need.
@@ -54,8 +73,10 @@ pub struct HealState {
 pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
     Router::new()
         .route("/", get(page::index))
-        .route("/assets/status.js", get(page::script))
-        .route("/assets/status.css", get(page::style))
+        .route("/assets/app.js", get(page::script))
+        .route("/assets/app.css", get(page::style))
+        .route("/assets/uplot.js", get(page::chart_script))
+        .route("/assets/uplot.css", get(page::chart_style))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(healthz))
         .route("/fleet/v1/snapshot", get(snapshot))
@@ -67,6 +88,9 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .route("/fleet/v1/heal", get(heal_status).post(heal_run))
         .route("/fleet/v1/heal/pause", axum::routing::post(heal_pause))
         .route("/fleet/v1/heal/resume", axum::routing::post(heal_resume))
+        .route("/fleet/v1/heal/mode", axum::routing::post(heal_mode))
+        .route("/fleet/v1/history", get(history))
+        .route("/fleet/v1/info", get(info))
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
@@ -396,13 +420,64 @@ fn heal_set_paused(state: ApiState, request: axum::extract::Request, paused: boo
     json_response(&heal.watcher.status())
 }
 
+/// `POST /fleet/v1/heal/mode` `{"mode": "auto" | "suggest" | "off"}` with
+/// the fleet token.
+async fn heal_mode(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    let heal = match heal_state(&state) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    if let Err(r) = require_token(&heal, request.headers()) {
+        return *r;
+    }
+    let who = format!(
+        "api {}",
+        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+    );
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ModeRequest {
+        mode: crate::config::HealMode,
+    }
+    let body = match axum::body::to_bytes(request.into_body(), 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "a mode request is {\"mode\": \"auto\" | \"suggest\" | \"off\"}",
+            );
+        }
+    };
+    match serde_json::from_slice::<ModeRequest>(&body) {
+        Ok(r) => {
+            heal.watcher.set_mode(r.mode, &who);
+            json_response(&heal.watcher.status())
+        }
+        Err(e) => error_json(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"mode\": \"auto\" | \"suggest\" | \"off\"}}: {e}"),
+        ),
+    }
+}
+
+/// `GET /fleet/v1/history`: `{"machines": {id: [[unix s, cpu %, memory %,
+/// disk %], ...]}}`, oldest first.
+async fn history(State(state): State<ApiState>) -> Response {
+    let machines = state.history.as_ref().map(|h| h.view()).unwrap_or_default();
+    json_response(&serde_json::json!({ "machines": machines }))
+}
+
+async fn info(State(state): State<ApiState>) -> Response {
+    json_response(&*state.info)
+}
+
 async fn not_found(uri: axum::http::Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({
             "error": format!("no such endpoint: {}", uri.path()),
-            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/fleet/v1/costs", "/fleet/v1/events", "/fleet/v1/events/stream", "/fleet/v1/heal", "/metrics", "/healthz"],
+            "endpoints": ["/", "/fleet/v1/snapshot", "/fleet/v1/stream", "/fleet/v1/costs", "/fleet/v1/events", "/fleet/v1/events/stream", "/fleet/v1/heal", "/fleet/v1/history", "/fleet/v1/info", "/metrics", "/healthz"],
         })
         .to_string(),
     )

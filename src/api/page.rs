@@ -1,8 +1,7 @@
-//! The built-in status page at `/`: live health in any browser (the phone
-//! included), rendered from `/fleet/v1/stream`. Embedded in the binary.
-//!
-//! Not for: the full dashboard with costs, proxy figures and heal buttons,
-//! which is the `ui/` app.
+//! The dashboard at `/` (`ui/` in the repository, embedded in the binary):
+//! the fleet, costs, the proxy, the event log and heal buttons, live from
+//! `/fleet/v1/stream` and `/fleet/v1/events/stream`, in any browser (the
+//! phone included) and in the tray app's popover.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -30,16 +29,34 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub(super) async fn index() -> Response {
-    asset("text/html; charset=utf-8", include_str!("page/index.html"))
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("../../ui/index.html"),
+    )
 }
 
 pub(super) async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
-        include_str!("page/status.js"),
+        include_str!("../../ui/app.js"),
     )
 }
 
 pub(super) async fn style() -> Response {
-    asset("text/css; charset=utf-8", include_str!("page/status.css"))
+    asset("text/css; charset=utf-8", include_str!("../../ui/app.css"))
+}
+
+/// uPlot (MIT, `ui/vendor/`), the charts.
+pub(super) async fn chart_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/vendor/uplot.min.js"),
+    )
+}
+
+pub(super) async fn chart_style() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../ui/vendor/uplot.min.css"),
+    )
 }

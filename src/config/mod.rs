@@ -436,6 +436,17 @@ pub enum HealMode {
     Off,
 }
 
+impl HealMode {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealMode::Auto => "auto",
+            HealMode::Suggest => "suggest",
+            HealMode::Off => "off",
+        }
+    }
+}
+
 /// `[clawdbot]`: where its config lives, when not in the usual place.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One heal action and its subject.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// Restart this machine's Ollama (launchd/Homebrew, Windows app, systemd).
     RestartOllama,
@@ -227,6 +227,26 @@ impl Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actions_serialize_with_the_names_requests_use() {
+        let a = Action::RestartPm2App { app: "web".into() };
+        let v = serde_json::to_value(&a).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"action": "restart-pm2-app", "app": "web"})
+        );
+        for name in NAMES {
+            let target = match *name {
+                "restart-pm2-app" => Some("web"),
+                "unload-model" => Some("qwen3:8b"),
+                _ => None,
+            };
+            let a = Action::parse(name, target).expect("parses");
+            assert_eq!(serde_json::to_value(&a).expect("json")["action"], *name);
+            assert_eq!(a.name(), *name);
+        }
+    }
 
     #[test]
     fn every_name_parses_back_to_itself() {

@@ -247,7 +247,8 @@ impl Summarizer {
             .client
             .post(&url)
             .header("user-agent", "clawfleet-healer")
-            .json(&body)
+            .header("content-type", "application/json")
+            .body(body.to_string())
             .timeout(Duration::from_secs(300))
             .send()
             .await

@@ -174,6 +174,27 @@ impl Watcher {
         }
     }
 
+    /// Changes the mode at runtime (`who` is recorded).
+    pub fn set_mode(&self, mode: HealMode, who: &str) {
+        let old = std::mem::replace(&mut *lock(&self.mode), mode);
+        if old != mode {
+            self.events.note(
+                Event::new(
+                    Kind::Mode,
+                    &self.machine,
+                    Severity::Info,
+                    format!(
+                        "self-healing mode on {} set to {} by {who} (was {})",
+                        self.machine_name,
+                        mode.as_str(),
+                        old.as_str()
+                    ),
+                )
+                .requested_by(Some(who.to_owned())),
+            );
+        }
+    }
+
     /// Whether paused.
     pub fn paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
@@ -442,10 +463,10 @@ impl Watcher {
                     "{} on {}{reason}; {} in {seconds:.0} s",
                     past(action),
                     self.machine_name,
-                    if verified == Some(true) {
-                        "back"
-                    } else {
-                        "done"
+                    match (verified, action) {
+                        (Some(true), Action::UnloadModel { .. }) => "gone from memory",
+                        (Some(true), _) => "back",
+                        _ => "done",
                     },
                 )
             } else if verified == Some(false) {

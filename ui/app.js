@@ -1,0 +1,637 @@
+// The ClawFleet dashboard: the tray's popover and any browser (a phone's
+// included). Live from the fleet API's Server-Sent Events (the snapshot and
+// the event log); other figures are fetched when an event says they changed,
+// never on a timer. Text goes in through textContent only, so nothing a
+// peer, a model server or a log line says becomes markup. Charts: uPlot.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// ---- formatting ------------------------------------------------------------
+
+function bytes(n) {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  s = Math.round(s);
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m` : `${s}s`;
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 2 ? "just now" : `${duration(s)} ago`;
+}
+
+const usd = (v) => (v === null || v === undefined ? "–" : `$${v.toFixed(2)}`);
+const pct = (v) => (v === null || v === undefined ? "–" : `${v.toFixed(0)}%`);
+const count = (n) => (n === null || n === undefined ? "–" : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(0)}k` : String(n));
+const ms = (v) => (v === null || v === undefined ? "–" : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
+const time = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+function state(ok, yes, no) {
+  return el("span", { class: ok ? "ok" : "bad" }, ok ? yes : no);
+}
+
+function bar(percent, high = 90) {
+  const fill = el("i", { class: percent > high ? "high" : "" });
+  // Through the CSSOM: the page's CSP refuses style attributes.
+  fill.style.width = `${Math.max(0, Math.min(100, percent)).toFixed(0)}%`;
+  return el("div", { class: "bar" }, fill);
+}
+
+function figure(label, value, percent) {
+  return el("div", { class: "figure" }, el("span", { class: "muted" }, label), el("b", {}, value),
+    percent === undefined ? null : bar(percent));
+}
+
+function rows(items, cls) {
+  return el("table", { class: cls }, items.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c)))));
+}
+
+// ---- state -----------------------------------------------------------------
+
+const S = {
+  snap: null,
+  heal: null, // GET /fleet/v1/heal
+  costs: null, // GET /fleet/v1/costs
+  info: null,
+  events: [],
+  history: {}, // id -> [[t, cpu, mem, disk], ...]
+  lastSystem: {}, // id -> probed_at.system already in history
+  running: new Map(), // heal key -> label
+  results: new Map(), // heal key -> {ok, message}
+  charts: new Map(), // id -> {node, plot}
+  costsKey: "",
+};
+
+// ---- the API ---------------------------------------------------------------
+
+const TOKEN_KEY = "clawfleet.token";
+const token = () => localStorage.getItem(TOKEN_KEY) || "";
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const text = await response.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = null; }
+  if (!response.ok) {
+    const message = (body && body.error) || text || response.statusText;
+    const e = new Error(response.status === 401 ? `${message} — set it in Settings` : message);
+    e.status = response.status;
+    throw e;
+  }
+  return body;
+}
+
+function post(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token()}` },
+    body: body === undefined ? "" : JSON.stringify(body),
+  });
+}
+
+// Inside the tray app the shell runs the action in process (no token
+// needed); in a browser it goes to the API with the fleet token.
+function heal(action, target, dryRun) {
+  const tauri = window.__TAURI__ && window.__TAURI__.core;
+  if (tauri && tauri.invoke) return tauri.invoke("heal", { action, target: target || null, dryRun: !!dryRun });
+  return post("/fleet/v1/heal", { action, target: target || null, dry_run: !!dryRun });
+}
+
+// ---- heal buttons ----------------------------------------------------------
+
+const healKey = (action, target) => `${action}:${target || ""}`;
+
+async function runHeal(action, target, label) {
+  const key = healKey(action, target);
+  if (S.running.has(key)) return;
+  if (action === "clean") {
+    let preview;
+    try {
+      preview = await heal("clean", null, true);
+    } catch (e) {
+      S.results.set(key, { ok: false, message: e.message });
+      renderAll();
+      return;
+    }
+    if (!(await confirmClean(preview))) return;
+  }
+  S.running.set(key, label);
+  renderAll();
+  try {
+    const outcome = await heal(action, target, false);
+    S.results.set(key, { ok: outcome.success, message: outcome.message });
+  } catch (e) {
+    S.results.set(key, { ok: false, message: e.message });
+  } finally {
+    S.running.delete(key);
+    renderAll();
+  }
+}
+
+// The heal keys that have a button on screen: the outcome of an action whose
+// button went away with what it healed (an unloaded model) is shown apart.
+let shownKeys = new Set();
+
+function healButton(label, action, target, extraClass) {
+  const key = healKey(action, target);
+  shownKeys.add(key);
+  const busy = S.running.has(key);
+  const result = S.results.get(key);
+  return el("span", { class: "heal" },
+    el("button", {
+      type: "button", class: `heal-button ${extraClass || ""}${busy ? " busy" : ""}`,
+      "data-action": action, "data-target": target || null, disabled: busy || null,
+      onclick: () => runHeal(action, target, label),
+    }, busy ? `${label}…` : label),
+    result ? el("span", { class: `heal-result ${result.ok ? "ok" : "bad"}` }, result.message) : null);
+}
+
+function confirmClean(preview) {
+  const report = (preview.done && preview.done.detail) || {};
+  const dialog = $("confirm");
+  $("confirm-title").textContent = "Clean caches?";
+  const largest = (report.largest || []).slice(0, 5).map((f) => [f.path, bytes(f.bytes)]);
+  $("confirm-body").replaceChildren(
+    el("p", {}, `${report.files ?? 0} files, ${bytes(report.bytes ?? 0)}, older than the configured age, would be removed from:`),
+    el("ul", {}, (report.roots || []).map((r) => el("li", {}, el("code", {}, r.root || String(r))))),
+    largest.length ? rows(largest, "compact") : null,
+    (report.skipped || []).length ? el("p", { class: "muted" }, `${report.skipped.length} skipped (symlinks, missing folders)`) : null);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+  });
+}
+
+// ---- the fleet -------------------------------------------------------------
+
+function selfFindings() {
+  return (S.heal && S.heal.findings) || [];
+}
+
+function machineState(m) {
+  if (!m.online) return "down";
+  if (m.ollama && m.ollama.checked_at && !m.ollama.reachable) return "down";
+  const degraded = (m.services || []).some((s) => s.checked_at && !s.up)
+    || (m.pm2 || []).some((a) => a.status !== "online" && (a.expected || a.status !== "missing"))
+    || (m.zombies || []).length > 0
+    || (m.is_self && selfFindings().length > 0)
+    || (m.clawdbot && m.clawdbot.gateway_listening === false);
+  return degraded ? "degraded" : "ok";
+}
+
+function fleetState(machines) {
+  if (S.running.size > 0) return "healing";
+  const open = new Set();
+  for (const e of S.events.slice().reverse()) {
+    if (e.kind === "action_started") open.add(e.subject);
+    if (e.kind === "outcome") open.delete(e.subject);
+  }
+  if (open.size > 0) return "healing";
+  const states = machines.map(machineState);
+  if (states.length && states.every((s) => s === "down")) return "down";
+  if (states.some((s) => s !== "ok")) return "degraded";
+  return "healthy";
+}
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+function sparkline(m) {
+  if (typeof uPlot === "undefined") return null;
+  let chart = S.charts.get(m.id);
+  const points = S.history[m.id] || [];
+  const data = [points.map((p) => p[0]), points.map((p) => p[1]), points.map((p) => p[2]), points.map((p) => p[3])];
+  if (!chart) {
+    const node = el("div", { class: "spark", title: "CPU, memory and disk, last minutes" });
+    const plot = new uPlot({
+      width: 300, height: 44, cursor: { show: false }, legend: { show: false },
+      axes: [{ show: false }, { show: false }],
+      scales: { x: { time: true }, y: { range: [0, 100] } },
+      series: [{}, { stroke: cssVar("--cpu"), width: 1.5 }, { stroke: cssVar("--mem"), width: 1.5 }, { stroke: cssVar("--disk"), width: 1 }],
+    }, data, node);
+    chart = { node, plot };
+    S.charts.set(m.id, chart);
+  } else {
+    chart.plot.setData(data);
+  }
+  return el("div", { class: "spark-wrap" }, chart.node,
+    el("div", { class: "legend muted" }, el("i", { class: "k cpu" }), "CPU ", el("i", { class: "k mem" }), "memory ", el("i", { class: "k disk" }), "disk"));
+}
+
+function machineCard(m) {
+  const st = machineState(m);
+  const card = el("section", { class: `card machine ${st}`, "data-machine": m.id, "data-state": st });
+  const costs = m.costs;
+  card.append(el("h2", {}, m.name, m.is_self ? el("span", { class: "pill" }, "this machine") : null,
+    el("span", { class: "muted" }, m.role),
+    el("span", { class: `state ${st}` }, st === "ok" ? (m.online ? "online" : "offline") : st)));
+  if (!m.is_self) card.append(el("p", { class: "muted" }, "last seen ", ago(m.updated_at)));
+  const mem = m.memory;
+  const root = (m.disks || []).slice().sort((a, b) => a.mount.length - b.mount.length)[0];
+  if (m.cpu_percent !== null || mem) {
+    card.append(el("div", { class: "figures" },
+      figure("CPU", m.cpu_percent === null ? "–" : `${m.cpu_percent.toFixed(0)}%`, m.cpu_percent ?? undefined),
+      figure("Memory", mem ? `${bytes(mem.used_bytes)} / ${bytes(mem.total_bytes)}` : "–",
+        mem && mem.total_bytes ? (100 * mem.used_bytes) / mem.total_bytes : undefined),
+      figure(root ? `Disk ${root.mount}` : "Disk", root ? `${bytes(root.available_bytes)} free` : "–",
+        root && root.total_bytes ? (100 * root.used_bytes) / root.total_bytes : undefined),
+      figure("Load", m.load ? m.load.one.toFixed(2) : "–"),
+      figure("Uptime", duration(m.uptime_secs)),
+      figure("Zombies", m.probed_at && m.probed_at.processes ? String(m.zombies.length) : "–")));
+    card.append(sparkline(m));
+    if (m.is_self && (m.zombies || []).length) card.append(el("p", {}, healButton("Reap zombies", "reap-zombies")));
+  } else if (!m.is_self) {
+    card.append(el("p", { class: "muted" }, "CPU, memory and services of peers arrive once peers are polled."));
+  }
+  if (costs) {
+    card.append(el("p", { class: "costs-line" }, el("span", { class: "muted" }, "this month "), usd(costs.month_to_date_usd),
+      costs.projection ? el("span", { class: "muted" }, ` · projected ${usd(costs.projection[1])}`) : null,
+      costs.savings_usd ? el("span", { class: "ok" }, ` · saved ${usd(costs.savings_usd)}`) : null,
+      (costs.alarms || []).length ? el("span", { class: "bad" }, ` · ${costs.alarms.length} alarm${costs.alarms.length > 1 ? "s" : ""}`) : null));
+  }
+  const o = m.ollama;
+  if (o) {
+    card.append(el("h3", {}, "Ollama"));
+    card.append(el("p", { class: "ollama-state" }, state(o.reachable, "up", o.checked_at ? "down" : "not probed yet"),
+      o.version ? ` · ${o.version}` : "", o.latency_ms !== null ? ` · ${o.latency_ms.toFixed(1)} ms` : "",
+      m.is_self ? [" ", healButton("Restart Ollama", "restart-ollama")] : null));
+    if (o.error) card.append(el("p", { class: "warn" }, o.error));
+    const loaded = new Map((o.loaded || []).map((l) => [l.name, l]));
+    if (o.models && o.models.length) {
+      card.append(rows(o.models.map((md) => {
+        const l = loaded.get(md.name);
+        return [
+          el("span", {}, md.name, md.purpose ? el("span", { class: "muted" }, ` · ${md.purpose}`) : null),
+          l ? el("span", { class: "ok" }, `loaded ${bytes(l.vram_bytes)} VRAM`,
+            l.expires_at ? el("span", { class: "muted" }, ` · until ${time(l.expires_at)}`) : null,
+            m.is_self ? [" ", healButton("Unload", "unload-model", md.name, "small")] : null)
+            : el("span", { class: "muted" }, bytes(md.size_bytes)),
+        ];
+      }), "models"));
+    }
+  }
+  if (m.services && m.services.length) {
+    card.append(el("h3", {}, "Services"));
+    card.append(rows(m.services.map((s) => [
+      el("span", {}, s.name, el("span", { class: "muted" }, ` ${s.target}`)),
+      s.up ? state(true, s.latency_ms !== null ? `up · ${s.latency_ms.toFixed(1)} ms` : "up")
+        : el("span", { class: "bad", title: s.error || "" }, s.error || "down"),
+    ])));
+  }
+  const pm2 = m.pm2_state;
+  if (m.pm2 && m.pm2.length) {
+    card.append(el("h3", {}, "pm2"));
+    if (pm2 && pm2.status === "not_installed") card.append(el("p", { class: "bad" }, "pm2 is not installed"));
+    card.append(rows(m.pm2.map((a) => [
+      a.name,
+      el("span", {}, el("span", { class: a.status === "online" ? "ok" : "bad" },
+        `${a.status}${a.restarts ? ` · ${a.restarts} restarts` : ""}${a.uptime_secs !== null ? ` · ${duration(a.uptime_secs)}` : ""}`),
+      m.is_self && a.status !== "missing" ? [" ", healButton("Restart", "restart-pm2-app", a.name, "small")] : null),
+    ])));
+  } else if (pm2 && pm2.status === "error") {
+    card.append(el("h3", {}, "pm2"), el("p", { class: "bad" }, pm2.message));
+  }
+  const c = m.clawdbot;
+  if (c) {
+    card.append(el("h3", {}, "Clawdbot"));
+    card.append(el("p", {}, "gateway :", String(c.gateway_port), " ",
+      c.gateway_listening === null ? "" : state(c.gateway_listening, "listening", "closed"),
+      m.is_self && c.config_found ? [" ", healButton("Restart gateway", "restart-gateway", null, "small")] : null));
+    if (!c.config_found) card.append(el("p", { class: "muted" }, `no config at ${c.config_path || "?"}`));
+    if (c.error) card.append(el("p", { class: "warn" }, c.error));
+    const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);
+    if (chain.length) card.append(el("p", {}, el("span", { class: "muted" }, "models "), chain.join(" → ")));
+  }
+  if (m.is_self) {
+    card.append(el("p", { class: "card-actions" }, healButton("Clean caches…", "clean", null, "danger")));
+    const orphans = [...S.results].filter(([key]) => !shownKeys.has(key));
+    for (const [, r] of orphans) card.append(el("p", { class: `heal-result ${r.ok ? "ok" : "bad"}` }, r.message));
+  }
+  card.append(el("p", { class: "muted" }, m.is_self ? "updated " : "checked ", ago(m.updated_at)));
+  return card;
+}
+
+function renderFindings() {
+  const findings = selfFindings();
+  const h = S.heal;
+  const head = h ? el("p", { class: "muted" }, `self-healing: ${h.mode}${h.paused ? " · paused" : ""}`) : null;
+  $("findings").replaceChildren(head || "", ...findings.map((f) => el("div", { class: `finding ${f.severity}`, "data-finding": f.key },
+    el("span", {}, f.what),
+    f.action ? healButton(actionLabel(f.action), f.action.action, f.action.app || f.action.model) : null)));
+}
+
+function actionLabel(a) {
+  return {
+    "restart-ollama": "Restart Ollama", "restart-pm2-app": `Restart ${a.app || "app"}`, "reap-zombies": "Reap zombies",
+    "shutdown-simulators": "Shut down simulators", "clean": "Clean caches…", "unload-model": `Unload ${a.model || "model"}`,
+    "restart-gateway": "Restart gateway",
+  }[a.action] || a.action;
+}
+
+// ---- costs -----------------------------------------------------------------
+
+let costChart = null;
+
+function renderCosts() {
+  const c = S.costs;
+  if (!c) return;
+  const f = c.fleet;
+  const self = c.machines.find((m) => m.is_self) || c.machines[0];
+  const budget = f.budget_usd;
+  const parts = [
+    el("div", { class: "card" },
+      el("h2", {}, `Fleet · ${c.month}`),
+      el("div", { class: "figures" },
+        figure("Month to date", usd(f.month_to_date_usd)),
+        figure("Projected", f.projection ? usd(f.projection[1]) : "–"),
+        figure("Range", f.projection ? `${usd(f.projection[0])}–${usd(f.projection[2])}` : "–"),
+        figure("Today", usd(f.today_usd)),
+        figure("Saved by local", usd(f.savings_usd)),
+        figure("Budget", budget ? `${usd(budget)}` : "none", budget ? (100 * f.month_to_date_usd) / budget : undefined)),
+      el("p", { class: "muted" }, `previous month ${usd(f.previous_month_usd)}`,
+        f.change_percent !== null && f.change_percent !== undefined ? ` (${f.change_percent >= 0 ? "+" : ""}${f.change_percent.toFixed(0)}%)` : "",
+        ` · ${f.machines_reporting} of ${f.machines_total} machines reporting`)),
+  ];
+  if ((c.alarms || []).length) {
+    parts.push(el("div", { class: "card alarms" }, el("h2", {}, "Alarms"),
+      el("ul", {}, c.alarms.map((a) => el("li", { class: "bad" }, a.message, el("span", { class: "muted" }, ` · since ${ago(a.since)}`))))));
+  }
+  parts.push(el("div", { class: "card" }, el("h2", {}, "Per machine"),
+    el("table", { class: "cost-table" },
+      el("tr", {}, ["Machine", "Today", "Month", "Projected", "Budget", "Local"].map((h) => el("th", {}, h))),
+      c.machines.map((m) => {
+        const r = m.report;
+        const tokens = r ? r.local.input + r.local.output : 0;
+        const cloud = r ? r.cloud.input + r.cloud.output : 0;
+        return el("tr", { "data-cost-machine": m.machine },
+          el("td", {}, m.name),
+          el("td", {}, r ? usd(r.today_usd) : "–"),
+          el("td", {}, r ? usd(r.month_to_date_usd) : "–"),
+          el("td", {}, r && r.projection ? usd(r.projection.expected_usd) : "–"),
+          el("td", {}, r && r.budget ? `${r.budget.percent.toFixed(0)}% of ${usd(r.budget.budget_usd)}` : "–"),
+          el("td", {}, r && tokens + cloud ? pct((100 * tokens) / (tokens + cloud)) : (m.note ? el("span", { class: "muted", title: m.note }, "peer") : "–")));
+      }))));
+  const daily = self && self.report ? self.report.daily || [] : [];
+  const chartCard = el("div", { class: "card" }, el("h2", {}, "Daily cost (this machine)"));
+  parts.push(chartCard);
+  if (self && self.report && (self.report.by_model || []).length) {
+    parts.push(el("div", { class: "card" }, el("h2", {}, "By model"),
+      rows(self.report.by_model.slice(0, 8).map((b) => [
+        el("span", {}, b.model, el("span", { class: "muted" }, ` · ${b.provider}`)),
+        b.local ? el("span", { class: "ok" }, "local") : usd(b.usd),
+      ]))));
+  }
+  $("costs").replaceChildren(...parts);
+  if (typeof uPlot !== "undefined" && daily.length) {
+    const data = [daily.map((d) => Date.parse(d.date + "T12:00:00Z") / 1000), daily.map((d) => d.usd)];
+    const node = el("div", { class: "daily" });
+    chartCard.append(node);
+    costChart = new uPlot({
+      width: Math.min(560, Math.max(300, chartCard.clientWidth - 24)), height: 120, legend: { show: false },
+      cursor: { show: false },
+      scales: { x: { time: true } },
+      axes: [{ stroke: cssVar("--muted"), grid: { show: false }, size: 24 }, { stroke: cssVar("--muted"), size: 44, values: (u, v) => v.map((x) => `$${x}`) }],
+      series: [{}, { fill: cssVar("--cpu"), stroke: cssVar("--cpu"), paths: uPlot.paths.bars({ size: [0.6, 40] }) }],
+    }, data, node);
+  } else {
+    chartCard.append(el("p", { class: "muted" }, "No spending recorded this month."));
+  }
+}
+
+// ---- proxy -----------------------------------------------------------------
+
+function renderProxy() {
+  const p = S.snap && S.snap.proxy;
+  if (!p) return;
+  const s = p.stats;
+  const parts = [el("div", { class: "card" }, el("h2", {}, "Inference proxy"),
+    el("p", { class: "muted" }, `on ${p.listen} · last ${duration((Date.parse(s.until) - Date.parse(s.since)) / 1000)}`),
+    el("div", { class: "figures" },
+      figure("Requests/min", s.requests_per_minute.toFixed(1)),
+      figure("Requests", count(s.requests)),
+      figure("Fallbacks", count(s.fallbacks)),
+      figure("Errors", count(s.errors)),
+      figure("p50", s.duration_ms ? ms(s.duration_ms.p50) : "–"),
+      figure("p95 / p99", s.duration_ms ? `${ms(s.duration_ms.p95)} / ${ms(s.duration_ms.p99)}` : "–"),
+      figure("First byte p50", s.ttfb_ms ? ms(s.ttfb_ms.p50) : "–")))];
+  if ((s.machines || []).length) {
+    parts.push(el("div", { class: "card" }, el("h2", {}, "Share per machine"),
+      el("table", {}, s.machines.map((m) => el("tr", {},
+        el("td", {}, m.machine || "(none)"),
+        el("td", { class: "wide" }, bar(100 * m.share, 101)),
+        el("td", {}, `${pct(100 * m.share)} · ${count(m.requests)}`))))));
+  }
+  if ((p.circuits || []).length) {
+    parts.push(el("div", { class: "card" }, el("h2", {}, "Backends"),
+      rows(p.circuits.map((c) => [c.machine, el("span", { class: c.state === "closed" ? "ok" : "bad" }, c.state)]))));
+  }
+  if ((s.models || []).length) {
+    parts.push(el("div", { class: "card" }, el("h2", {}, "Models"),
+      rows(s.models.slice(0, 10).map((m) => [m.model, count(m.requests)]))));
+  }
+  $("proxy").replaceChildren(...parts);
+}
+
+// ---- events ----------------------------------------------------------------
+
+function eventItem(e) {
+  const ok = e.kind === "outcome" ? (e.detail && e.detail.success ? "ok" : "bad") : "";
+  return el("li", { class: `event ${e.severity} ${e.kind} ${ok}`, "data-kind": e.kind },
+    el("time", { datetime: e.at, class: "muted" }, time(e.at)),
+    el("span", { class: "kind" }, e.kind.replace("_", " ")),
+    el("span", { class: "message" }, e.message),
+    e.requested_by ? el("span", { class: "muted" }, ` · by ${e.requested_by}`) : null);
+}
+
+function renderEvents() {
+  $("events").replaceChildren(...(S.events.length ? S.events.map(eventItem) : [el("li", { class: "muted" }, "No events yet.")]));
+}
+
+// ---- settings --------------------------------------------------------------
+
+function renderSettings() {
+  const h = S.heal;
+  if (h) {
+    $("mode").value = h.mode;
+    $("paused").checked = h.paused;
+  }
+  $("token-state").textContent = token() ? "A token is saved in this browser." : "No token saved: heal buttons will be refused.";
+  const i = S.info;
+  if (i) {
+    $("token-file").textContent = i.token_file;
+    $("about").replaceChildren(...[["Version", i.version], ["Config", i.config], ["Data folder", i.data_dir], ["This machine", i.this_machine]]
+      .map(([k, v]) => el("tr", {}, el("td", { class: "muted" }, k), el("td", {}, el("code", {}, v)))));
+  }
+}
+
+async function setMode(body, path) {
+  try {
+    S.heal = await post(path, body);
+    $("mode-result").textContent = "saved";
+    $("mode-result").className = "ok";
+  } catch (e) {
+    $("mode-result").textContent = e.message;
+    $("mode-result").className = "bad";
+  }
+  renderAll();
+}
+
+// ---- rendering and live updates -------------------------------------------
+
+function renderAll() {
+  const snap = S.snap;
+  shownKeys = new Set();
+  renderFindings();
+  if (snap) {
+    $("version").textContent = `ClawFleet ${snap.clawfleet_version}`;
+    $("notices").replaceChildren(...(snap.notices || []).map((n) => el("div", { class: "notice" }, n)));
+    $("machines").replaceChildren(...snap.machines.map(machineCard));
+    const fs = fleetState(snap.machines);
+    $("fleet-state").textContent = fs;
+    $("fleet-state").dataset.state = fs;
+    renderProxy();
+  }
+  renderSettings();
+}
+
+function addHistory(snap) {
+  for (const m of snap.machines) {
+    const at = m.probed_at && m.probed_at.system;
+    if (!at || S.lastSystem[m.id] === at) continue;
+    S.lastSystem[m.id] = at;
+    const mem = m.memory && m.memory.total_bytes ? (100 * m.memory.used_bytes) / m.memory.total_bytes : null;
+    const disks = (m.disks || []).filter((d) => d.total_bytes).map((d) => (100 * d.used_bytes) / d.total_bytes);
+    const points = (S.history[m.id] = S.history[m.id] || []);
+    const t = Math.floor(Date.parse(at) / 1000);
+    if (points.length && points[points.length - 1][0] >= t) continue;
+    points.push([t, m.cpu_percent, mem, disks.length ? Math.max(...disks) : null]);
+    while (points.length > 240) points.shift();
+  }
+}
+
+let healTimer = null;
+function refreshHeal() {
+  clearTimeout(healTimer);
+  healTimer = setTimeout(async () => {
+    try { S.heal = await api("/fleet/v1/heal"); } catch { /* no healing in this process */ }
+    renderAll();
+  }, 150);
+}
+
+async function refreshCosts() {
+  try {
+    S.costs = await api("/fleet/v1/costs");
+    renderCosts();
+  } catch (e) {
+    $("costs").replaceChildren(el("p", { class: "muted" }, `Costs are not available: ${e.message}`));
+  }
+}
+
+function connect() {
+  const source = new EventSource("/fleet/v1/stream");
+  source.addEventListener("snapshot", (e) => {
+    $("conn").textContent = "live";
+    $("conn").className = "pill ok";
+    let snap;
+    try { snap = JSON.parse(e.data); } catch (err) { console.error("bad snapshot", err); return; }
+    S.snap = snap;
+    addHistory(snap);
+    renderAll();
+    const self = snap.machines.find((m) => m.is_self);
+    const key = self && self.costs ? `${self.costs.updated_at}` : "";
+    if (key && key !== S.costsKey) {
+      S.costsKey = key;
+      refreshCosts();
+    }
+  });
+  source.onerror = () => {
+    // EventSource reconnects by itself; say so meanwhile.
+    $("conn").textContent = "reconnecting…";
+    $("conn").className = "pill bad";
+  };
+  const events = new EventSource("/fleet/v1/events/stream");
+  events.addEventListener("event", (e) => {
+    let ev;
+    try { ev = JSON.parse(e.data); } catch { return; }
+    if (S.events.some((x) => x.id === ev.id)) return;
+    S.events.unshift(ev);
+    S.events.length = Math.min(S.events.length, 200);
+    renderEvents();
+    refreshHeal();
+    if (ev.kind === "cost_alarm") refreshCosts();
+  });
+}
+
+function showTab() {
+  const tab = (location.hash || "#fleet").slice(1);
+  const known = ["fleet", "costs", "proxy", "events", "settings"].includes(tab) ? tab : "fleet";
+  for (const section of document.querySelectorAll(".tab")) section.hidden = section.id !== `tab-${known}`;
+  for (const a of document.querySelectorAll("#tabs a")) {
+    if (a.dataset.tab === known) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (known === "costs") renderCosts();
+}
+
+async function start() {
+  window.addEventListener("hashchange", showTab);
+  showTab();
+  $("mode").addEventListener("change", () => setMode({ mode: $("mode").value }, "/fleet/v1/heal/mode"));
+  $("paused").addEventListener("change", () => setMode(undefined, $("paused").checked ? "/fleet/v1/heal/pause" : "/fleet/v1/heal/resume"));
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const v = $("token").value.trim();
+    if (v) localStorage.setItem(TOKEN_KEY, v);
+    $("token").value = "";
+    renderSettings();
+  });
+  $("token-clear").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); renderSettings(); });
+  connect();
+  const [history, events, info] = await Promise.allSettled([
+    api("/fleet/v1/history"), api("/fleet/v1/events?limit=100"), api("/fleet/v1/info")]);
+  if (history.status === "fulfilled") {
+    for (const [id, points] of Object.entries(history.value.machines || {})) {
+      const mine = S.history[id] || [];
+      const first = mine.length ? mine[0][0] : Infinity;
+      S.history[id] = points.filter((p) => p[0] < first).concat(mine);
+      if (points.length) S.lastSystem[id] = S.lastSystem[id] || null;
+    }
+  }
+  if (events.status === "fulfilled") {
+    const seen = new Set(S.events.map((e) => e.id));
+    S.events = S.events.concat(events.value.filter((e) => !seen.has(e.id)));
+    renderEvents();
+  }
+  if (info.status === "fulfilled") S.info = info.value;
+  refreshHeal();
+  refreshCosts();
+  renderAll();
+}
+
+start();
