@@ -154,22 +154,12 @@ async fn run(cli: Cli) -> ExitCode {
 }
 
 fn load(explicit: Option<&Path>) -> Result<Loaded, ExitCode> {
-    let mut loaded = config::load(explicit).map_err(|e| {
+    let loaded = config::load(explicit).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
     // The user's price file sits beside the config file unless configured.
-    if loaded.config.costs.prices_path.is_none() {
-        let file = match &loaded.source {
-            config::Source::File(p) => Some(p.clone()),
-            config::Source::Embedded => config::default_path(),
-        };
-        loaded.config.costs.prices_path = file.and_then(|f| {
-            f.parent()
-                .map(|d| d.join(clawfleet::cost::prices::USER_FILE))
-        });
-    }
-    Ok(loaded)
+    Ok(loaded.with_default_prices())
 }
 
 async fn heal(

@@ -264,7 +264,8 @@ function machineCard(m) {
       figure("Load", m.load ? m.load.one.toFixed(2) : "–"),
       figure("Uptime", duration(m.uptime_secs)),
       figure("Zombies", m.probed_at && m.probed_at.processes ? String(m.zombies.length) : "–")));
-    card.append(sparkline(m));
+    const spark = sparkline(m);
+    if (spark) card.append(spark);
     if (m.is_self && (m.zombies || []).length) card.append(el("p", {}, healButton("Reap zombies", "reap-zombies")));
   } else if (!m.is_self) {
     card.append(el("p", { class: "muted" }, "CPU, memory and services of peers arrive once peers are polled."));

@@ -733,6 +733,22 @@ pub struct Loaded {
     pub source: Source,
 }
 
+impl Loaded {
+    /// With `[costs] prices_path` defaulted to the user's price file beside
+    /// the config file (or where the config file would be).
+    pub fn with_default_prices(mut self) -> Loaded {
+        if self.config.costs.prices_path.is_none() {
+            let file = match &self.source {
+                Source::File(p) => Some(p.clone()),
+                Source::Embedded => default_path(),
+            };
+            self.config.costs.prices_path =
+                file.and_then(|f| f.parent().map(|d| d.join(crate::cost::prices::USER_FILE)));
+        }
+        self
+    }
+}
+
 /// The platform's config file path: `~/.config/clawfleet/config.toml` on
 /// Linux, `~/Library/Application Support/clawfleet/config.toml` on macOS,
 /// `%APPDATA%\clawfleet\config.toml` on Windows.

@@ -195,6 +195,11 @@ impl Watcher {
         }
     }
 
+    /// Whether an action is running now (the tray shows "healing").
+    pub fn acting(&self) -> bool {
+        self.busy.try_lock().is_err()
+    }
+
     /// Whether paused.
     pub fn paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)

@@ -75,9 +75,33 @@ fn status(what: &str, cmd: &mut Command) -> Result {
 }
 
 /// Debian packages the build and the tests need: the engine needs only the
-/// Rust toolchain; Chromium runs the browser tests of the status page;
-/// microsocks is the real SOCKS5 server of `tests/proxy_socks.rs`.
-const APT_PACKAGES: &[&str] = &["chromium", "microsocks"];
+/// Rust toolchain; Chromium runs the browser tests of the dashboard;
+/// microsocks is the real SOCKS5 server of `tests/proxy_socks.rs`; the tray
+/// app (`src-tauri/`) builds against WebKitGTK, AppIndicator, librsvg and
+/// libxdo, and its tests run it under Xvfb on a private D-Bus session with
+/// WebKitWebDriver, a notification server (dunst) and python3-gi for the
+/// StatusNotifier watcher.
+const APT_PACKAGES: &[&str] = &[
+    "chromium",
+    "microsocks",
+    "pkg-config",
+    "file",
+    "libwebkit2gtk-4.1-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "libxdo-dev",
+    "libssl-dev",
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+    "dbus-x11",
+    "at-spi2-core",
+    "fonts-dejavu-core",
+    "imagemagick",
+    "python3-gi",
+    "gir1.2-glib-2.0",
+    "dunst",
+];
 
 /// Installs missing Debian packages; does nothing (and needs no network) when
 /// all are present, so it is cheap to run every time.
