@@ -452,19 +452,35 @@ async fn notify_events(shared: Arc<Shared>) {
 
 // ---- start ------------------------------------------------------------------------
 
-/// `--config PATH` from the command line (else `CLAWFLEET_CONFIG`, else the
-/// platform's file, else the embedded default).
-fn config_arg() -> Option<PathBuf> {
-    let mut args = std::env::args().skip(1);
+/// The command line: `--config PATH` (else `CLAWFLEET_CONFIG`, else the
+/// platform's file, else the embedded default), `--open` (show the
+/// dashboard at start), `--keep-open` (do not hide it when it loses focus).
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    config: Option<PathBuf>,
+    open: bool,
+    keep_open: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Args {
+    let mut out = Args::default();
+    let mut args = args.into_iter();
     while let Some(a) = args.next() {
-        if a == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(p) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(p));
+        match a.as_str() {
+            "--config" => out.config = args.next().map(PathBuf::from),
+            "--open" => out.open = true,
+            "--keep-open" => out.keep_open = true,
+            other => {
+                if let Some(p) = other.strip_prefix("--config=") {
+                    out.config = Some(PathBuf::from(p));
+                } else {
+                    // Autostart and the OS may pass their own arguments.
+                    tracing::debug!("ignoring the argument {other:?}");
+                }
+            }
         }
     }
-    None
+    out
 }
 
 fn init_tracing() {
@@ -479,7 +495,10 @@ fn init_tracing() {
 /// Runs the tray app until Quit. Returns the process exit code.
 pub fn run() -> i32 {
     init_tracing();
-    let loaded = match clawfleet::config::load(config_arg().as_deref()) {
+    let args = parse_args(std::env::args().skip(1));
+    let open_at_start = args.open || std::env::var_os("CLAWFLEET_TRAY_OPEN").is_some();
+    let keep_open = args.keep_open || std::env::var_os("CLAWFLEET_TRAY_KEEP_OPEN").is_some();
+    let loaded = match clawfleet::config::load(args.config.as_deref()) {
         Ok(l) => l.with_default_prices(),
         Err(e) => {
             eprintln!("error: {e}");
@@ -543,7 +562,7 @@ pub fn run() -> i32 {
                 running: Mutex::new(Some(running)),
                 menu: Mutex::new(None),
                 popover_focused: AtomicBool::new(false),
-                keep_open: std::env::var_os("CLAWFLEET_TRAY_KEEP_OPEN").is_some(),
+                keep_open,
             });
             app.manage(shared.clone());
             let handle = app.handle().clone();
@@ -556,7 +575,7 @@ pub fn run() -> i32 {
             }
             tauri::async_runtime::spawn(keep_tray_current(handle.clone(), shared.clone()));
             tauri::async_runtime::spawn(notify_events(shared));
-            if std::env::var_os("CLAWFLEET_TRAY_OPEN").is_some() {
+            if open_at_start {
                 open_popover(&handle);
             }
             use std::io::Write as _;
@@ -587,4 +606,33 @@ pub fn run() -> i32 {
         }
     });
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line() {
+        let a = |v: &[&str]| parse_args(v.iter().map(|s| (*s).to_owned()));
+        assert_eq!(a(&[]), Args::default());
+        assert_eq!(
+            a(&[
+                "--config",
+                "/x.toml",
+                "--open",
+                "--keep-open",
+                "--autostart-flag"
+            ]),
+            Args {
+                config: Some(PathBuf::from("/x.toml")),
+                open: true,
+                keep_open: true,
+            }
+        );
+        assert_eq!(
+            a(&["--config=/y.toml"]).config,
+            Some(PathBuf::from("/y.toml"))
+        );
+    }
 }

@@ -76,6 +76,7 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .route("/assets/app.js", get(page::script))
         .route("/assets/app.css", get(page::style))
         .route("/assets/uplot.js", get(page::chart_script))
+        .route("/assets/locale.js", get(page::locale_script))
         .route("/assets/uplot.css", get(page::chart_style))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(healthz))

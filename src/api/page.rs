@@ -46,6 +46,14 @@ pub(super) async fn style() -> Response {
     asset("text/css; charset=utf-8", include_str!("../../ui/app.css"))
 }
 
+/// Corrects a locale the chart library cannot take (`C`), before it loads.
+pub(super) async fn locale_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/locale.js"),
+    )
+}
+
 /// uPlot (MIT, `ui/vendor/`), the charts.
 pub(super) async fn chart_script() -> Response {
     asset(

@@ -184,6 +184,7 @@ fn test(rest: &[&str]) -> Result {
     )?);
     totals.add(browser_tests()?);
     totals.add(client_tests()?);
+    totals.add(desktop_tests()?);
     // One closing line over both runners.
     println!("\n{} passed, {} failed", totals.passed, totals.failed);
     Ok(())
@@ -297,6 +298,64 @@ fn client_tests() -> Result<Counts> {
             .args(["--test", "--test-reporter=tap"])
             .current_dir(&dir)
             .env("CLAWFLEET_BIN", clawfleet_bin()),
+    )
+}
+
+/// The tray app for real (`tests/desktop/desktop_test.py`): under Xvfb on a
+/// private D-Bus session, its tray over StatusNotifierItem/dbusmenu, a
+/// notification reaching dunst, and the popover driven through tauri-driver
+/// and WebKitWebDriver. Linux only.
+fn desktop_tests() -> Result<Counts> {
+    if !cfg!(target_os = "linux") {
+        eprintln!("xtask: desktop tests run on Linux only (Xvfb, D-Bus); skipped");
+        return Ok(Counts::default());
+    }
+    status(
+        "building the tray app",
+        cargo().args(["build", "-p", "clawfleet-tray"]),
+    )?;
+    ensure_tauri_driver()?;
+    counting(
+        "desktop tests (Xvfb, D-Bus, WebKitWebDriver)",
+        Command::new("xvfb-run")
+            .args([
+                "-a",
+                "-s",
+                "-screen 0 1280x800x24",
+                "dbus-run-session",
+                "--",
+            ])
+            .arg("/usr/bin/python3")
+            .arg(root().join("tests/desktop/desktop_test.py"))
+            .env(
+                "CLAWFLEET_TRAY_BIN",
+                root().join("target/debug/clawfleet-tray"),
+            ),
+    )
+}
+
+/// The version of tauri-driver the desktop tests are run with.
+const TAURI_DRIVER: &str = "2.1.0";
+
+/// Installs tauri-driver from crates.io unless that version is there.
+fn ensure_tauri_driver() -> Result {
+    let installed = Command::new("cargo")
+        .args(["install", "--list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if installed.contains(&format!("tauri-driver v{TAURI_DRIVER}:")) {
+        return Ok(());
+    }
+    status(
+        "installing tauri-driver",
+        Command::new("cargo").args([
+            "install",
+            "tauri-driver",
+            "--locked",
+            "--version",
+            TAURI_DRIVER,
+        ]),
     )
 }
 
