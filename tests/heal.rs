@@ -317,7 +317,15 @@ async fn a_stand_in_ollama_is_restarted_by_its_configured_command_and_seen_back(
 #[tokio::test]
 async fn an_action_that_always_fails_backs_off_then_needs_a_human_once() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = support::free_closed_port();
+    // An "Ollama" that holds its port (so no other test's listener can take
+    // it and answer) and hangs up on every request: down for the whole test.
+    let hang_up = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = hang_up.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in hang_up.incoming() {
+            drop(conn);
+        }
+    });
     let heal = "ollama_down_probes = 1\ncooldown_secs = 1\nbackoff_max_secs = 2\nmax_attempts = 3\n\
                 [heal.commands]\n\"restart-ollama\" = [[\"python3\", \"-c\", \"import sys; sys.exit('cannot restart: no such service')\"]]\n";
     let running = start(
@@ -330,9 +338,24 @@ async fn an_action_that_always_fails_backs_off_then_needs_a_human_once() {
     // More cycles: no more attempts, no second "needs human".
     tokio::time::sleep(Duration::from_secs(4)).await;
     let events = running.watcher.events().list(1000, None).expect("events");
+    // Only this subject: tests run side by side, and another one's zombie
+    // is this machine's too.
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| e.subject.as_deref() == Some("restart-ollama"))
+        .collect();
     let count = |k: Kind| events.iter().filter(|e| e.kind == k).count();
     assert_eq!(count(Kind::NeedsHuman), 1);
-    assert_eq!(count(Kind::Outcome), 3, "three attempts, then none");
+    assert_eq!(
+        count(Kind::Outcome),
+        3,
+        "three attempts, then none: {:#?}",
+        events
+            .iter()
+            .rev()
+            .map(|e| (e.at, e.kind, e.subject.clone(), e.message.clone()))
+            .collect::<Vec<_>>()
+    );
     let outcomes: Vec<&Event> = events
         .iter()
         .filter(|e| e.kind == Kind::Outcome)
@@ -368,11 +391,25 @@ async fn an_action_that_always_fails_backs_off_then_needs_a_human_once() {
 async fn a_real_zombie_is_found_and_reaped() {
     let dir = tempfile::tempdir().expect("tmp");
     let pidfile = dir.path().join("pids");
-    let mut parent = std::process::Command::new("python3")
-        .arg(fixture("zombie_parent.py"))
-        .arg(&pidfile)
-        .spawn()
-        .expect("python3");
+    // Killed when the test ends, pass or fail; its output never holds the
+    // test runner's pipes open.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _parent = KillOnDrop(
+        std::process::Command::new("python3")
+            .arg(fixture("zombie_parent.py"))
+            .arg(&pidfile)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let child: u32 = loop {
         if let Ok(text) = std::fs::read_to_string(&pidfile)
@@ -389,7 +426,16 @@ async fn a_real_zombie_is_found_and_reaped() {
             .and_then(|s| s.rsplit(')').next().map(|r| r.trim().chars().next()))
             .flatten()
     };
-    assert_eq!(state(child), Some('Z'), "a zombie to begin with");
+    // The child has written its pid; it exits a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(child) != Some('Z') {
+        assert!(
+            Instant::now() < deadline,
+            "no zombie to begin with: {:?}",
+            state(child)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let running = start(dir.path(), "zombie_cycles = 1", "").await;
     let events = wait_for(&running, 30, |e| {
@@ -407,8 +453,6 @@ async fn a_real_zombie_is_found_and_reaped() {
     );
     assert_eq!(state(child), None, "reaped: gone from the process table");
     running.shutdown().await;
-    let _ = parent.kill();
-    let _ = parent.wait();
 }
 
 #[tokio::test]

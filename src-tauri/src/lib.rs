@@ -243,13 +243,12 @@ fn fill_menu(
         )?)?;
     }
     menu.append(&heal)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "open",
-        "Open dashboard",
-        true,
-        None::<&str>,
-    )?)?;
+    let open = if m.dashboard_open {
+        "Close dashboard"
+    } else {
+        "Open dashboard"
+    };
+    menu.append(&MenuItem::with_id(app, "open", open, true, None::<&str>)?)?;
     menu.append(&CheckMenuItem::with_id(
         app,
         "pause",
@@ -280,7 +279,7 @@ fn fill_menu(
 fn on_menu(app: &AppHandle, id: &str) {
     let shared = app.state::<Arc<Shared>>().inner().clone();
     match id {
-        "open" => open_popover(app),
+        "open" => toggle_popover(app),
         "pause" => {
             let paused = shared.watcher.paused();
             shared.watcher.set_paused(!paused, "tray menu");
@@ -359,6 +358,7 @@ async fn keep_tray_current(app: AppHandle, shared: Arc<Shared>) {
                 &snap,
                 Some(&shared.watcher.status()),
                 shared.watcher.acting(),
+                app.get_webview_window(POPOVER).is_some(),
             )
         };
         let autostart = app.autolaunch().is_enabled().unwrap_or(false);

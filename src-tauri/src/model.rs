@@ -259,10 +259,18 @@ pub struct TrayModel {
     pub heal: Vec<HealItem>,
     /// Self-healing paused.
     pub paused: bool,
+    /// The dashboard window is open (the menu offers to close it: on Linux
+    /// the menu is the only way to reach it).
+    pub dashboard_open: bool,
 }
 
 /// The tray's model for this moment.
-pub fn tray_model(snap: &Snapshot, status: Option<&Status>, acting: bool) -> TrayModel {
+pub fn tray_model(
+    snap: &Snapshot,
+    status: Option<&Status>,
+    acting: bool,
+    dashboard_open: bool,
+) -> TrayModel {
     let findings = status.map_or(0, |s| s.findings.len());
     let state = fleet_state(snap, status, acting);
     let machines: Vec<String> = snap
@@ -290,6 +298,7 @@ pub fn tray_model(snap: &Snapshot, status: Option<&Status>, acting: bool) -> Tra
         machines,
         heal: heal_items(me, status),
         paused: status.is_some_and(|s| s.paused),
+        dashboard_open,
     }
 }
 

@@ -342,7 +342,19 @@ class Tray(unittest.TestCase):
             os.makedirs(SHOTS, exist_ok=True)
             subprocess.run(["import", "-window", "root", os.path.join(SHOTS, "tray-popover-xvfb.png")])
 
-            # A second launch hands over to the first and exits.
+            # Close it from the menu: the window and its web process go.
+            def web_processes():
+                out = subprocess.run(["pgrep", "-P", str(app.proc.pid), "-f", "WebKitWebProcess"],
+                                     capture_output=True, text=True).stdout
+                return out.split()
+            self.assertTrue(web_processes(), "an open dashboard has a web process")
+            watcher.click(item, wait_for("the close item", lambda: find(watcher.layout(item), "Close dashboard"))["id"])
+            wait_for("the window to close", lambda: '"ClawFleet"' not in windows(), timeout=20)
+            wait_for("its web process to go", lambda: not web_processes(), timeout=20)
+            wait_for("the menu to offer it again", lambda: find(watcher.layout(item), "Open dashboard"))
+
+            # A second launch hands over to the first (which shows its
+            # dashboard) and exits.
             second = subprocess.run([BIN, "--config", app.config], env=app.env, capture_output=True,
                                     text=True, timeout=30)
             self.assertEqual(second.returncode, 0, second.stderr[-2000:])
@@ -350,6 +362,7 @@ class Tray(unittest.TestCase):
             wait_for("the first to hear of it",
                      lambda: "a second launch" in read(app.log), timeout=10)
             self.assertIsNone(app.proc.poll(), "the first is still running")
+            wait_for("the first's dashboard", lambda: '"ClawFleet"' in windows(), timeout=20)
 
             # Quit.
             watcher.click(item, wait_for("the quit item", lambda: find(watcher.layout(item), "Quit ClawFleet"))["id"])

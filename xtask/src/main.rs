@@ -232,24 +232,52 @@ impl Counts {
 }
 
 /// Runs a test command, passing its output through as it comes, and counts
-/// the results it reports.
+/// the results it reports. A process the tests left behind that still holds
+/// the output open does not hang the run: once the command has exited, what
+/// is left is read for at most a few seconds.
 fn counting(what: &str, cmd: &mut Command) -> Result<Counts> {
     eprintln!("xtask: {what}");
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{what}: cannot start: {e}"))?;
-    let mut counts = Counts::default();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out)
-            .lines()
-            .map_while(std::result::Result::ok)
-        {
-            println!("{line}");
-            counts.read_line(&line);
-        }
+        std::thread::spawn(move || {
+            for line in BufReader::new(out)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
     }
-    let st = child.wait().map_err(|e| format!("{what}: {e}"))?;
+    let mut counts = Counts::default();
+    let mut take = |line: String| {
+        println!("{line}");
+        counts.read_line(&line);
+    };
+    let st = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => take(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break child.wait().map_err(|e| format!("{what}: {e}"))?;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(st) = child.try_wait().map_err(|e| format!("{what}: {e}"))? {
+            let grace = Instant::now() + Duration::from_secs(5);
+            while let Some(left) = grace.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(line) => take(line),
+                    Err(_) => break,
+                }
+            }
+            break st;
+        }
+    };
     if st.success() {
         Ok(counts)
     } else {

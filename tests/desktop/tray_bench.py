@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""The tray app's cost: `cargo xtask bench tray` runs this as
+
+    xvfb-run -a dbus-run-session -- /usr/bin/python3 tests/desktop/tray_bench.py BIN
+
+against the release build, with a StatusNotifierWatcher and a fake Ollama
+(from desktop_test.py), and prints a Markdown table:
+
+- time from launch to the tray icon registering (median of 5 launches);
+- memory as PSS summed over the app and every process it started (WebKit's
+  network and web processes), with the popover never opened, open, and
+  closed again (the webview is destroyed on close, so its process goes);
+- idle CPU over 60 s with the popover closed (app and children, from
+  /proc/<pid>/stat).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import desktop_test as d  # noqa: E402
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else d.BIN
+IDLE_SECS = int(os.environ.get("TRAY_BENCH_IDLE_SECS", "60"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    kids = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(p))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def memory(pid):
+    procs = tree(pid)
+    per = {}
+    for p in procs:
+        per[name(p)] = per.get(name(p), 0) + pss_kib(p)
+    return sum(per.values()), per
+
+
+def launch(tmp, ollama, watcher):
+    app = d.App(tmp, ollama.port)
+    app.bin = BIN
+    watcher.items.clear()
+    t0 = time.monotonic()
+    with open(app.log, "w") as log:
+        app.proc = subprocess.Popen([BIN, "--config", app.config], env=app.env, stdout=subprocess.PIPE,
+                                    stderr=log, text=True)
+    d.wait_for("the tray icon", lambda: watcher.items and watcher.items[0], timeout=60, every=0.01)
+    took = time.monotonic() - t0
+    app.api = app.proc.stdout.readline().strip().split(" on ", 1)[1]
+    return app, took
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="clawfleet-tray-bench-")
+    ollama = d.FakeOllama()
+    watcher = d.Watcher()
+    starts = []
+    for i in range(5):
+        app, took = launch(os.path.join(tmp, f"run{i}"), ollama, watcher)
+        starts.append(took)
+        if i < 4:
+            app.stop()
+    item = watcher.items[0]
+    time.sleep(10)
+    closed_first, per_closed = memory(app.proc.pid)
+
+    c0 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
+    time.sleep(IDLE_SECS)
+    c1 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
+    idle_pct = (c1 - c0) / TICK / IDLE_SECS * 100
+
+    def click(label):
+        node = d.wait_for(label, lambda: d.find(watcher.layout(item), label))
+        watcher.click(item, node["id"])
+
+    click("Open dashboard")
+    d.wait_for("the web process", lambda: any(name(p).startswith("WebKitWebProces") for p in tree(app.proc.pid)))
+    time.sleep(10)
+    opened, per_open = memory(app.proc.pid)
+    click("Close dashboard")
+    d.wait_for("the web process to go",
+               lambda: not any(name(p).startswith("WebKitWebProces") for p in tree(app.proc.pid)), timeout=30)
+    time.sleep(5)
+    closed_after, per_after = memory(app.proc.pid)
+    app.stop()
+    ollama.stop()
+
+    mib = lambda k: k / 1024  # noqa: E731
+    print(f"\nclawfleet-tray (release, {os.path.getsize(BIN) / 1e6:.1f} MB binary) under Xvfb, private D-Bus session:\n")
+    print("| figure | value | target |")
+    print("|---|---|---|")
+    print(f"| launch to tray icon registered, median of 5 (min–max) | {statistics.median(starts) * 1000:.0f} ms "
+          f"({min(starts) * 1000:.0f}–{max(starts) * 1000:.0f}) | < 1 s |")
+    print(f"| PSS, popover never opened | {mib(closed_first):.1f} MiB | ≤ 80 MB |")
+    print(f"| PSS, popover open (10 s after opening) | {mib(opened):.1f} MiB | ≤ 250 MB |")
+    print(f"| PSS, popover closed again | {mib(closed_after):.1f} MiB | ≤ 80 MB |")
+    print(f"| idle CPU over {IDLE_SECS} s, popover closed | {idle_pct:.3f}% of a core | < 1% |")
+    print("\nPSS by process (MiB): " + "; ".join(
+        f"{label}: " + ", ".join(f"{n} {mib(k):.1f}" for n, k in sorted(per.items()) if k)
+        for label, per in [("never opened", per_closed), ("open", per_open), ("closed again", per_after)]))
+
+
+if __name__ == "__main__":
+    main()
