@@ -486,9 +486,50 @@ function renderSettings() {
   const i = S.info;
   if (i) {
     $("token-file").textContent = i.token_file;
-    $("about").replaceChildren(...[["Version", i.version], ["Config", i.config], ["Data folder", i.data_dir], ["This machine", i.this_machine]]
-      .map(([k, v]) => el("tr", {}, el("td", { class: "muted" }, k), el("td", {}, el("code", {}, v)))));
+    const core = tauriCore();
+    const open = core && core.invoke && i.config.startsWith("/") || (core && /^[A-Za-z]:\\/.test(i.config))
+      ? el("button", { type: "button", id: "open-config", onclick: () => core.invoke("open_config").catch((e) => {
+        $("tray-result").textContent = String(e);
+        $("tray-result").className = "bad";
+      }) }, "Open")
+      : null;
+    $("about").replaceChildren(...[["Version", i.version], ["Config", i.config, open], ["Data folder", i.data_dir], ["This machine", i.this_machine]]
+      .map(([k, v, extra]) => el("tr", {}, el("td", { class: "muted" }, k), el("td", {}, el("code", {}, v), extra ? [" ", extra] : null))));
   }
+}
+
+// Inside the tray app: its own settings (start at login, which
+// notifications), through its commands.
+const tauriCore = () => window.__TAURI__ && window.__TAURI__.core;
+const NOTICE_LABELS = { heal: "Heal actions and their outcome", needs_human: "Needs a human",
+  cost: "Budget and credit-leak alarms", diagnosis: "The Healer's diagnoses" };
+
+function renderTray(t) {
+  $("tray-card").hidden = false;
+  $("autostart").checked = !!t.autostart;
+  $("notify-kinds").replaceChildren(...Object.entries(t.notify || {}).map(([kind, on]) =>
+    el("label", { class: "check" },
+      el("input", { type: "checkbox", "data-notify": kind, checked: on || null,
+        onchange: (e) => setTray(`notify.${kind}`, e.target.checked) }),
+      NOTICE_LABELS[kind] || kind)));
+}
+
+async function setTray(key, value) {
+  try {
+    renderTray(await tauriCore().invoke("set_setting", { key, value }));
+    $("tray-result").textContent = "saved";
+    $("tray-result").className = "ok";
+  } catch (e) {
+    $("tray-result").textContent = String(e);
+    $("tray-result").className = "bad";
+  }
+}
+
+async function loadTray() {
+  const core = tauriCore();
+  if (!core || !core.invoke) return;
+  try { renderTray(await core.invoke("settings")); } catch (e) { console.warn("tray settings", e); }
+  $("autostart").addEventListener("change", () => setTray("autostart", $("autostart").checked));
 }
 
 async function setMode(body, path) {
@@ -614,6 +655,7 @@ async function start() {
   });
   $("token-clear").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); renderSettings(); });
   connect();
+  loadTray();
   const [history, events, info] = await Promise.allSettled([
     api("/fleet/v1/history"), api("/fleet/v1/events?limit=100"), api("/fleet/v1/info")]);
   if (history.status === "fulfilled") {

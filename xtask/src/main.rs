@@ -6,6 +6,7 @@
 //!   every test. This is what CI runs.
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
+//! - `cargo xtask bench tray` — the tray app's memory, CPU and start time.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         ["bench", "proxy"] => bench_proxy(),
         ["bench", "transcripts"] => bench_transcripts(),
         ["bench", "heal"] => bench_heal(),
+        ["bench", "tray"] => bench_tray(),
         ["deps"] => ensure_system_packages(),
         _ => {
             eprintln!(
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
                  bench proxy          the inference proxy against direct, same run\n  \
                  bench transcripts    ingesting 1,000,000 transcript lines, and a restart\n  \
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
+                 bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  deps                 install the system packages the build and tests need"
             );
             return ExitCode::from(2);
@@ -146,9 +149,25 @@ fn ensure_system_packages() -> Result {
     )
 }
 
+/// The app: the tray app when there is a desktop to show it on; on a Linux
+/// machine without one (no DISPLAY or WAYLAND_DISPLAY), the same engine
+/// headless as `clawfleet serve`. `cargo xtask run serve|status|…` runs
+/// the `clawfleet` command line instead.
 fn run(rest: &[&str]) -> Result {
     ensure_system_packages()?;
+    let headless = cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none();
     let mut cmd = cargo();
+    if rest.is_empty() && !headless {
+        cmd.args(["run", "--release", "-p", "clawfleet-tray"]);
+        return status("running the tray app (clawfleet-tray)", &mut cmd);
+    }
+    if rest.is_empty() {
+        eprintln!(
+            "xtask: no desktop here (neither DISPLAY nor WAYLAND_DISPLAY is set): running the engine headless, `clawfleet serve`"
+        );
+    }
     cmd.args(["run", "--release", "--bin", "clawfleet", "--"]);
     if rest.is_empty() {
         cmd.arg("serve");
@@ -711,6 +730,35 @@ fn bench_transcripts() -> Result {
             "--example",
             "transcripts_bench",
         ]),
+    )
+}
+
+/// The tray app (`tests/desktop/tray_bench.py`) on the release build, under
+/// Xvfb on a private D-Bus session: time to the tray icon, PSS over the app
+/// and its WebKit processes with the popover closed, open and closed again,
+/// and idle CPU.
+fn bench_tray() -> Result {
+    if !cfg!(target_os = "linux") {
+        return Err("the tray benchmark runs under Xvfb: run it on Linux".into());
+    }
+    ensure_system_packages()?;
+    status(
+        "building the tray app (release)",
+        cargo().args(["build", "--release", "-p", "clawfleet-tray"]),
+    )?;
+    status(
+        "running the tray benchmark",
+        Command::new("xvfb-run")
+            .args([
+                "-a",
+                "-s",
+                "-screen 0 1280x800x24",
+                "dbus-run-session",
+                "--",
+            ])
+            .arg("/usr/bin/python3")
+            .arg(root().join("tests/desktop/tray_bench.py"))
+            .arg(root().join("target/release/clawfleet-tray")),
     )
 }
 
