@@ -48,6 +48,7 @@ pub struct Shared {
     snapshot: SnapshotRx,
     dashboard: String,
     data_dir: PathBuf,
+    config_file: Option<PathBuf>,
     settings: Mutex<Settings>,
     running: Mutex<Option<Running>>,
     menu: Mutex<Option<Menu<Wry>>>,
@@ -120,6 +121,33 @@ fn set_setting(
         return Err(format!("no setting {key:?}"));
     }
     Ok(settings(app.clone(), state))
+}
+
+/// The program that opens a text file for editing, per OS (no shell).
+pub fn opener(os: &str) -> &'static [&'static str] {
+    match os {
+        "macos" => &["open", "-t"],
+        "windows" => &["notepad.exe"],
+        _ => &["xdg-open"],
+    }
+}
+
+/// Opens the config file in the user's editor.
+#[tauri::command]
+fn open_config(state: tauri::State<'_, Arc<Shared>>) -> Result<(), String> {
+    let Some(path) = &state.config_file else {
+        return Err(
+            "there is no config file: the embedded default is in use; `clawfleet config init` writes one"
+                .to_owned(),
+        );
+    };
+    let argv = opener(std::env::consts::OS);
+    std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .arg(path)
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
 fn set_autostart(app: &AppHandle, on: bool) -> Result<(), String> {
@@ -516,7 +544,12 @@ pub fn run() -> i32 {
             None,
         ))
         .plugin(tauri_plugin_positioner::init())
-        .invoke_handler(tauri::generate_handler![heal, settings, set_setting])
+        .invoke_handler(tauri::generate_handler![
+            heal,
+            settings,
+            set_setting,
+            open_config
+        ])
         .on_window_event(|window, event| {
             if window.label() != POPOVER {
                 return;
@@ -559,6 +592,10 @@ pub fn run() -> i32 {
                 dashboard,
                 settings: Mutex::new(settings::load(&settings::path(&data_dir))),
                 data_dir,
+                config_file: match &loaded.source {
+                    clawfleet::config::Source::File(p) => Some(p.clone()),
+                    clawfleet::config::Source::Embedded => None,
+                },
                 running: Mutex::new(Some(running)),
                 menu: Mutex::new(None),
                 popover_focused: AtomicBool::new(false),
@@ -634,5 +671,15 @@ mod tests {
             a(&["--config=/y.toml"]).config,
             Some(PathBuf::from("/y.toml"))
         );
+    }
+
+    #[test]
+    fn the_config_opens_in_an_editor_without_a_shell() {
+        assert_eq!(opener("macos"), ["open", "-t"]);
+        assert_eq!(opener("windows"), ["notepad.exe"]);
+        assert_eq!(opener("linux"), ["xdg-open"]);
+        for os in ["macos", "windows", "linux"] {
+            assert!(!["sh", "cmd", "cmd.exe", "powershell"].contains(&opener(os)[0]));
+        }
     }
 }

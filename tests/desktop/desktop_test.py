@@ -463,6 +463,16 @@ class Popover(unittest.TestCase):
             events = http_json(api + "/fleet/v1/events?limit=50")
             started = next(e for e in events if e["kind"] == "action_started" and e["action"] == "restart-ollama")
             self.assertEqual(started["requested_by"], "tray", "through the app's command, not the HTTP API")
+            # The tray's own settings, through its commands: a notification
+            # kind switched off lands in tray.json.
+            wd.script("location.hash = '#settings'; return true")
+            wait_for("the tray settings", lambda: wd.script(
+                "const c = document.getElementById('tray-card');"
+                "return !c.hidden && !!document.querySelector('[data-notify=\"cost\"]')"))
+            self.assertTrue(wd.script("const b = document.querySelector('[data-notify=\"cost\"]');"
+                                      "b.click(); return !b.checked"))
+            saved = wait_for("tray.json", lambda: json.loads(read(os.path.join(tmp, "data", "tray.json"))))
+            self.assertEqual(saved["notify"], {"cost": False})
             os.makedirs(SHOTS, exist_ok=True)
             shot = wd.s("GET", "/screenshot")
             with open(os.path.join(SHOTS, "tray-popover-webkit.png"), "wb") as f:
