@@ -86,8 +86,8 @@ def memory(pid):
 
 
 def launch(tmp, ollama, watcher):
+    os.makedirs(tmp, exist_ok=True)
     app = d.App(tmp, ollama.port)
-    app.bin = BIN
     watcher.items.clear()
     t0 = time.monotonic()
     with open(app.log, "w") as log:
