@@ -101,6 +101,7 @@ const APT_PACKAGES: &[&str] = &[
     "at-spi2-core",
     "fonts-dejavu-core",
     "imagemagick",
+    "x11-utils",
     "python3-gi",
     "gir1.2-glib-2.0",
     "dunst",
