@@ -269,6 +269,21 @@ fn require_token(heal: &HealState, headers: &axum::http::HeaderMap) -> Result<()
     Err(Box::new(r))
 }
 
+/// The healing state for a request that carries the fleet token, and who
+/// asked (`api <peer address>`), for every endpoint that changes something.
+fn authorized(
+    state: &ApiState,
+    request: &axum::extract::Request,
+) -> Result<(HealState, String), Box<Response>> {
+    let heal = heal_state(state)?;
+    require_token(&heal, request.headers())?;
+    let who = format!(
+        "api {}",
+        crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
+    );
+    Ok((heal, who))
+}
+
 /// `GET /fleet/v1/events[?limit=N&before=ID]`: newest first.
 async fn events_list(State(state): State<ApiState>, uri: axum::http::Uri) -> Response {
     let heal = match heal_state(&state) {
@@ -353,17 +368,10 @@ struct HealRequest {
 /// `POST /fleet/v1/heal` `{"action", "target"?, "dry_run"?}` with the fleet
 /// token: runs one action of the closed set and answers its outcome.
 async fn heal_run(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
-    let heal = match heal_state(&state) {
+    let (heal, who) = match authorized(&state, &request) {
         Ok(h) => h,
         Err(r) => return *r,
     };
-    if let Err(r) = require_token(&heal, request.headers()) {
-        return *r;
-    }
-    let who = format!(
-        "api {}",
-        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-    );
     let body = match axum::body::to_bytes(request.into_body(), 16 * 1024).await {
         Ok(b) => b,
         Err(_) => {
@@ -406,17 +414,10 @@ async fn heal_resume(State(state): State<ApiState>, request: axum::extract::Requ
 }
 
 fn heal_set_paused(state: ApiState, request: axum::extract::Request, paused: bool) -> Response {
-    let heal = match heal_state(&state) {
+    let (heal, who) = match authorized(&state, &request) {
         Ok(h) => h,
         Err(r) => return *r,
     };
-    if let Err(r) = require_token(&heal, request.headers()) {
-        return *r;
-    }
-    let who = format!(
-        "api {}",
-        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-    );
     heal.watcher.set_paused(paused, &who);
     json_response(&heal.watcher.status())
 }
@@ -424,17 +425,10 @@ fn heal_set_paused(state: ApiState, request: axum::extract::Request, paused: boo
 /// `POST /fleet/v1/heal/mode` `{"mode": "auto" | "suggest" | "off"}` with
 /// the fleet token.
 async fn heal_mode(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
-    let heal = match heal_state(&state) {
+    let (heal, who) = match authorized(&state, &request) {
         Ok(h) => h,
         Err(r) => return *r,
     };
-    if let Err(r) = require_token(&heal, request.headers()) {
-        return *r;
-    }
-    let who = format!(
-        "api {}",
-        crate::server::peer_of(&request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-    );
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct ModeRequest {

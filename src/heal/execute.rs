@@ -116,16 +116,10 @@ impl Executor {
                     }
                 };
                 if dry_run {
+                    // A dry run "succeeds" at naming what it would run.
                     ran.push(Ran {
-                        argv,
-                        code: None,
                         success: true,
-                        timed_out: false,
-                        spawn_error: None,
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        truncated: false,
-                        duration_ms: 0.0,
+                        ..Ran::not_run(&argv)
                     });
                     continue;
                 }

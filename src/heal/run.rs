@@ -36,6 +36,21 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// `argv`, not (yet) run: no exit code, no output, not a success.
+    pub fn not_run(argv: &[String]) -> Ran {
+        Ran {
+            argv: argv.to_vec(),
+            code: None,
+            success: false,
+            timed_out: false,
+            spawn_error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration_ms: 0.0,
+        }
+    }
+
     /// One line saying how it went.
     pub fn summary(&self) -> String {
         let cmd = self.argv.join(" ");
@@ -84,17 +99,7 @@ async fn drain(mut from: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 /// of failing is in the result.
 pub async fn run(argv: &[String], limit: Duration) -> Ran {
     let started = Instant::now();
-    let mut ran = Ran {
-        argv: argv.to_vec(),
-        code: None,
-        success: false,
-        timed_out: false,
-        spawn_error: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        truncated: false,
-        duration_ms: 0.0,
-    };
+    let mut ran = Ran::not_run(argv);
     let Some((program, args)) = argv.split_first() else {
         ran.spawn_error = Some("empty command".to_owned());
         return ran;
@@ -158,17 +163,7 @@ pub async fn run(argv: &[String], limit: Duration) -> Ran {
 
 /// Starts `argv` detached (an app that keeps running) and returns at once.
 pub fn spawn_detached(argv: &[String]) -> Ran {
-    let mut ran = Ran {
-        argv: argv.to_vec(),
-        code: None,
-        success: false,
-        timed_out: false,
-        spawn_error: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        truncated: false,
-        duration_ms: 0.0,
-    };
+    let mut ran = Ran::not_run(argv);
     let Some((program, args)) = argv.split_first() else {
         ran.spawn_error = Some("empty command".to_owned());
         return ran;

@@ -365,21 +365,27 @@ fn desktop_tests() -> Result<Counts> {
     ensure_tauri_driver()?;
     counting(
         "desktop tests (Xvfb, D-Bus, WebKitWebDriver)",
-        Command::new("xvfb-run")
-            .args([
-                "-a",
-                "-s",
-                "-screen 0 1280x800x24",
-                "dbus-run-session",
-                "--",
-            ])
-            .arg("/usr/bin/python3")
-            .arg(root().join("tests/desktop/desktop_test.py"))
-            .env(
-                "CLAWFLEET_TRAY_BIN",
-                root().join("target/debug/clawfleet-tray"),
-            ),
+        desktop_python("tests/desktop/desktop_test.py").env(
+            "CLAWFLEET_TRAY_BIN",
+            root().join("target/debug/clawfleet-tray"),
+        ),
     )
+}
+
+/// A script of `tests/desktop/` run by Debian's python3 (which has
+/// python3-gi) under Xvfb on a private D-Bus session.
+fn desktop_python(script: &str) -> Command {
+    let mut c = Command::new("xvfb-run");
+    c.args([
+        "-a",
+        "-s",
+        "-screen 0 1280x800x24",
+        "dbus-run-session",
+        "--",
+        "/usr/bin/python3",
+    ])
+    .arg(root().join(script));
+    c
 }
 
 /// The version of tauri-driver the desktop tests are run with.
@@ -749,16 +755,7 @@ fn bench_tray() -> Result {
     )?;
     status(
         "running the tray benchmark",
-        Command::new("xvfb-run")
-            .args([
-                "-a",
-                "-s",
-                "-screen 0 1280x800x24",
-                "dbus-run-session",
-                "--",
-            ])
-            .arg("/usr/bin/python3")
-            .arg(root().join("tests/desktop/tray_bench.py"))
+        desktop_python("tests/desktop/tray_bench.py")
             .arg(root().join("target/release/clawfleet-tray")),
     )
 }
