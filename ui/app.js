@@ -595,38 +595,59 @@ async function refreshCosts() {
   }
 }
 
+function onSnapshot(snap) {
+  $("conn").textContent = "live";
+  $("conn").className = "pill ok";
+  $("conn").dataset.updates = String(Number($("conn").dataset.updates || 0) + 1);
+  S.snap = snap;
+  addHistory(snap);
+  renderAll();
+  const self = snap.machines.find((m) => m.is_self);
+  const key = self && self.costs ? `${self.costs.updated_at}` : "";
+  if (key && key !== S.costsKey) {
+    S.costsKey = key;
+    refreshCosts();
+  }
+}
+
+function onEvent(ev) {
+  if (S.events.some((x) => x.id === ev.id)) return;
+  S.events.unshift(ev);
+  S.events.length = Math.min(S.events.length, 200);
+  renderEvents();
+  refreshHeal();
+  if (ev.kind === "cost_alarm") refreshCosts();
+}
+
+// Live updates: in the app, the engine pushes Tauri events; in a browser,
+// Server-Sent Events. Either way, no polling.
 function connect() {
+  const events = window.__TAURI__ && window.__TAURI__.event;
+  if (events && events.listen) {
+    document.documentElement.dataset.live = "app";
+    events.listen("fleet:snapshot", (e) => onSnapshot(e.payload));
+    events.listen("fleet:event", (e) => onEvent(e.payload));
+    // The app pushes on change; the first one may come before we listen.
+    api("/fleet/v1/snapshot").then((snap) => { if (!S.snap) onSnapshot(snap); }).catch(() => {});
+    return;
+  }
+  document.documentElement.dataset.live = "sse";
   const source = new EventSource("/fleet/v1/stream");
   source.addEventListener("snapshot", (e) => {
-    $("conn").textContent = "live";
-    $("conn").className = "pill ok";
     let snap;
     try { snap = JSON.parse(e.data); } catch (err) { console.error("bad snapshot", err); return; }
-    S.snap = snap;
-    addHistory(snap);
-    renderAll();
-    const self = snap.machines.find((m) => m.is_self);
-    const key = self && self.costs ? `${self.costs.updated_at}` : "";
-    if (key && key !== S.costsKey) {
-      S.costsKey = key;
-      refreshCosts();
-    }
+    onSnapshot(snap);
   });
   source.onerror = () => {
     // EventSource reconnects by itself; say so meanwhile.
     $("conn").textContent = "reconnecting…";
     $("conn").className = "pill bad";
   };
-  const events = new EventSource("/fleet/v1/events/stream");
-  events.addEventListener("event", (e) => {
+  const stream = new EventSource("/fleet/v1/events/stream");
+  stream.addEventListener("event", (e) => {
     let ev;
     try { ev = JSON.parse(e.data); } catch { return; }
-    if (S.events.some((x) => x.id === ev.id)) return;
-    S.events.unshift(ev);
-    S.events.length = Math.min(S.events.length, 200);
-    renderEvents();
-    refreshHeal();
-    if (ev.kind === "cost_alarm") refreshCosts();
+    onEvent(ev);
   });
 }
 

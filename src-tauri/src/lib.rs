@@ -4,10 +4,11 @@
 //! - a tray icon (menu bar on macOS, no Dock icon) whose image and tooltip
 //!   follow the fleet's state, and a menu with one line per machine, the heal
 //!   actions that apply now, the dashboard, pause, start at login and quit;
-//! - the dashboard popover: the engine's own page (`ui/`) over loopback,
-//!   created when opened and destroyed when it loses focus or is closed, so
-//!   its web process gives its memory back; heals from it go through the
-//!   `heal` command (in process, no token);
+//! - the dashboard popover: the engine's own page (`ui/`) over loopback, in
+//!   a helper process ([`popover`]) started when it opens and gone when it
+//!   closes or loses focus, so this process never holds a webview's memory;
+//!   the page's commands (`heal`: in process, no token) are forwarded here,
+//!   and snapshots and events are pushed to it as Tauri events;
 //! - desktop notifications for heal outcomes, "needs human", cost alarms and
 //!   diagnoses, coalesced;
 //! - one instance only: a second launch opens the first one's dashboard.
@@ -16,6 +17,7 @@
 
 pub mod model;
 pub mod notify;
+pub mod popover;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -30,15 +32,14 @@ use clawfleet::probe::SnapshotRx;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent, Wry};
+use tauri::{AppHandle, Manager, RunEvent, Wry};
 use tauri_plugin_autostart::ManagerExt as _;
 
 use crate::model::{FleetState, TrayModel};
 use crate::notify::{Coalescer, NoticeKind};
+use crate::popover::{Helper, HelperArgs, ToHelper};
 use crate::settings::Settings;
 
-/// The popover window's label (the capability file names it).
-pub const POPOVER: &str = "popover";
 /// The tray icon's id.
 pub const TRAY: &str = "main";
 
@@ -52,8 +53,15 @@ pub struct Shared {
     settings: Mutex<Settings>,
     running: Mutex<Option<Running>>,
     menu: Mutex<Option<Menu<Wry>>>,
-    popover_focused: AtomicBool,
-    keep_open: bool,
+    /// The dashboard's helper process, while it runs.
+    popover: Mutex<Option<Helper>>,
+    /// Where the tray icon is (physical x, y, width, height), from its last
+    /// click, for placing the popover.
+    tray_rect: Mutex<Option<[i32; 4]>>,
+    /// Wakes the tray's redraw (the dashboard opened or closed).
+    refresh: tokio::sync::Notify,
+    /// Keep the popover when it loses focus (`--keep-open`, or no tray).
+    keep_open: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -62,17 +70,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 // ---- commands (called by the dashboard inside the popover) ------------------
 
+/// Runs one of the page's commands, forwarded by the popover's helper:
+/// `heal`, `settings`, `set_setting`, `open_config`.
+async fn dispatch(
+    app: AppHandle,
+    cmd: String,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    fn args_of<T: serde::de::DeserializeOwned>(
+        cmd: &str,
+        args: serde_json::Value,
+    ) -> Result<T, String> {
+        serde_json::from_value(args).map_err(|e| format!("{cmd}: {e}"))
+    }
+    let shared = app.state::<Arc<Shared>>().inner().clone();
+    match cmd.as_str() {
+        "heal" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Heal {
+                action: String,
+                target: Option<String>,
+                #[serde(default)]
+                dry_run: bool,
+            }
+            let a: Heal = args_of(&cmd, args)?;
+            let outcome = heal(&shared, &a.action, a.target.as_deref(), a.dry_run).await?;
+            serde_json::to_value(outcome).map_err(|e| e.to_string())
+        }
+        "settings" => Ok(settings_json(&app, &shared)),
+        "set_setting" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Set {
+                key: String,
+                value: bool,
+            }
+            let a: Set = args_of(&cmd, args)?;
+            set_setting(&app, &shared, &a.key, a.value)
+        }
+        "open_config" => open_config(&shared).map(|()| serde_json::Value::Null),
+        other => Err(format!("the app has no command {other:?}")),
+    }
+}
+
 /// Runs one action of the closed set, in process: the watcher's guards,
 /// verification and event log apply as for any heal.
-#[tauri::command]
 async fn heal(
-    state: tauri::State<'_, Arc<Shared>>,
-    action: String,
-    target: Option<String>,
+    shared: &Shared,
+    action: &str,
+    target: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, String> {
-    let action = Action::parse(&action, target.as_deref()).map_err(|e| e.to_string())?;
-    state
+    let action = Action::parse(action, target).map_err(|e| e.to_string())?;
+    shared
         .watcher
         .heal(action, dry_run, "tray")
         .await
@@ -81,9 +132,8 @@ async fn heal(
 
 /// The tray's settings for the dashboard: notification kinds and start at
 /// login.
-#[tauri::command]
-fn settings(app: AppHandle, state: tauri::State<'_, Arc<Shared>>) -> serde_json::Value {
-    let s = lock(&state.settings).clone();
+fn settings_json(app: &AppHandle, shared: &Shared) -> serde_json::Value {
+    let s = lock(&shared.settings).clone();
     let notify: serde_json::Map<String, serde_json::Value> = NoticeKind::ALL
         .iter()
         .map(|k| {
@@ -100,27 +150,26 @@ fn settings(app: AppHandle, state: tauri::State<'_, Arc<Shared>>) -> serde_json:
 }
 
 /// Changes one tray setting: `autostart`, or `notify.<kind>`.
-#[tauri::command]
 fn set_setting(
-    app: AppHandle,
-    state: tauri::State<'_, Arc<Shared>>,
-    key: String,
+    app: &AppHandle,
+    shared: &Shared,
+    key: &str,
     value: bool,
 ) -> Result<serde_json::Value, String> {
     if key == "autostart" {
-        set_autostart(&app, value)?;
+        set_autostart(app, value)?;
     } else if let Some(kind) = key.strip_prefix("notify.") {
         if !NoticeKind::ALL.iter().any(|k| k.as_str() == kind) {
             return Err(format!("no notification kind {kind:?}"));
         }
-        let mut s = lock(&state.settings);
+        let mut s = lock(&shared.settings);
         s.notify.insert(kind.to_owned(), value);
-        settings::save(&settings::path(&state.data_dir), &s)
+        settings::save(&settings::path(&shared.data_dir), &s)
             .map_err(|e| format!("cannot save the settings: {e}"))?;
     } else {
         return Err(format!("no setting {key:?}"));
     }
-    Ok(settings(app.clone(), state))
+    Ok(settings_json(app, shared))
 }
 
 /// The program that opens a text file for editing, per OS (no shell).
@@ -133,9 +182,8 @@ pub fn opener(os: &str) -> &'static [&'static str] {
 }
 
 /// Opens the config file in the user's editor.
-#[tauri::command]
-fn open_config(state: tauri::State<'_, Arc<Shared>>) -> Result<(), String> {
-    let Some(path) = &state.config_file else {
+fn open_config(shared: &Shared) -> Result<(), String> {
+    let Some(path) = &shared.config_file else {
         return Err(
             "there is no config file: the embedded default is in use; `clawfleet config init` writes one"
                 .to_owned(),
@@ -162,62 +210,120 @@ fn set_autostart(app: &AppHandle, on: bool) -> Result<(), String> {
 
 // ---- the popover --------------------------------------------------------------
 
-/// Shows the dashboard, creating its window (and web process) if needed.
-pub fn open_popover(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window(POPOVER) {
-        let _ = w.show();
-        let _ = w.set_focus();
-        return;
+/// The tray's side of the popover helper.
+struct TrayHost(AppHandle);
+
+impl popover::Host for TrayHost {
+    fn call(
+        self: Arc<Self>,
+        cmd: String,
+        args: serde_json::Value,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send>,
+    > {
+        Box::pin(dispatch(self.0.clone(), cmd, args))
     }
-    let shared = app.state::<Arc<Shared>>();
-    let url = match shared.dashboard.parse() {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::error!(
-                "the dashboard address {} is not a URL: {e}",
-                shared.dashboard
-            );
-            return;
+
+    fn gone(&self, pid: u32) {
+        let shared = self.0.state::<Arc<Shared>>();
+        let mut current = lock(&shared.popover);
+        if current.as_ref().is_some_and(|h| h.pid == pid) {
+            *current = None;
         }
-    };
-    shared.popover_focused.store(false, Ordering::SeqCst);
-    let built = WebviewWindowBuilder::new(app, POPOVER, WebviewUrl::External(url))
-        .title("ClawFleet")
-        .inner_size(380.0, 560.0)
-        .min_inner_size(320.0, 360.0)
-        .visible(false)
-        .skip_taskbar(true)
-        .always_on_top(true)
-        .build();
-    let window = match built {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!("cannot open the dashboard window: {e}");
-            return;
-        }
-    };
-    #[cfg(any(target_os = "macos", windows))]
-    {
-        use tauri_plugin_positioner::{Position, WindowExt};
-        if let Err(e) = window.as_ref().window().move_window(Position::TrayCenter) {
-            tracing::debug!("cannot place the popover at the tray: {e}");
-        }
+        drop(current);
+        shared.refresh.notify_one();
     }
-    let _ = window.show();
-    let _ = window.set_focus();
 }
 
-/// Closes the dashboard and its web process.
-fn close_popover(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window(POPOVER) {
-        let _ = w.destroy();
+/// Shows the dashboard, starting its helper process if needed.
+pub fn open_popover(app: &AppHandle) {
+    let shared = app.state::<Arc<Shared>>().inner().clone();
+    let mut current = lock(&shared.popover);
+    if let Some(h) = current.as_ref() {
+        if h.try_send(&ToHelper::Show) {
+            return;
+        }
+        // Gone or stuck: start another.
+        h.close();
     }
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot find this program to open the dashboard: {e}");
+            return;
+        }
+    };
+    let args = HelperArgs {
+        url: shared.dashboard.clone(),
+        keep_open: shared.keep_open.load(Ordering::SeqCst),
+        at: *lock(&shared.tray_rect),
+    };
+    match popover::spawn(&program, &args, Arc::new(TrayHost(app.clone()))) {
+        Ok(helper) => {
+            tracing::info!(pid = helper.pid, "the dashboard opens");
+            tauri::async_runtime::spawn(feed(shared.clone(), helper.sender()));
+            *current = Some(helper);
+        }
+        Err(e) => tracing::error!("cannot open the dashboard: {e}"),
+    }
+    drop(current);
+    shared.refresh.notify_one();
+}
+
+/// Closes the dashboard: its helper, and with it the web process, ends.
+fn close_popover(app: &AppHandle) {
+    let shared = app.state::<Arc<Shared>>();
+    if let Some(h) = lock(&shared.popover).take() {
+        h.close();
+    }
+    shared.refresh.notify_one();
 }
 
 fn toggle_popover(app: &AppHandle) {
-    match app.get_webview_window(POPOVER) {
-        Some(w) if w.is_visible().unwrap_or(false) => close_popover(app),
-        _ => open_popover(app),
+    let open = lock(&app.state::<Arc<Shared>>().popover).is_some();
+    if open {
+        close_popover(app);
+    } else {
+        open_popover(app);
+    }
+}
+
+/// Pushes each new snapshot and event to the page while the helper runs.
+/// A helper that falls behind misses snapshots (the next one replaces
+/// them), never stalls the tray.
+async fn feed(shared: Arc<Shared>, to: popover::Sender) {
+    let mut rx = shared.snapshot.clone();
+    let mut events = shared.watcher.events().subscribe();
+    let mut snapshot_due = true;
+    loop {
+        if snapshot_due {
+            let snap = rx.borrow_and_update().clone();
+            match serde_json::to_value(&*snap) {
+                Ok(v) => {
+                    if !to.push(popover::SNAPSHOT_EVENT, v) {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("cannot pass the snapshot to the dashboard: {e}"),
+            }
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() { return }
+                snapshot_due = true;
+            }
+            got = events.recv() => {
+                snapshot_due = false;
+                match got {
+                    Ok(e) => match serde_json::to_value(&e) {
+                        Ok(v) => if !to.push(popover::EVENT_EVENT, v) { return },
+                        Err(err) => tracing::warn!("cannot pass an event to the dashboard: {err}"),
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
     }
 }
 
@@ -343,6 +449,13 @@ fn quit(app: &AppHandle) {
     });
 }
 
+/// A tray icon's rectangle in physical pixels: x, y, width, height.
+fn physical(rect: tauri::Rect) -> [i32; 4] {
+    let p = rect.position.to_physical::<i32>(1.0);
+    let s = rect.size.to_physical::<i32>(1.0);
+    [p.x, p.y, s.width, s.height]
+}
+
 fn build_tray(app: &AppHandle) -> tauri::Result<TrayIcon> {
     let menu = Menu::new(app)?;
     let mut builder = TrayIconBuilder::with_id(TRAY)
@@ -351,14 +464,16 @@ fn build_tray(app: &AppHandle) -> tauri::Result<TrayIcon> {
         .show_menu_on_left_click(false)
         .on_menu_event(|app, event| on_menu(app, event.id().as_ref()))
         .on_tray_icon_event(|tray, event| {
-            tauri_plugin_positioner::on_tray_event(tray.app_handle(), &event);
             if let TrayIconEvent::Click {
                 button: MouseButton::Left,
                 button_state: MouseButtonState::Up,
+                rect,
                 ..
             } = event
             {
-                toggle_popover(tray.app_handle());
+                let app = tray.app_handle();
+                *lock(&app.state::<Arc<Shared>>().tray_rect) = Some(physical(rect));
+                toggle_popover(app);
             }
         });
     if let Some(i) = icon(FleetState::Healthy) {
@@ -386,7 +501,7 @@ async fn keep_tray_current(app: AppHandle, shared: Arc<Shared>) {
                 &snap,
                 Some(&shared.watcher.status()),
                 shared.watcher.acting(),
-                app.get_webview_window(POPOVER).is_some(),
+                lock(&shared.popover).is_some(),
             )
         };
         let autostart = app.autolaunch().is_enabled().unwrap_or(false);
@@ -404,7 +519,8 @@ async fn keep_tray_current(app: AppHandle, shared: Arc<Shared>) {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = events.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shared.refresh.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }
@@ -511,6 +627,59 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Args {
     out
 }
 
+/// Whether a tray host will show our icon: on Linux, whether the session bus
+/// has a StatusNotifierWatcher (AppIndicator's host). Unknown counts as yes.
+fn tray_host_present() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let ask = async {
+            let conn = zbus::Connection::session()
+                .await
+                .map_err(|e| e.to_string())?;
+            let bus = zbus::fdo::DBusProxy::new(&conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let name = zbus::names::BusName::try_from("org.kde.StatusNotifierWatcher")
+                .map_err(|e| e.to_string())?;
+            bus.name_has_owner(name).await.map_err(|e| e.to_string())
+        };
+        let asked = tauri::async_runtime::block_on(async {
+            tokio::time::timeout(Duration::from_secs(3), ask).await
+        });
+        match asked {
+            Ok(Ok(has)) => has,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "cannot ask the session bus for a tray host ({e}); assuming there is one"
+                );
+                true
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the session bus did not say in 3 s whether there is a tray host; assuming there is one"
+                );
+                true
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// Where the popover reads the fleet API: its IPv4 loopback address (an
+/// unspecified address listens there too).
+fn dashboard_addr(addrs: &[std::net::SocketAddr]) -> Option<std::net::SocketAddr> {
+    addrs.iter().find_map(|a| match a.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() => Some(*a),
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], a.port())))
+        }
+        _ => None,
+    })
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLAWFLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -523,7 +692,17 @@ fn init_tracing() {
 /// Runs the tray app until Quit. Returns the process exit code.
 pub fn run() -> i32 {
     init_tracing();
-    let args = parse_args(std::env::args().skip(1));
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--popover") {
+        return match HelperArgs::parse(&argv[1..]) {
+            Ok(a) => popover::run_helper(a),
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        };
+    }
+    let args = parse_args(argv);
     let open_at_start = args.open || std::env::var_os("CLAWFLEET_TRAY_OPEN").is_some();
     let keep_open = args.keep_open || std::env::var_os("CLAWFLEET_TRAY_KEEP_OPEN").is_some();
     let loaded = match clawfleet::config::load(args.config.as_deref()) {
@@ -543,30 +722,6 @@ pub fn run() -> i32 {
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             None,
         ))
-        .plugin(tauri_plugin_positioner::init())
-        .invoke_handler(tauri::generate_handler![
-            heal,
-            settings,
-            set_setting,
-            open_config
-        ])
-        .on_window_event(|window, event| {
-            if window.label() != POPOVER {
-                return;
-            }
-            let shared = window.state::<Arc<Shared>>();
-            match event {
-                WindowEvent::Focused(true) => shared.popover_focused.store(true, Ordering::SeqCst),
-                // Hidden when it loses focus (once it had it): destroyed, so
-                // the web process goes with it.
-                WindowEvent::Focused(false)
-                    if !shared.keep_open && shared.popover_focused.load(Ordering::SeqCst) =>
-                {
-                    let _ = window.destroy();
-                }
-                _ => {}
-            }
-        })
         .setup(move |app| {
             #[cfg(target_os = "macos")]
             app.set_activation_policy(tauri::ActivationPolicy::Accessory);
@@ -575,11 +730,9 @@ pub fn run() -> i32 {
             let running =
                 tauri::async_runtime::block_on(daemon::start_from(config, &loaded.source))
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)?;
-            let api = running
-                .api_addrs
-                .first()
-                .copied()
-                .ok_or("the fleet API has no address")?;
+            let api = dashboard_addr(&running.api_addrs).ok_or(
+                "the fleet API does not listen on 127.0.0.1, where the dashboard reads it: add a loopback address to [api] listen",
+            )?;
             let dashboard = format!("http://{api}/");
             println!("clawfleet-tray: fleet API on http://{api}");
             println!(
@@ -598,17 +751,30 @@ pub fn run() -> i32 {
                 },
                 running: Mutex::new(Some(running)),
                 menu: Mutex::new(None),
-                popover_focused: AtomicBool::new(false),
-                keep_open,
+                popover: Mutex::new(None),
+                tray_rect: Mutex::new(None),
+                refresh: tokio::sync::Notify::new(),
+                keep_open: AtomicBool::new(keep_open),
             });
             app.manage(shared.clone());
             let handle = app.handle().clone();
-            match build_tray(&handle) {
-                Ok(_) => tracing::info!("tray icon created"),
-                Err(e) => {
-                    tracing::warn!("no tray icon ({e}): the dashboard window stays reachable");
-                    open_popover(&handle);
+            let no_tray = match build_tray(&handle) {
+                Ok(_) if tray_host_present() => {
+                    tracing::info!("tray icon created");
+                    None
                 }
+                Ok(_) => Some(
+                    "there is no StatusNotifier tray host (org.kde.StatusNotifierWatcher) on the session bus, so the icon may not show"
+                        .to_owned(),
+                ),
+                Err(e) => Some(format!("the tray icon cannot be made ({e})")),
+            };
+            if let Some(why) = no_tray {
+                tracing::warn!(
+                    "{why}: the dashboard opens and stays open; launching clawfleet-tray again brings it back"
+                );
+                shared.keep_open.store(true, Ordering::SeqCst);
+                open_popover(&handle);
             }
             tauri::async_runtime::spawn(keep_tray_current(handle.clone(), shared.clone()));
             tauri::async_runtime::spawn(notify_events(shared));
@@ -637,6 +803,9 @@ pub fn run() -> i32 {
         }
         if let RunEvent::Exit = event {
             let shared = app.state::<Arc<Shared>>();
+            if let Some(h) = lock(&shared.popover).take() {
+                h.close();
+            }
             if let Some(r) = lock(&shared.running).take() {
                 tauri::async_runtime::block_on(r.shutdown());
             }

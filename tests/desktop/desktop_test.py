@@ -274,6 +274,36 @@ def read(path):
         return f.read()
 
 
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid):
+    """Every process under pid (not pid itself)."""
+    kids = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            kids.setdefault(parent(int(p)), []).append(int(p))
+    out, todo = [], list(kids.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
 def windows():
     out = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True).stdout
     return out
@@ -342,15 +372,23 @@ class Tray(unittest.TestCase):
             os.makedirs(SHOTS, exist_ok=True)
             subprocess.run(["import", "-window", "root", os.path.join(SHOTS, "tray-popover-xvfb.png")])
 
-            # Close it from the menu: the window and its web process go.
+            # The dashboard lives in a helper process (the same binary,
+            # --popover), with the web process under it; the app itself
+            # never holds a webview.
+            helpers = [p for p in descendants(app.proc.pid) if "--popover" in cmdline(p)]
+            self.assertEqual(len(helpers), 1, [cmdline(p) for p in descendants(app.proc.pid)])
+            self.assertEqual(parent(helpers[0]), app.proc.pid)
+
             def web_processes():
-                out = subprocess.run(["pgrep", "-P", str(app.proc.pid), "-f", "WebKitWebProcess"],
-                                     capture_output=True, text=True).stdout
-                return out.split()
-            self.assertTrue(web_processes(), "an open dashboard has a web process")
+                return [p for p in descendants(app.proc.pid) if "WebKitWebProcess" in cmdline(p)]
+            wait_for("an open dashboard's web process", web_processes)
+            self.assertTrue(all(parent(p) != app.proc.pid for p in web_processes()),
+                            "the web process belongs to the helper, not the app")
             watcher.click(item, wait_for("the close item", lambda: find(watcher.layout(item), "Close dashboard"))["id"])
             wait_for("the window to close", lambda: '"ClawFleet"' not in windows(), timeout=20)
             wait_for("its web process to go", lambda: not web_processes(), timeout=20)
+            wait_for("the helper to go", lambda: not [p for p in descendants(app.proc.pid)
+                                                      if "--popover" in cmdline(p)], timeout=20)
             wait_for("the menu to offer it again", lambda: find(watcher.layout(item), "Open dashboard"))
 
             # A second launch hands over to the first (which shows its
@@ -377,6 +415,36 @@ class Tray(unittest.TestCase):
             except Exception:  # noqa: BLE001 - already stopped
                 pass
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class NoTrayHost(unittest.TestCase):
+    def test_without_a_tray_host_the_dashboard_opens_and_stays(self):
+        tmp = tempfile.mkdtemp(prefix="clawfleet-notray-")
+        ollama = FakeOllama()
+        app = App(tmp, ollama.port)
+        # A session bus of its own, with no StatusNotifierWatcher on it.
+        with open(app.log, "w") as log:
+            proc = subprocess.Popen(["dbus-run-session", "--", BIN, "--config", app.config], env=app.env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_for("the warning", lambda: "no StatusNotifier tray host" in read(app.log), timeout=30)
+            self.assertIn("the dashboard opens and stays open", read(app.log))
+            wait_for("the dashboard window", lambda: '"ClawFleet"' in windows(), timeout=30)
+            helper = wait_for("the helper", lambda: [p for p in descendants(proc.pid)
+                                                     if "--popover" in cmdline(p)])
+            self.assertIn("--keep-open", cmdline(helper[0]), "no tray: nothing else would bring it back")
+            self.assertIsNone(proc.poll(), "the app keeps running")
+        finally:
+            subprocess.run(["pkill", "-f", app.config], check=False)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            ollama.stop()
+            if sys.exc_info()[0] is not None:
+                print("--- app log ---\n" + read(app.log)[-4000:], file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
+        wait_for("the window to go with the app", lambda: '"ClawFleet"' not in windows(), timeout=20)
 
 
 # ---- WebDriver ------------------------------------------------------------------
@@ -436,7 +504,8 @@ class Popover(unittest.TestCase):
                                       stdout=subprocess.DEVNULL, stderr=log)
         wd = WebDriver(port)
         try:
-            wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 1), timeout=20)
+            wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True,
+                     timeout=20)
             created = wd.call("POST", "/session", {"capabilities": {"alwaysMatch": {
                 "browserName": "wry",
                 "tauri:options": {"application": BIN, "args": ["--config", app.config, "--open", "--keep-open"]},
@@ -450,6 +519,10 @@ class Popover(unittest.TestCase):
             self.assertTrue(wd.script("return !!(window.__TAURI__ && window.__TAURI__.core)"),
                             "the page can reach the app's commands")
             self.assertIsNone(wd.script("return localStorage.getItem('clawfleet.token')"), "no token in the app")
+            # Live: the app pushes snapshots as Tauri events, no HTTP stream.
+            self.assertEqual(wd.script("return document.documentElement.dataset.live"), "app")
+            wait_for("snapshots pushed by the app", lambda: wd.script(
+                "return Number(document.getElementById('conn').dataset.updates || 0) >= 3"), timeout=30)
             # Clicked from JavaScript, in one step: the cards are redrawn with
             # each snapshot, so a found element can go stale before a click.
             self.assertTrue(wd.script(
