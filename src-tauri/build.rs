@@ -7,6 +7,7 @@ fn main() {
             "settings",
             "set_setting",
             "open_config",
+            "fleet_token",
         ]),
     ))
     .expect("tauri build script");

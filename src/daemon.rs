@@ -65,6 +65,10 @@ pub struct Running {
     pub costs: Arc<CostService>,
     /// The self-healing watcher (its event log, heal requests).
     pub watcher: Arc<Watcher>,
+    /// The peers: their polling, and heals asked of them.
+    pub peers: Arc<crate::peers::Peers>,
+    /// The fleet token (for the tray's settings; never logged).
+    pub token: Arc<String>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     runtime_file: Option<PathBuf>,
@@ -204,6 +208,15 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         cancel.child_token(),
     ));
 
+    let peers = crate::peers::Peers::new(
+        &config,
+        fleet.clone(),
+        token.clone(),
+        collector.clone(),
+        Some(events.clone()),
+    )?;
+    tasks.spawn(peers.clone().run(cancel.child_token()));
+
     let allowed = Arc::new(AllowedHosts::new(&config, &fleet, &api_addrs));
     let history = crate::history::History::default();
     tasks.spawn(history.clone().run(snapshot.clone(), cancel.child_token()));
@@ -223,6 +236,8 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         heal: Some(crate::api::HealState {
             watcher: watcher.clone(),
             token: token.clone(),
+            peers: Some(peers.clone()),
+            machines: fleet.machines().map(|m| m.id.clone()).collect(),
         }),
     };
     let app = api::router(state, allowed);
@@ -271,6 +286,8 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         snapshot,
         costs,
         watcher,
+        peers,
+        token,
         cancel,
         tasks,
         runtime_file,

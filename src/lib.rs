@@ -14,6 +14,7 @@ pub mod heal;
 pub mod history;
 pub mod ledger;
 pub mod net;
+pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod report;

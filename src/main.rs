@@ -61,9 +61,18 @@ enum Command {
         /// Only say what would be done.
         #[arg(long)]
         dry_run: bool,
+        /// Ask this peer (its id in the config) to run it, through the
+        /// daemon here and the peer's own guards.
+        #[arg(long)]
+        machine: Option<String>,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The fleet token: every machine of a fleet has the same one.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// The event log (findings, actions, outcomes, alarms), newest first.
     Events {
@@ -79,6 +88,16 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print this machine's fleet token (to give it to the other machines).
+    Show,
+    /// Replace this machine's fleet token with one read from standard input
+    /// (never from the command line, where other users could see it);
+    /// restart the daemon or tray app afterwards.
+    Set,
 }
 
 #[derive(Subcommand)]
@@ -142,14 +161,69 @@ async fn run(cli: Cli) -> ExitCode {
             action,
             target,
             dry_run,
+            machine,
             json,
-        } => heal(explicit, &action, target.as_deref(), dry_run, json).await,
+        } => {
+            heal(
+                explicit,
+                &action,
+                target.as_deref(),
+                dry_run,
+                machine.as_deref(),
+                json,
+            )
+            .await
+        }
+        Command::Token { command } => token(explicit, command),
         Command::Events { json, limit } => events(explicit, json, limit),
         Command::Config { command } => match command {
             ConfigCommand::Init { force } => config_init(explicit, force),
             ConfigCommand::Check { path } => config_check(path.as_deref().or(explicit)),
             ConfigCommand::Path => config_path(explicit),
         },
+    }
+}
+
+fn token(explicit: Option<&Path>, command: TokenCommand) -> ExitCode {
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let path = loaded
+        .config
+        .data_dir()
+        .join(clawfleet::heal::token::TOKEN_FILE);
+    match command {
+        TokenCommand::Show => match clawfleet::heal::token::load_or_create(&path) {
+            Ok(t) => {
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        TokenCommand::Set => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: reading the token from standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+            match clawfleet::heal::token::store(&path, &line) {
+                Ok(()) => {
+                    eprintln!(
+                        "fleet token written to {}; restart `clawfleet serve` or the tray app to use it",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
@@ -167,6 +241,7 @@ async fn heal(
     action: &str,
     target: Option<&str>,
     dry_run: bool,
+    machine: Option<&str>,
     json: bool,
 ) -> ExitCode {
     let loaded = match load(explicit) {
@@ -214,7 +289,8 @@ async fn heal(
         Some(false) => (format!("http://{addr}/fleet/v1/heal/resume"), String::new()),
         None => (
             format!("http://{addr}/fleet/v1/heal"),
-            serde_json::json!({"action": action, "target": target, "dry_run": dry_run}).to_string(),
+            serde_json::json!({"action": action, "target": target, "dry_run": dry_run, "machine": machine})
+                .to_string(),
         ),
     };
     let sent = client

@@ -22,6 +22,10 @@ pub struct Snapshot {
     pub updated_at: Option<Timestamp>,
     /// When the daemon that serves it started.
     pub started_at: Option<Timestamp>,
+    /// When this copy was served (the server's clock): a peer's clock skew
+    /// is read from it.
+    #[serde(default)]
+    pub served_at: Option<Timestamp>,
     /// Every machine: this one first, then the configured peers.
     pub machines: Vec<MachineSnapshot>,
     /// Things the user should know about the view itself (e.g. this machine
@@ -120,8 +124,11 @@ pub struct MachineSnapshot {
     pub pm2_state: Option<Pm2State>,
     /// Clawdbot's configuration and gateway, on this machine.
     pub clawdbot: Option<ClawdbotStatus>,
-    /// For a peer with a `fleet_url`: whether its fleet API answered `/healthz`.
+    /// For a peer with a `fleet_url`: whether its last poll answered.
     pub fleet_api_reachable: Option<bool>,
+    /// For a peer with a `fleet_url`: how polling it goes.
+    #[serde(default)]
+    pub peer: Option<PeerView>,
     /// Newest time any part of this machine's entry was refreshed.
     pub updated_at: Option<Timestamp>,
     /// When each part was last taken.
@@ -147,8 +154,62 @@ pub struct PartTimes {
     pub pm2: Option<Timestamp>,
     /// Clawdbot.
     pub clawdbot: Option<Timestamp>,
-    /// Peer reachability (fleet API `/healthz`).
+    /// The last poll of the peer's fleet API (answered or not).
     pub peer: Option<Timestamp>,
+}
+
+/// How polling a peer goes, from this instance's side. Times are this
+/// machine's clock, so a peer's skewed clock never makes it look fresh or
+/// stale.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// `waiting` (not polled yet), `fresh`, `stale` (recent polls failed; the
+    /// data shown is its last), `offline` (not heard from for
+    /// `[fleet] offline_after_secs`), `faulty` (it answered, but not with a
+    /// snapshot of itself).
+    pub state: PeerState,
+    /// When its last good snapshot arrived.
+    pub last_seen_at: Option<Timestamp>,
+    /// Polls in a row that failed.
+    pub failures_in_row: u32,
+    /// Why the last poll failed, in words.
+    pub error: Option<String>,
+    /// Round-trip time of the last good poll, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Its clock minus ours, in seconds (from its `served_at`).
+    pub clock_skew_secs: Option<f64>,
+    /// The ClawFleet version it runs.
+    pub version: Option<String>,
+}
+
+/// A peer's state; see [`PeerView::state`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Not polled yet.
+    #[default]
+    Waiting,
+    /// The last poll answered.
+    Fresh,
+    /// Recent polls failed; its last data is shown with its age.
+    Stale,
+    /// Not heard from for too long.
+    Offline,
+    /// It answered with something that is not a snapshot of itself.
+    Faulty,
+}
+
+impl PeerState {
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Waiting => "waiting",
+            PeerState::Fresh => "fresh",
+            PeerState::Stale => "stale",
+            PeerState::Offline => "offline",
+            PeerState::Faulty => "faulty",
+        }
+    }
 }
 
 /// Memory and swap in bytes.

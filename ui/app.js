@@ -91,6 +91,14 @@ const S = {
 
 const TOKEN_KEY = "clawfleet.token";
 const token = () => localStorage.getItem(TOKEN_KEY) || "";
+// A browser cannot put a header on its event streams: from another machine
+// they carry the token as a same-site cookie (the API checks Origin too).
+function tokenCookie(value) {
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = value
+    ? `clawfleet_token=${encodeURIComponent(value)}; Path=/; SameSite=Strict; Max-Age=31536000${secure}`
+    : "clawfleet_token=; Path=/; SameSite=Strict; Max-Age=0";
+}
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -116,23 +124,26 @@ function post(path, body) {
 
 // Inside the tray app the shell runs the action in process (no token
 // needed); in a browser it goes to the API with the fleet token.
-function heal(action, target, dryRun) {
+// `machine` (a peer's id) asks that machine, through this one.
+function heal(action, target, dryRun, machine) {
   const tauri = window.__TAURI__ && window.__TAURI__.core;
-  if (tauri && tauri.invoke) return tauri.invoke("heal", { action, target: target || null, dryRun: !!dryRun });
-  return post("/fleet/v1/heal", { action, target: target || null, dry_run: !!dryRun });
+  if (tauri && tauri.invoke) {
+    return tauri.invoke("heal", { action, target: target || null, dryRun: !!dryRun, machine: machine || null });
+  }
+  return post("/fleet/v1/heal", { action, target: target || null, dry_run: !!dryRun, machine: machine || null });
 }
 
 // ---- heal buttons ----------------------------------------------------------
 
-const healKey = (action, target) => `${action}:${target || ""}`;
+const healKey = (action, target, machine) => `${machine || ""}/${action}:${target || ""}`;
 
-async function runHeal(action, target, label) {
-  const key = healKey(action, target);
+async function runHeal(action, target, label, machine) {
+  const key = healKey(action, target, machine);
   if (S.running.has(key)) return;
   if (action === "clean") {
     let preview;
     try {
-      preview = await heal("clean", null, true);
+      preview = await heal("clean", null, true, machine);
     } catch (e) {
       S.results.set(key, { ok: false, message: e.message });
       renderAll();
@@ -143,7 +154,7 @@ async function runHeal(action, target, label) {
   S.running.set(key, label);
   renderAll();
   try {
-    const outcome = await heal(action, target, false);
+    const outcome = await heal(action, target, false, machine);
     S.results.set(key, { ok: outcome.success, message: outcome.message });
   } catch (e) {
     S.results.set(key, { ok: false, message: e.message });
@@ -157,8 +168,8 @@ async function runHeal(action, target, label) {
 // button went away with what it healed (an unloaded model) is shown apart.
 let shownKeys = new Set();
 
-function healButton(label, action, target, extraClass) {
-  const key = healKey(action, target);
+function healButton(label, action, target, extraClass, machine) {
+  const key = healKey(action, target, machine);
   shownKeys.add(key);
   const busy = S.running.has(key);
   const result = S.results.get(key);
@@ -166,7 +177,7 @@ function healButton(label, action, target, extraClass) {
     el("button", {
       type: "button", class: `heal-button ${extraClass || ""}${busy ? " busy" : ""}`,
       "data-action": action, "data-target": target || null, disabled: busy || null,
-      onclick: () => runHeal(action, target, label),
+      onclick: () => runHeal(action, target, label, machine),
     }, busy ? `${label}…` : label),
     result ? el("span", { class: `heal-result ${result.ok ? "ok" : "bad"}` }, result.message) : null);
 }
@@ -195,6 +206,7 @@ function selfFindings() {
 
 function machineState(m) {
   if (!m.online) return "down";
+  if (m.peer && m.peer.state === "stale") return "degraded";
   if (m.ollama && m.ollama.checked_at && !m.ollama.reachable) return "down";
   const degraded = (m.services || []).some((s) => s.checked_at && !s.up)
     || (m.pm2 || []).some((a) => a.status !== "online" && (a.expected || a.status !== "missing"))
@@ -244,14 +256,31 @@ function sparkline(m) {
     el("div", { class: "legend muted" }, el("i", { class: "k cpu" }), "CPU ", el("i", { class: "k mem" }), "memory ", el("i", { class: "k disk" }), "disk"));
 }
 
+// A peer's polling: its state, when it was last heard from (our clock),
+// why the last poll failed, and its clock if it is off.
+function peerLine(m) {
+  const p = m.peer;
+  if (!p) return el("p", { class: "muted peer-line" }, "checked ", ago(m.updated_at));
+  const seen = p.last_seen_at ? ["last seen ", ago(p.last_seen_at)] : ["never heard from"];
+  const skew = p.clock_skew_secs !== null && p.clock_skew_secs !== undefined && Math.abs(p.clock_skew_secs) >= 5
+    ? ` · its clock is ${Math.abs(p.clock_skew_secs).toFixed(0)} s ${p.clock_skew_secs > 0 ? "ahead" : "behind"}` : "";
+  return el("p", { class: `peer-line peer-${p.state}`, "data-peer-state": p.state },
+    el("span", { class: `pill ${p.state === "fresh" ? "ok" : "bad"}` }, p.state), " ", ...seen, skew,
+    p.error ? el("span", { class: "warn" }, ` · ${p.error}`) : null);
+}
+
 function machineCard(m) {
   const st = machineState(m);
+  // Heal buttons for this machine, and for a peer that answers now (its
+  // own API runs the action, under its own guards).
+  const healable = m.is_self || (m.peer && m.peer.state === "fresh");
+  const hb = (label, action, target, cls) => healButton(label, action, target, cls, m.is_self ? null : m.id);
   const card = el("section", { class: `card machine ${st}`, "data-machine": m.id, "data-state": st });
   const costs = m.costs;
   card.append(el("h2", {}, m.name, m.is_self ? el("span", { class: "pill" }, "this machine") : null,
     el("span", { class: "muted" }, m.role),
     el("span", { class: `state ${st}` }, st === "ok" ? (m.online ? "online" : "offline") : st)));
-  if (!m.is_self) card.append(el("p", { class: "muted" }, "last seen ", ago(m.updated_at)));
+  if (!m.is_self) card.append(peerLine(m));
   const mem = m.memory;
   const root = (m.disks || []).slice().sort((a, b) => a.mount.length - b.mount.length)[0];
   if (m.cpu_percent !== null || mem) {
@@ -266,9 +295,11 @@ function machineCard(m) {
       figure("Zombies", m.probed_at && m.probed_at.processes ? String(m.zombies.length) : "–")));
     const spark = sparkline(m);
     if (spark) card.append(spark);
-    if (m.is_self && (m.zombies || []).length) card.append(el("p", {}, healButton("Reap zombies", "reap-zombies")));
+    if (healable && (m.zombies || []).length) card.append(el("p", {}, hb("Reap zombies", "reap-zombies")));
   } else if (!m.is_self) {
-    card.append(el("p", { class: "muted" }, "CPU, memory and services of peers arrive once peers are polled."));
+    card.append(el("p", { class: "muted" }, m.peer
+      ? "Its CPU, memory and services arrive with its first answer."
+      : "This peer has no fleet_url in the config: only its Ollama is probed from here."));
   }
   if (costs) {
     card.append(el("p", { class: "costs-line" }, el("span", { class: "muted" }, "this month "), usd(costs.month_to_date_usd),
@@ -281,7 +312,7 @@ function machineCard(m) {
     card.append(el("h3", {}, "Ollama"));
     card.append(el("p", { class: "ollama-state" }, state(o.reachable, "up", o.checked_at ? "down" : "not probed yet"),
       o.version ? ` · ${o.version}` : "", o.latency_ms !== null ? ` · ${o.latency_ms.toFixed(1)} ms` : "",
-      m.is_self ? [" ", healButton("Restart Ollama", "restart-ollama")] : null));
+      healable ? [" ", hb("Restart Ollama", "restart-ollama")] : null));
     if (o.error) card.append(el("p", { class: "warn" }, o.error));
     const loaded = new Map((o.loaded || []).map((l) => [l.name, l]));
     if (o.models && o.models.length) {
@@ -291,7 +322,7 @@ function machineCard(m) {
           el("span", {}, md.name, md.purpose ? el("span", { class: "muted" }, ` · ${md.purpose}`) : null),
           l ? el("span", { class: "ok" }, `loaded ${bytes(l.vram_bytes)} VRAM`,
             l.expires_at ? el("span", { class: "muted" }, ` · until ${time(l.expires_at)}`) : null,
-            m.is_self ? [" ", healButton("Unload", "unload-model", md.name, "small")] : null)
+            healable ? [" ", hb("Unload", "unload-model", md.name, "small")] : null)
             : el("span", { class: "muted" }, bytes(md.size_bytes)),
         ];
       }), "models"));
@@ -313,7 +344,7 @@ function machineCard(m) {
       a.name,
       el("span", {}, el("span", { class: a.status === "online" ? "ok" : "bad" },
         `${a.status}${a.restarts ? ` · ${a.restarts} restarts` : ""}${a.uptime_secs !== null ? ` · ${duration(a.uptime_secs)}` : ""}`),
-      m.is_self && a.status !== "missing" ? [" ", healButton("Restart", "restart-pm2-app", a.name, "small")] : null),
+      healable && a.status !== "missing" ? [" ", hb("Restart", "restart-pm2-app", a.name, "small")] : null),
     ])));
   } else if (pm2 && pm2.status === "error") {
     card.append(el("h3", {}, "pm2"), el("p", { class: "bad" }, pm2.message));
@@ -323,14 +354,14 @@ function machineCard(m) {
     card.append(el("h3", {}, "Clawdbot"));
     card.append(el("p", {}, "gateway :", String(c.gateway_port), " ",
       c.gateway_listening === null ? "" : state(c.gateway_listening, "listening", "closed"),
-      m.is_self && c.config_found ? [" ", healButton("Restart gateway", "restart-gateway", null, "small")] : null));
+      healable && c.config_found ? [" ", hb("Restart gateway", "restart-gateway", null, "small")] : null));
     if (!c.config_found) card.append(el("p", { class: "muted" }, `no config at ${c.config_path || "?"}`));
     if (c.error) card.append(el("p", { class: "warn" }, c.error));
     const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);
     if (chain.length) card.append(el("p", {}, el("span", { class: "muted" }, "models "), chain.join(" → ")));
   }
-  if (m.is_self) {
-    card.append(el("p", { class: "card-actions" }, healButton("Clean caches…", "clean", null, "danger")));
+  if (healable) {
+    card.append(el("p", { class: "card-actions" }, hb("Clean caches…", "clean", null, "danger")));
     const orphans = [...S.results].filter(([key]) => !shownKeys.has(key));
     for (const [, r] of orphans) card.append(el("p", { class: `heal-result ${r.ok ? "ok" : "bad"}` }, r.message));
   }
@@ -483,6 +514,8 @@ function renderSettings() {
     $("paused").checked = h.paused;
   }
   $("token-state").textContent = token() ? "A token is saved in this browser." : "No token saved: heal buttons will be refused.";
+  // In the app: the token can be shown here to give it to another machine.
+  $("token-reveal").hidden = !(tauriCore() && tauriCore().invoke);
   const i = S.info;
   if (i) {
     $("token-file").textContent = i.token_file;
@@ -502,7 +535,8 @@ function renderSettings() {
 // notifications), through its commands.
 const tauriCore = () => window.__TAURI__ && window.__TAURI__.core;
 const NOTICE_LABELS = { heal: "Heal actions and their outcome", needs_human: "Needs a human",
-  cost: "Budget and credit-leak alarms", diagnosis: "The Healer's diagnoses" };
+  cost: "Budget and credit-leak alarms", diagnosis: "The Healer's diagnoses",
+  machine: "A machine going offline or coming back" };
 
 function renderTray(t) {
   $("tray-card").hidden = false;
@@ -670,11 +704,19 @@ async function start() {
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const v = $("token").value.trim();
-    if (v) localStorage.setItem(TOKEN_KEY, v);
+    if (v) { localStorage.setItem(TOKEN_KEY, v); tokenCookie(v); location.reload(); }
     $("token").value = "";
     renderSettings();
   });
-  $("token-clear").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); renderSettings(); });
+  $("token-clear").addEventListener("click", () => { localStorage.removeItem(TOKEN_KEY); tokenCookie(""); renderSettings(); });
+  $("token-show").addEventListener("click", async () => {
+    try {
+      const t = await tauriCore().invoke("fleet_token");
+      $("token-value").textContent = t;
+      if (navigator.clipboard) await navigator.clipboard.writeText(t).catch(() => {});
+    } catch (e) { $("token-value").textContent = String(e); }
+  });
+  if (token() && !document.cookie.includes("clawfleet_token=")) tokenCookie(token());
   connect();
   loadTray();
   const [history, events, info] = await Promise.allSettled([

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use clawfleet::daemon::{self, Running};
 use clawfleet::heal::action::Action;
-use clawfleet::heal::watcher::{Outcome, Watcher};
+use clawfleet::heal::watcher::Watcher;
 use clawfleet::probe::SnapshotRx;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
@@ -46,6 +46,8 @@ pub const TRAY: &str = "main";
 /// What the app's parts share.
 pub struct Shared {
     watcher: Arc<Watcher>,
+    peers: Arc<clawfleet::peers::Peers>,
+    token: Arc<String>,
     snapshot: SnapshotRx,
     dashboard: String,
     data_dir: PathBuf,
@@ -93,11 +95,32 @@ async fn dispatch(
                 target: Option<String>,
                 #[serde(default)]
                 dry_run: bool,
+                #[serde(default)]
+                machine: Option<String>,
             }
             let a: Heal = args_of(&cmd, args)?;
-            let outcome = heal(&shared, &a.action, a.target.as_deref(), a.dry_run).await?;
-            serde_json::to_value(outcome).map_err(|e| e.to_string())
+            let action =
+                Action::parse(&a.action, a.target.as_deref()).map_err(|e| e.to_string())?;
+            match a.machine {
+                // A peer's: through its API, under its guards.
+                Some(m) if m != shared.watcher.machine() => shared
+                    .peers
+                    .heal(&m, &action, a.dry_run, "tray")
+                    .await
+                    .map_err(|e| e.to_string()),
+                _ => {
+                    let outcome = shared
+                        .watcher
+                        .heal(action, a.dry_run, "tray")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_value(outcome).map_err(|e| e.to_string())
+                }
+            }
         }
+        // The fleet token, for giving it to the other machines: only here,
+        // in the app's own window, never over HTTP.
+        "fleet_token" => Ok(serde_json::Value::String(shared.token.as_str().to_owned())),
         "settings" => Ok(settings_json(&app, &shared)),
         "set_setting" => {
             #[derive(serde::Deserialize)]
@@ -112,22 +135,6 @@ async fn dispatch(
         "open_config" => open_config(&shared).map(|()| serde_json::Value::Null),
         other => Err(format!("the app has no command {other:?}")),
     }
-}
-
-/// Runs one action of the closed set, in process: the watcher's guards,
-/// verification and event log apply as for any heal.
-async fn heal(
-    shared: &Shared,
-    action: &str,
-    target: Option<&str>,
-    dry_run: bool,
-) -> Result<Outcome, String> {
-    let action = Action::parse(action, target).map_err(|e| e.to_string())?;
-    shared
-        .watcher
-        .heal(action, dry_run, "tray")
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// The tray's settings for the dashboard: notification kinds and start at
@@ -741,6 +748,8 @@ pub fn run() -> i32 {
             );
             let shared = Arc::new(Shared {
                 watcher: running.watcher.clone(),
+                peers: running.peers.clone(),
+                token: running.token.clone(),
                 snapshot: running.snapshot.clone(),
                 dashboard,
                 settings: Mutex::new(settings::load(&settings::path(&data_dir))),

@@ -25,15 +25,18 @@ pub enum NoticeKind {
     Cost,
     /// The Healer's diagnoses.
     Diagnosis,
+    /// A machine of the fleet went offline or came back.
+    Machine,
 }
 
 impl NoticeKind {
     /// Every kind, in settings order.
-    pub const ALL: [NoticeKind; 4] = [
+    pub const ALL: [NoticeKind; 5] = [
         NoticeKind::Heal,
         NoticeKind::NeedsHuman,
         NoticeKind::Cost,
         NoticeKind::Diagnosis,
+        NoticeKind::Machine,
     ];
 
     /// The kind of notice an event makes, if any.
@@ -43,6 +46,7 @@ impl NoticeKind {
             Kind::NeedsHuman => Some(NoticeKind::NeedsHuman),
             Kind::CostAlarm => Some(NoticeKind::Cost),
             Kind::Diagnosis => Some(NoticeKind::Diagnosis),
+            Kind::Machine => Some(NoticeKind::Machine),
             _ => None,
         }
     }
@@ -54,6 +58,7 @@ impl NoticeKind {
             NoticeKind::NeedsHuman => "needs_human",
             NoticeKind::Cost => "cost",
             NoticeKind::Diagnosis => "diagnosis",
+            NoticeKind::Machine => "machine",
         }
     }
 }
@@ -86,6 +91,7 @@ pub fn notice_for(event: &Event) -> Notice {
         Kind::NeedsHuman => "ClawFleet needs you",
         Kind::CostAlarm => "ClawFleet cost alarm",
         Kind::Diagnosis => "ClawFleet diagnosis",
+        Kind::Machine => "ClawFleet: a machine",
         _ => "ClawFleet",
     };
     Notice {

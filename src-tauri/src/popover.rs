@@ -280,9 +280,15 @@ async fn heal(
     action: String,
     target: Option<String>,
     dry_run: bool,
+    machine: Option<String>,
 ) -> Result<Value, String> {
-    let args = serde_json::json!({ "action": action, "target": target, "dry_run": dry_run });
+    let args = serde_json::json!({ "action": action, "target": target, "dry_run": dry_run, "machine": machine });
     link.call("heal", args).await
+}
+
+#[tauri::command]
+async fn fleet_token(link: LinkState<'_>) -> Result<Value, String> {
+    link.call("fleet_token", Value::Null).await
 }
 
 #[tauri::command]
@@ -337,7 +343,8 @@ pub fn run_helper(args: HelperArgs) -> i32 {
             heal,
             settings,
             set_setting,
-            open_config
+            open_config,
+            fleet_token
         ])
         .on_window_event(|window, event| {
             let link = window.state::<Arc<Link>>();

@@ -67,6 +67,10 @@ pub struct HealState {
     pub watcher: Arc<crate::heal::watcher::Watcher>,
     /// The fleet token every heal request must carry.
     pub token: Arc<String>,
+    /// The peers, for heals asked of them.
+    pub peers: Option<Arc<crate::peers::Peers>>,
+    /// Every machine id of the fleet (who may say it forwarded a heal).
+    pub machines: Vec<String>,
 }
 
 /// The API's routes behind the Host/Origin guard.
@@ -93,9 +97,71 @@ pub fn router(state: ApiState, allowed: Arc<AllowedHosts>) -> Router {
         .route("/fleet/v1/history", get(history))
         .route("/fleet/v1/info", get(info))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            remote_guard,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(allowed, host::guard))
         .layer(axum::middleware::from_fn(trace_request))
+}
+
+/// Whether a request came from this machine (loopback, also as an
+/// IPv4-mapped IPv6 address). Unknown counts as not.
+fn from_loopback(request: &axum::extract::Request) -> bool {
+    crate::server::peer_of(request).is_some_and(|p| match p.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    })
+}
+
+/// Every request from another machine needs the fleet token, as
+/// `Authorization: Bearer` or as the `clawfleet_token` cookie the dashboard
+/// sets for its streams (a browser cannot add headers to those). The page
+/// and its assets are code, not data, and are served to anyone whose Host
+/// and Origin pass, so a phone can load the page that asks for the token.
+async fn remote_guard(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let public = path == "/" || path.starts_with("/assets/") || path == "/favicon.ico";
+    if public || from_loopback(&request) {
+        return next.run(request).await;
+    }
+    let Some(heal) = &state.heal else {
+        return error_json(
+            StatusCode::FORBIDDEN,
+            "this process serves loopback only: it has no fleet token",
+        );
+    };
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let ok = crate::heal::token::authorized(bearer, &heal.token)
+        || crate::heal::token::from_cookie(headers)
+            .is_some_and(|t| crate::heal::token::same(t.as_bytes(), heal.token.as_bytes()));
+    if ok {
+        return next.run(request).await;
+    }
+    tracing::info!("refused a request from another machine without the fleet token");
+    let mut r = error_json(
+        StatusCode::UNAUTHORIZED,
+        if bearer.is_none() {
+            "requests from other machines need the fleet token: send Authorization: Bearer <token> (`clawfleet token show` prints it)"
+        } else {
+            "wrong fleet token"
+        },
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer realm=\"clawfleet\""),
+    );
+    r
 }
 
 /// One span per request, so everything logged while serving it (including a
@@ -134,7 +200,9 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 
 async fn snapshot(State(state): State<ApiState>) -> Response {
     let snap = state.snapshot.borrow().clone();
-    json_response(&*snap)
+    let mut served = (*snap).clone();
+    served.served_at = Some(jiff::Timestamp::now());
+    json_response(&served)
 }
 
 /// Server-Sent Events: the current snapshot at once, then one `snapshot`
@@ -277,10 +345,19 @@ fn authorized(
 ) -> Result<(HealState, String), Box<Response>> {
     let heal = heal_state(state)?;
     require_token(&heal, request.headers())?;
-    let who = format!(
-        "api {}",
-        crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string())
-    );
+    let address =
+        crate::server::peer_of(request).map_or_else(|| "-".to_owned(), |p| p.ip().to_string());
+    // A peer that forwarded a heal says which machine it is; only a known
+    // id is believed (the token already proved it is of the fleet).
+    let from = request
+        .headers()
+        .get(crate::peers::FROM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| heal.machines.iter().any(|m| m == id));
+    let who = match from {
+        Some(id) => format!("peer {id} (api {address})"),
+        None => format!("api {address}"),
+    };
     Ok((heal, who))
 }
 
@@ -363,6 +440,9 @@ struct HealRequest {
     target: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// A peer's id: the heal is asked of that machine.
+    #[serde(default)]
+    machine: Option<String>,
 }
 
 /// `POST /fleet/v1/heal` `{"action", "target"?, "dry_run"?}` with the fleet
@@ -396,6 +476,20 @@ async fn heal_run(State(state): State<ApiState>, request: axum::extract::Request
         Ok(a) => a,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if let Some(machine) = req.machine.as_deref()
+        && machine != heal.watcher.machine()
+    {
+        let Some(peers) = &heal.peers else {
+            return error_json(StatusCode::NOT_FOUND, "this process polls no peers");
+        };
+        return match peers.heal(machine, &action, req.dry_run, &who).await {
+            Ok(answer) => json_response(&answer),
+            Err(e) => error_json(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY),
+                e.to_string(),
+            ),
+        };
+    }
     match heal.watcher.heal(action, req.dry_run, &who).await {
         Ok(outcome) => json_response(&outcome),
         Err(e @ crate::heal::watcher::HealError::Busy) => {

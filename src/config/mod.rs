@@ -58,6 +58,9 @@ pub struct Config {
     /// Cost estimates: prices, transcripts, budgets and the credit-leak alarm.
     #[serde(default)]
     pub costs: CostsConfig,
+    /// Polling the peers' fleet APIs.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// The machines of the fleet.
     #[serde(default)]
     pub machines: Vec<MachineConfig>,
@@ -195,6 +198,63 @@ impl Default for ProxyConfig {
             ledger_retention_days: d_retention_days(),
         }
     }
+}
+
+/// `[fleet]`: how this instance polls its peers' fleet APIs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Each peer's snapshot is fetched this often.
+    #[serde(default = "d_poll_interval")]
+    pub poll_interval_secs: u64,
+    /// A poll that has not answered in this time has failed.
+    #[serde(default = "d_poll_timeout")]
+    pub poll_timeout_ms: u64,
+    /// After this many failed polls in a row a peer is stale (its last data
+    /// is still shown, with its age).
+    #[serde(default = "d_stale_after")]
+    pub stale_after_polls: u32,
+    /// Not heard from for this long, a peer is offline.
+    #[serde(default = "d_offline_after")]
+    pub offline_after_secs: u64,
+    /// At most this many polls at once, however many peers.
+    #[serde(default = "d_max_polls")]
+    pub max_concurrent_polls: usize,
+    /// The largest snapshot a peer may send.
+    #[serde(default = "d_peer_body")]
+    pub max_snapshot_bytes: usize,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_secs: d_poll_interval(),
+            poll_timeout_ms: d_poll_timeout(),
+            stale_after_polls: d_stale_after(),
+            offline_after_secs: d_offline_after(),
+            max_concurrent_polls: d_max_polls(),
+            max_snapshot_bytes: d_peer_body(),
+        }
+    }
+}
+
+fn d_poll_interval() -> u64 {
+    5
+}
+fn d_poll_timeout() -> u64 {
+    4000
+}
+fn d_stale_after() -> u32 {
+    2
+}
+fn d_offline_after() -> u64 {
+    60
+}
+fn d_max_polls() -> usize {
+    8
+}
+fn d_peer_body() -> usize {
+    8 * 1024 * 1024
 }
 
 /// `[probes]`: how often each part is taken and how long a probe may take.
@@ -849,6 +909,7 @@ impl Config {
             heal: HealConfig::default(),
             clawdbot: ClawdbotConfig::default(),
             costs: CostsConfig::default(),
+            fleet: FleetConfig::default(),
             machines: Vec::new(),
             routes: Vec::new(),
         }

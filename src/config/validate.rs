@@ -187,6 +187,7 @@ pub fn validate(config: &Config) -> Vec<Issue> {
         );
     }
     check_heal(&mut c, &config.heal);
+    check_fleet(&mut c, &config.fleet);
 
     let mut first_index: HashMap<&str, usize> = HashMap::new();
     for (i, m) in config.machines.iter().enumerate() {
@@ -496,6 +497,74 @@ fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
         None => false,
+    }
+}
+
+/// The `[fleet]` section: ranges, and a timeout shorter than the interval
+/// (a poll must end before the next one is due).
+fn check_fleet(c: &mut Checker, f: &crate::config::FleetConfig) {
+    let ranges: [(&str, u64, u64, u64, &str); 6] = [
+        (
+            "poll_interval_secs",
+            f.poll_interval_secs,
+            1,
+            3_600,
+            "seconds from 1 to 3600 (default 5)",
+        ),
+        (
+            "poll_timeout_ms",
+            f.poll_timeout_ms,
+            100,
+            600_000,
+            "milliseconds from 100 to 600000 (default 4000)",
+        ),
+        (
+            "stale_after_polls",
+            u64::from(f.stale_after_polls),
+            1,
+            1_000,
+            "a count from 1 to 1000 (default 2)",
+        ),
+        (
+            "offline_after_secs",
+            f.offline_after_secs,
+            1,
+            86_400,
+            "seconds from 1 to 86400 (default 60)",
+        ),
+        (
+            "max_concurrent_polls",
+            f.max_concurrent_polls as u64,
+            1,
+            256,
+            "a count from 1 to 256 (default 8)",
+        ),
+        (
+            "max_snapshot_bytes",
+            f.max_snapshot_bytes as u64,
+            64 * 1024,
+            256 * 1024 * 1024,
+            "bytes from 65536 to 268435456 (default 8388608)",
+        ),
+    ];
+    for (name, value, low, high, expected) in ranges {
+        if value < low || value > high {
+            c.push(
+                key(&["fleet", name]),
+                format!("{value} is out of range"),
+                expected,
+            );
+        }
+    }
+    if f.poll_interval_secs >= 1 && f.poll_timeout_ms > f.poll_interval_secs * 1000 {
+        c.push(
+            key(&["fleet", "poll_timeout_ms"]),
+            format!(
+                "{} ms is longer than the poll interval ({} s)",
+                f.poll_timeout_ms, f.poll_interval_secs
+            ),
+            "a timeout no longer than poll_interval_secs",
+        );
     }
 }
 

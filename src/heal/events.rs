@@ -86,6 +86,8 @@ pub enum Kind {
     Mode,
     /// A local model's summary of the last day.
     Summary,
+    /// A peer went offline or came back.
+    Machine,
 }
 
 impl Kind {
@@ -101,6 +103,7 @@ impl Kind {
             Kind::CostAlarm => "cost_alarm",
             Kind::Mode => "mode",
             Kind::Summary => "summary",
+            Kind::Machine => "machine",
         }
     }
 
@@ -115,6 +118,7 @@ impl Kind {
             "diagnosis" => Kind::Diagnosis,
             "cost_alarm" => Kind::CostAlarm,
             "summary" => Kind::Summary,
+            "machine" => Kind::Machine,
             _ => Kind::Mode,
         }
     }

@@ -72,6 +72,58 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The name of the cookie the dashboard keeps the token in, for its
+/// streams (`EventSource` cannot send headers).
+pub const COOKIE: &str = "clawfleet_token";
+
+/// The token from the `clawfleet_token` cookie, if any.
+pub fn from_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == COOKIE).then_some(v.trim())
+        })
+}
+
+/// Replaces the token at `path` with `token` (owner-only, written whole
+/// then renamed), for giving every machine the fleet's token.
+pub fn store(path: &Path, token: &str) -> Result<(), TokenError> {
+    let fail = |reason: String| TokenError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let token = token.trim();
+    if token.len() < 16 || !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(fail(
+            "a fleet token is at least 16 visible ASCII characters (the other machine's `clawfleet token show` prints one)".to_owned(),
+        ));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let tmp = dir.join(format!(".{TOKEN_FILE}.{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(token.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e.to_string()));
+    }
+    Ok(())
+}
+
 /// Whether an `Authorization` header value carries `token`.
 pub fn authorized(header: Option<&str>, token: &str) -> bool {
     let Some(value) = header else { return false };

@@ -183,6 +183,11 @@ impl Collector {
         });
     }
 
+    /// Applies `change` to peer `id`'s entry (the fleet poller's results).
+    pub fn publish_peer(&self, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
+        self.publish_machine(id, change);
+    }
+
     /// Applies `change` to the snapshot and notifies readers.
     fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
         self.tx.send_modify(|snap| {
@@ -321,38 +326,12 @@ impl Collector {
                 .iter()
                 .map(|svc| services::probe(&self.client, svc, timeout)),
         );
-        // Peers' fleet APIs: reachability only, until peer polling exists.
-        let peers: Vec<(&MachineConfig, &str)> = self
-            .fleet
-            .peers
-            .iter()
-            .filter_map(|m| m.fleet_url.as_deref().map(|u| (m, u)))
-            .collect();
-        let peer_checks = join_all(peers.iter().map(|(m, url)| {
-            let url = format!("{}/healthz", url.trim_end_matches('/'));
-            let client = &self.client;
-            async move {
-                let ok = matches!(
-                    client.get(&url).timeout(timeout).send().await,
-                    Ok(r) if r.status().is_success()
-                );
-                debug!(machine = %m.id, ok, "peer fleet API checked");
-                ok
-            }
-        }));
-        let (local, peer_ok) = tokio::join!(local, peer_checks);
+        // Peers' fleet APIs are polled by `peers`, on their own timers.
+        let local = local.await;
         let now = Timestamp::now();
-        self.publish(|snap| {
-            change_machine(snap, &this.id, |m| {
-                m.services = local;
-                m.probed_at.services = Some(now);
-            });
-            for ((peer, _), ok) in peers.into_iter().zip(peer_ok) {
-                change_machine(snap, &peer.id, |m| {
-                    m.fleet_api_reachable = Some(ok);
-                    m.probed_at.peer = Some(now);
-                });
-            }
+        self.publish_machine(&this.id, |m| {
+            m.services = local;
+            m.probed_at.services = Some(now);
         });
     }
 
@@ -390,6 +369,7 @@ pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
         this_machine: fleet.this.id.clone(),
         updated_at: Some(Timestamp::now()),
         started_at: Some(Timestamp::now()),
+        served_at: None,
         machines: fleet
             .machines()
             .map(|m| MachineSnapshot {
@@ -404,6 +384,9 @@ pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
                 },
                 tailnet_ip: m.tailnet_addr(),
                 online: m.id == fleet.this.id,
+                // Polled: waiting for its first answer.
+                peer: (m.id != fleet.this.id && m.fleet_url.is_some())
+                    .then(crate::snapshot::PeerView::default),
                 ..MachineSnapshot::default()
             })
             .collect(),
@@ -422,14 +405,17 @@ fn change_machine(snap: &mut Snapshot, id: &str, change: impl FnOnce(&mut Machin
     }
 }
 
-/// A peer is online when its fleet API or its Ollama answered last time.
+/// A peer is online when its fleet API or its Ollama answered last time,
+/// or its last data is merely stale (a poll or two missed), not offline.
 fn refresh_online(m: &mut MachineSnapshot) {
     if m.is_self {
         m.online = true;
         return;
     }
-    m.online =
-        m.fleet_api_reachable == Some(true) || m.ollama.as_ref().is_some_and(|o| o.reachable);
+    let polled = m.peer.as_ref().map(|p| p.state);
+    m.online = m.fleet_api_reachable == Some(true)
+        || polled == Some(crate::snapshot::PeerState::Stale)
+        || m.ollama.as_ref().is_some_and(|o| o.reachable);
 }
 
 /// Adds the config's "what it is for" to each installed model.
