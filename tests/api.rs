@@ -412,7 +412,13 @@ async fn a_peer_whose_fleet_api_answers_is_online_without_ollama() {
     let peer_data = tempfile::tempdir().unwrap();
     let closed = support::free_closed_port();
     let down = format!("http://127.0.0.1:{closed}");
-    let peer = start(&config_text(peer_data.path(), &down, &down, &down)).await;
+    // It is machine "peer" of the same fleet: a peer must answer with a
+    // snapshot of the machine it is polled as.
+    let peer = start(
+        &config_text(peer_data.path(), &down, &down, &down)
+            .replace("this_machine = \"local\"", "this_machine = \"peer\""),
+    )
+    .await;
     let peer_api = format!("http://{}", peer.api_addrs[0]);
 
     let running = start(&config_text(data.path(), &down, &down, &peer_api)).await;
@@ -422,7 +428,11 @@ async fn a_peer_whose_fleet_api_answers_is_online_without_ollama() {
     })
     .await;
     assert_eq!(snap["machines"][1]["online"], true);
-    assert_eq!(snap["machines"][1]["ollama"]["reachable"], false);
+    assert_eq!(snap["machines"][1]["peer"]["state"], "fresh");
+    assert_eq!(
+        snap["machines"][1]["ollama"]["reachable"], false,
+        "its Ollama as probed from here, not as it sees itself"
+    );
 
     peer.shutdown().await;
     wait_for(addr, "peer gone", |s| s["machines"][1]["online"] == false).await;

@@ -13,8 +13,7 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clawfleet::config::{self, Source};
@@ -22,106 +21,7 @@ use clawfleet::daemon::{self, Running};
 use clawfleet::ledger::Record;
 use serde_json::{Value, json};
 use support::FakeOllama;
-
-/// Where microsocks' outgoing connections leave from (Linux routes all of
-/// 127.0.0.0/8 to loopback; elsewhere it is not bound).
-const HOP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
-
-/// The microsocks binary, if installed.
-fn microsocks() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("microsocks"))
-        .find(|p| p.is_file())
-}
-
-/// The binary, or `None` after saying why the test is skipped. Under CI a
-/// missing microsocks fails the test.
-fn microsocks_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(bin) = microsocks() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "microsocks is not installed and CI is set: `cargo xtask deps` (or `apt-get install microsocks`) installs it"
-    );
-    // Straight to stderr: the test harness captures `eprintln!` of passing
-    // tests, and a skip must not be silent.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {test}: microsocks is not installed (`apt-get install microsocks` or `cargo xtask deps`); \
-         the SOCKS5 upstream path is untested on this machine"
-    );
-    None
-}
-
-/// A running microsocks on 127.0.0.1, killed when dropped.
-struct Socks {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Socks {
-    fn start(bin: &Path, dir: &Path) -> Socks {
-        // The port is free a moment before microsocks binds it; another
-        // process may take it meanwhile, so try a few.
-        for attempt in 0..5 {
-            let port = support::free_closed_port();
-            let log = dir.join(format!("microsocks-{attempt}.log"));
-            let out = std::fs::File::create(&log).unwrap();
-            let mut cmd = Command::new(bin);
-            cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
-            if cfg!(target_os = "linux") {
-                cmd.args(["-b", &HOP.to_string()]);
-            }
-            let mut child = cmd
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    eprintln!(
-                        "microsocks on port {port} exited ({status}): {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    break;
-                }
-                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Socks { child, addr, log };
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "microsocks never listened on {addr}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("microsocks could not listen on a free port in 5 tries");
-    }
-
-    /// What microsocks logged: one `client[N] IP: connected to HOST:PORT`
-    /// line per connection it made.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Socks {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use support::socks::{HOP, Socks, microsocks_or_skip};
 
 /// A daemon on machine `local`, which has no Ollama, whose peer `peer` has
 /// the fake, with `[proxy] socks5` pointing at microsocks.

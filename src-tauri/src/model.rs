@@ -54,7 +54,12 @@ pub fn machine_state(m: &MachineSnapshot, findings: usize) -> MachineState {
     {
         return MachineState::Down;
     }
-    let degraded = m.services.iter().any(|s| s.checked_at.is_some() && !s.up)
+    let stale = m
+        .peer
+        .as_ref()
+        .is_some_and(|p| p.state == clawfleet::snapshot::PeerState::Stale);
+    let degraded = stale
+        || m.services.iter().any(|s| s.checked_at.is_some() && !s.up)
         || m.pm2
             .iter()
             .any(|a| a.status != "online" && (a.expected || a.status != "missing"))
@@ -95,8 +100,20 @@ pub fn fleet_state(snap: &Snapshot, status: Option<&Status>, acting: bool) -> Fl
 pub fn machine_line(m: &MachineSnapshot, findings: usize) -> String {
     let mut parts = Vec::new();
     match machine_state(m, findings) {
-        MachineState::Down if !m.online => parts.push("offline".to_owned()),
+        MachineState::Down if !m.online => parts.push(
+            match m.peer.as_ref().map(|p| p.state) {
+                Some(clawfleet::snapshot::PeerState::Faulty) => "not answering properly",
+                _ => "offline",
+            }
+            .to_owned(),
+        ),
         _ => {}
+    }
+    if m.peer
+        .as_ref()
+        .is_some_and(|p| p.state == clawfleet::snapshot::PeerState::Stale)
+    {
+        parts.push("not answering (last data shown)".to_owned());
     }
     if m.online {
         match &m.ollama {
@@ -393,6 +410,42 @@ mod tests {
         );
         m.online = false;
         assert_eq!(machine_line(&m, 0), "Mac Mini — offline");
+    }
+
+    #[test]
+    fn a_peer_polled_stale_offline_or_faulty() {
+        use clawfleet::snapshot::{PeerState, PeerView};
+        let mut m = mini();
+        m.is_self = false;
+        m.zombies.clear();
+        let with = |m: &MachineSnapshot, state, online| {
+            let mut m = m.clone();
+            m.online = online;
+            m.peer = Some(PeerView {
+                state,
+                ..PeerView::default()
+            });
+            m
+        };
+        let stale = with(&m, PeerState::Stale, true);
+        assert_eq!(machine_state(&stale, 0), MachineState::Degraded);
+        assert_eq!(
+            machine_line(&stale, 0),
+            "Mac Mini — not answering (last data shown) · Ollama ok · 1 model loaded"
+        );
+        let fresh = with(&m, PeerState::Fresh, true);
+        assert_eq!(machine_state(&fresh, 0), MachineState::Ok);
+        let off = with(&m, PeerState::Offline, false);
+        assert_eq!(machine_line(&off, 0), "Mac Mini — offline");
+        let faulty = with(&m, PeerState::Faulty, false);
+        assert_eq!(
+            machine_line(&faulty, 0),
+            "Mac Mini — not answering properly"
+        );
+        assert_eq!(
+            fleet_state(&snap(vec![mini(), off]), None, false),
+            FleetState::Degraded
+        );
     }
 
     #[test]

@@ -87,6 +87,96 @@ pub fn render(snap: &Snapshot) -> String {
         );
     }
 
+    // The fleet view: how polling each peer goes (this machine's clock).
+    let polled: Vec<_> = ms
+        .iter()
+        .filter_map(|m| m.peer.as_ref().map(|p| (m, p)))
+        .collect();
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_up",
+        "gauge",
+        "1 when the peer's last poll brought its snapshot.",
+    );
+    for (m, p) in &polled {
+        f.sample(
+            "clawfleet_peer_up",
+            &[("machine", &m.id)],
+            flag(p.state == crate::snapshot::PeerState::Fresh),
+        );
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_state",
+        "gauge",
+        "1 for the peer's current state: waiting, fresh, stale, offline or faulty.",
+    );
+    for (m, p) in &polled {
+        f.sample(
+            "clawfleet_peer_state",
+            &[("machine", &m.id), ("state", p.state.as_str())],
+            1.0,
+        );
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_last_seen_timestamp_seconds",
+        "gauge",
+        "When the peer's last good snapshot arrived (Unix time, this machine's clock).",
+    );
+    for (m, p) in &polled {
+        if let Some(at) = p.last_seen_at {
+            f.sample(
+                "clawfleet_peer_last_seen_timestamp_seconds",
+                &[("machine", &m.id)],
+                at.as_millisecond() as f64 / 1000.0,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_poll_failures",
+        "gauge",
+        "Polls of the peer in a row that failed.",
+    );
+    for (m, p) in &polled {
+        f.sample(
+            "clawfleet_peer_poll_failures",
+            &[("machine", &m.id)],
+            f64::from(p.failures_in_row),
+        );
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_latency_seconds",
+        "gauge",
+        "Round trip of the peer's last good poll.",
+    );
+    for (m, p) in &polled {
+        if let Some(ms) = p.latency_ms {
+            f.sample(
+                "clawfleet_peer_latency_seconds",
+                &[("machine", &m.id)],
+                ms / 1000.0,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_peer_clock_skew_seconds",
+        "gauge",
+        "The peer's clock minus this machine's.",
+    );
+    for (m, p) in &polled {
+        if let Some(s) = p.clock_skew_secs {
+            f.sample(
+                "clawfleet_peer_clock_skew_seconds",
+                &[("machine", &m.id)],
+                s,
+            );
+        }
+    }
+
     let mut f = Family::new(
         &mut out,
         "clawfleet_cpu_percent",

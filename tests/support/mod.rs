@@ -13,6 +13,7 @@
 
 mod fake_ollama;
 mod raw;
+pub mod socks;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
 //! - `cargo xtask bench tray` — the tray app's memory, CPU and start time.
+//! - `cargo xtask bench fleet` — polling 20 peers: CPU and staleness.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         ["bench", "transcripts"] => bench_transcripts(),
         ["bench", "heal"] => bench_heal(),
         ["bench", "tray"] => bench_tray(),
+        ["bench", "fleet"] => bench_fleet(),
         ["deps"] => ensure_system_packages(),
         _ => {
             eprintln!(
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
                  bench transcripts    ingesting 1,000,000 transcript lines, and a restart\n  \
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
+                 bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
                  deps                 install the system packages the build and tests need"
             );
             return ExitCode::from(2);
@@ -722,6 +725,30 @@ fn bench_proxy() -> Result {
     status(
         "running the proxy benchmark",
         Command::new("sh").args(["-c", &script]),
+    )
+}
+
+/// The fleet benchmark (`examples/fleet_bench.rs`): 20 peers, one hung,
+/// polled by a release daemon, against the same daemon not polling them.
+fn bench_fleet() -> Result {
+    if !cfg!(target_os = "linux") {
+        return Err("the fleet benchmark reads /proc: run it on Linux".into());
+    }
+    status(
+        "building clawfleet and the benchmark (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--bin",
+            "clawfleet",
+            "--example",
+            "fleet_bench",
+        ]),
+    )?;
+    let dir = root().join("target/release");
+    status(
+        "running the fleet benchmark",
+        Command::new(dir.join("examples/fleet_bench")).arg(dir.join("clawfleet")),
     )
 }
 
