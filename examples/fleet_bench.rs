@@ -8,7 +8,7 @@
 //! - **baseline**: the 20 peers in the config without a `fleet_url` (not
 //!   polled);
 //! - **polled**: the same 20 with one: 19 stand-ins that answer each poll
-//!   with a realistic snapshot of themselves (about 20 KB: 12 models, 3
+//!   with a realistic snapshot of themselves (about 8 KB: 12 models, 3
 //!   disks, 8 services, 10 pm2 apps) and one that accepts the connection
 //!   and never answers.
 //!

@@ -241,5 +241,16 @@ mod tests {
             None,
             "findings show in the tray, not as notices"
         );
+        let gone = Event::new(
+            Kind::Machine,
+            "macmini",
+            Severity::Warning,
+            "Mac Mini is offline: not heard from for 60 s (connection refused)",
+        );
+        assert_eq!(NoticeKind::of(&gone), Some(NoticeKind::Machine));
+        let n = notice_for(&gone);
+        assert_eq!(n.title, "ClawFleet: a machine");
+        assert!(n.body.starts_with("Mac Mini is offline"));
+        assert!(NoticeKind::ALL.contains(&NoticeKind::Machine), "it can be switched off");
     }
 }
