@@ -362,7 +362,9 @@ function machineCard(m) {
   }
   if (healable) {
     card.append(el("p", { class: "card-actions" }, hb("Clean caches…", "clean", null, "danger")));
-    const orphans = [...S.results].filter(([key]) => !shownKeys.has(key));
+    // Outcomes of this machine's actions whose button went away.
+    const mine = `${m.is_self ? "" : m.id}/`;
+    const orphans = [...S.results].filter(([key]) => key.startsWith(mine) && !shownKeys.has(key));
     for (const [, r] of orphans) card.append(el("p", { class: `heal-result ${r.ok ? "ok" : "bad"}` }, r.message));
   }
   card.append(el("p", { class: "muted" }, m.is_self ? "updated " : "checked ", ago(m.updated_at)));

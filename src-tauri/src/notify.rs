@@ -251,6 +251,9 @@ mod tests {
         let n = notice_for(&gone);
         assert_eq!(n.title, "ClawFleet: a machine");
         assert!(n.body.starts_with("Mac Mini is offline"));
-        assert!(NoticeKind::ALL.contains(&NoticeKind::Machine), "it can be switched off");
+        assert!(
+            NoticeKind::ALL.contains(&NoticeKind::Machine),
+            "it can be switched off"
+        );
     }
 }

@@ -705,18 +705,7 @@ fn bench_proxy() -> Result {
     if !cfg!(unix) {
         return Err("the proxy benchmark reads /proc and uses ulimit: run it on Linux".into());
     }
-    status(
-        "building clawfleet and the benchmark (release)",
-        cargo().args([
-            "build",
-            "--release",
-            "--bin",
-            "clawfleet",
-            "--example",
-            "proxy_bench",
-        ]),
-    )?;
-    let dir = root().join("target/release");
+    let dir = build_release_example("proxy_bench")?;
     let script = format!(
         "ulimit -n 65536 2>/dev/null || ulimit -n 8192; exec {:?} {:?}",
         dir.join("examples/proxy_bench"),
@@ -728,12 +717,9 @@ fn bench_proxy() -> Result {
     )
 }
 
-/// The fleet benchmark (`examples/fleet_bench.rs`): 20 peers, one hung,
-/// polled by a release daemon, against the same daemon not polling them.
-fn bench_fleet() -> Result {
-    if !cfg!(target_os = "linux") {
-        return Err("the fleet benchmark reads /proc: run it on Linux".into());
-    }
+/// Builds `clawfleet` and the benchmark `example` in release; returns the
+/// folder both are in.
+fn build_release_example(example: &str) -> Result<PathBuf> {
     status(
         "building clawfleet and the benchmark (release)",
         cargo().args([
@@ -742,10 +728,19 @@ fn bench_fleet() -> Result {
             "--bin",
             "clawfleet",
             "--example",
-            "fleet_bench",
+            example,
         ]),
     )?;
-    let dir = root().join("target/release");
+    Ok(root().join("target/release"))
+}
+
+/// The fleet benchmark (`examples/fleet_bench.rs`): 20 peers, one hung,
+/// polled by a release daemon, against the same daemon not polling them.
+fn bench_fleet() -> Result {
+    if !cfg!(target_os = "linux") {
+        return Err("the fleet benchmark reads /proc: run it on Linux".into());
+    }
+    let dir = build_release_example("fleet_bench")?;
     status(
         "running the fleet benchmark",
         Command::new(dir.join("examples/fleet_bench")).arg(dir.join("clawfleet")),
