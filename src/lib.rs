@@ -5,6 +5,7 @@
 //! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
+pub mod clawdbot;
 pub mod config;
 pub mod cost;
 pub mod daemon;

@@ -69,6 +69,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join Clawdbot to the fleet: point its Ollama providers at this
+    /// machine's proxy (each keeps the machine it named first), or undo it.
+    Clawdbot {
+        #[command(subcommand)]
+        command: ClawdbotCommand,
+    },
     /// The fleet token: every machine of a fleet has the same one.
     Token {
         #[command(subcommand)]
@@ -87,6 +93,28 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClawdbotCommand {
+    /// Point every provider whose baseUrl is an Ollama of the fleet at this
+    /// machine's proxy. Only those values change; the original is kept
+    /// beside the file. Running it twice changes nothing the second time.
+    Wire {
+        /// Print the exact diff and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put back the file `wire` changed, byte for byte. Refuses when it
+    /// changed since (your edits would be lost) unless --force.
+    Unwire {
+        /// Restore the original even though the file changed since.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -175,11 +203,94 @@ async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Token { command } => token(explicit, command),
+        Command::Clawdbot { command } => clawdbot_cmd(explicit, command),
         Command::Events { json, limit } => events(explicit, json, limit),
         Command::Config { command } => match command {
             ConfigCommand::Init { force } => config_init(explicit, force),
             ConfigCommand::Check { path } => config_check(path.as_deref().or(explicit)),
             ConfigCommand::Path => config_path(explicit),
+        },
+    }
+}
+
+fn clawdbot_cmd(explicit: Option<&Path>, command: ClawdbotCommand) -> ExitCode {
+    use clawfleet::clawdbot::wire;
+    let loaded = match load(explicit) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let config = &loaded.config;
+    let Some(path) =
+        clawfleet::probe::clawdbot::config_path(config.clawdbot.config_path.as_deref())
+    else {
+        eprintln!(
+            "error: no home folder to find Clawdbot's config in: set CLAWDBOT_CONFIG_PATH or [clawdbot] config_path"
+        );
+        return ExitCode::from(2);
+    };
+    let data_dir = config.data_dir();
+    match command {
+        ClawdbotCommand::Wire { dry_run, json } => {
+            let fleet = clawfleet::fleet::Fleet::resolve(config, &clawfleet::daemon::os_hostname());
+            let proxy = wire::proxy_base(&config.proxy.listen);
+            match wire::wire(&path, &data_dir, &fleet, &proxy, dry_run) {
+                Ok(report) => {
+                    if json {
+                        match serde_json::to_string_pretty(&report) {
+                            Ok(t) => println!("{t}"),
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                        return ExitCode::SUCCESS;
+                    }
+                    if report.changes.is_empty() {
+                        println!("nothing to change in {}", path.display());
+                    } else {
+                        print!("{}", report.diff);
+                        for c in &report.changes {
+                            let first = c
+                                .machine
+                                .as_deref()
+                                .map(|m| format!(" ({m} first, then the rest of the fleet)"))
+                                .unwrap_or_default();
+                            println!("{}: {} -> {}{first}", c.provider, c.from, c.to);
+                        }
+                    }
+                    for s in &report.skipped {
+                        println!("left alone: {}: {}", s.provider, s.why);
+                    }
+                    if dry_run {
+                        println!("(dry run: nothing was written)");
+                    } else if let Some(b) = &report.backup {
+                        println!(
+                            "wired {}; the original is {}; `clawfleet clawdbot unwire` puts it back. Restart Clawdbot's gateway to use it.",
+                            path.display(),
+                            b.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        ClawdbotCommand::Unwire { force } => match wire::unwire(&path, &data_dir, force) {
+            Ok(backup) => {
+                println!(
+                    "restored {} from {} (kept); restart Clawdbot's gateway to use it",
+                    path.display(),
+                    backup.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
         },
     }
 }

@@ -1160,3 +1160,54 @@ async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
     }
     fleet.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
+    // Both have the model; this machine would come first without /via/.
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    local.set_model_names(&["gpt-oss:20b"]);
+    peer.set_model_names(&["gpt-oss:20b"]);
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    let body = json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}]});
+    let plain = fleet.post("/v1/chat/completions", body.clone()).await;
+    assert_eq!(plain.headers()["x-clawfleet-machine"], "local");
+    // What `clawfleet clawdbot wire` writes for a provider that named the peer.
+    let via = fleet
+        .post("/via/peer/v1/chat/completions", body.clone())
+        .await;
+    assert_eq!(via.status(), 200);
+    assert_eq!(via.headers()["x-clawfleet-machine"], "peer");
+    let native = fleet
+        .post(
+            "/via/peer/api/chat",
+            json!({"model": "gpt-oss:20b", "messages": [], "stream": false}),
+        )
+        .await;
+    assert_eq!(native.headers()["x-clawfleet-machine"], "peer");
+    // The peer's Ollama goes: the same address is served by the rest.
+    peer.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = fleet
+            .post("/via/peer/v1/chat/completions", body.clone())
+            .await;
+        if r.status() == 200 && r.headers()["x-clawfleet-machine"] == "local" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never failed over from the peer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A machine the fleet does not have is a clear 404 in the client's shape.
+    let r = fleet.post("/via/nosuch/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no machine \"nosuch\" in the fleet"),
+        "{e}"
+    );
+}

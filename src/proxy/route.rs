@@ -151,6 +151,20 @@ pub fn plan(
 }
 
 /// Drops machines seen down while any healthy one remains.
+/// Puts `machine` first when it can serve and its Ollama looks up: a
+/// `/via/<machine>/` address (what `clawfleet clawdbot wire` writes) keeps
+/// a provider going to the machine it named, with the rest of the plan as
+/// its failover.
+pub fn prefer(candidates: &mut Vec<Candidate>, machine: &str) {
+    if let Some(i) = candidates
+        .iter()
+        .position(|c| c.machine == machine && c.healthy)
+    {
+        let c = candidates.remove(i);
+        candidates.insert(0, c);
+    }
+}
+
 fn healthy_first(candidates: Vec<Candidate>) -> Vec<Candidate> {
     if candidates.iter().any(|c| c.healthy) {
         candidates.into_iter().filter(|c| c.healthy).collect()

@@ -150,9 +150,38 @@ impl Proxy {
 /// The proxy's routes behind the Host/Origin guard.
 pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
     let inference = |endpoint: Endpoint| {
-        move |state: State<Arc<Proxy>>, request: Request| infer(state, endpoint, request)
+        move |state: State<Arc<Proxy>>, request: Request| infer(state, endpoint, None, request)
+    };
+    // `/via/<machine>/...`: the same, that machine first (see `route::prefer`).
+    let via = |endpoint: Endpoint| {
+        move |state: State<Arc<Proxy>>, Path(machine): Path<String>, request: Request| {
+            infer(state, endpoint, Some(machine), request)
+        }
     };
     Router::new()
+        .route(
+            "/via/{machine}/v1/chat/completions",
+            post(via(Endpoint::OpenAiChat)),
+        )
+        .route(
+            "/via/{machine}/v1/completions",
+            post(via(Endpoint::OpenAiCompletions)),
+        )
+        .route(
+            "/via/{machine}/v1/embeddings",
+            post(via(Endpoint::OpenAiEmbeddings)),
+        )
+        .route("/via/{machine}/api/chat", post(via(Endpoint::OllamaChat)))
+        .route(
+            "/via/{machine}/api/generate",
+            post(via(Endpoint::OllamaGenerate)),
+        )
+        .route("/via/{machine}/api/embed", post(via(Endpoint::OllamaEmbed)))
+        .route(
+            "/via/{machine}/api/embeddings",
+            post(via(Endpoint::OllamaEmbeddings)),
+        )
+        .route("/via/{machine}/v1/models", get(openai_models))
         .route(
             "/v1/chat/completions",
             post(inference(Endpoint::OpenAiChat)),
@@ -440,7 +469,12 @@ fn header_text(text: &str) -> HeaderValue {
     HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Request) -> Response {
+async fn infer(
+    State(proxy): State<Arc<Proxy>>,
+    endpoint: Endpoint,
+    prefer: Option<String>,
+    request: Request,
+) -> Response {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let client = client_of(&request);
@@ -471,13 +505,27 @@ async fn infer(State(proxy): State<Arc<Proxy>>, endpoint: Endpoint, request: Req
         record.requested_model = Some(model.clone());
         record.stream = stream;
         let snap = proxy.snapshot.borrow().clone();
-        let candidates = match route::plan(&model, &proxy.config, &proxy.fleet, &snap) {
+        let mut candidates = match route::plan(&model, &proxy.config, &proxy.fleet, &snap) {
             Ok(c) => c,
             Err(e @ RouteError::UnknownModel { .. }) => {
                 let r = Refusal(404, ErrorKind::ModelNotFound, e.to_string());
                 return refuse(&proxy.ledger, record, started, shape, r);
             }
         };
+        if let Some(machine) = prefer.as_deref() {
+            if !proxy.fleet.machines().any(|m| m.id == machine) {
+                let r = Refusal(
+                    404,
+                    ErrorKind::ModelNotFound,
+                    format!(
+                        "no machine {:?} in the fleet: the address /via/<machine>/ names a machine id of ClawFleet's config",
+                        crate::net::preview(machine.as_bytes(), 60)
+                    ),
+                );
+                return refuse(&proxy.ledger, record, started, shape, r);
+            }
+            route::prefer(&mut candidates, machine);
+        }
         // Ask upstream for the usage chunk even when the client did not, and
         // take it out again on the way back.
         let filter_usage = endpoint == Endpoint::OpenAiChat
