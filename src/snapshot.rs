@@ -448,6 +448,13 @@ pub struct ClawdbotStatus {
     pub gateway_bind: Option<String>,
     /// Whether the gateway port accepts connections.
     pub gateway_listening: Option<bool>,
+    /// Its agents, from its state folder: sessions and last turn.
+    #[serde(default)]
+    pub agents: Vec<crate::probe::sessions::AgentSessions>,
+    /// The last heartbeat turn, and whether it is overdue (older than twice
+    /// the interval).
+    #[serde(default)]
+    pub heartbeat: Option<crate::probe::sessions::Heartbeat>,
     /// When this was read.
     pub checked_at: Option<Timestamp>,
 }

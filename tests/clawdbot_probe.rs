@@ -109,6 +109,8 @@ fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotS
         gateway_port,
         gateway_bind: Some("loopback".into()),
         gateway_listening: Some(listening),
+        agents: vec![],
+        heartbeat: None,
         checked_at: None,
     }
 }
@@ -193,6 +195,8 @@ async fn hand_edited_json5() {
             gateway_port: port,
             gateway_bind: None,
             gateway_listening: Some(true),
+            agents: vec![],
+            heartbeat: None,
             checked_at: None,
         }
     );

@@ -359,6 +359,24 @@ function machineCard(m) {
     if (c.error) card.append(el("p", { class: "warn" }, c.error));
     const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);
     if (chain.length) card.append(el("p", {}, el("span", { class: "muted" }, "models "), chain.join(" → ")));
+    const h = c.heartbeat;
+    if (h) {
+      card.append(el("p", { class: "heartbeat", "data-overdue": h.overdue ? "1" : "0" }, el("span", { class: "muted" }, "heartbeat "),
+        h.last_at ? ["last ", ago(h.last_at)] : "none found",
+        ` · every ${Math.round(h.every_secs / 60)} min · ${h.model}`,
+        h.overdue && h.last_at ? el("span", { class: "bad" }, " · overdue") : null));
+    }
+    const agents = c.agents || [];
+    if (agents.length) {
+      const sessions = agents.reduce((n, a) => n + a.sessions, 0);
+      card.append(el("p", { class: "agents" }, el("span", { class: "muted" }, "agents "),
+        `${agents.length} · ${sessions} session${sessions === 1 ? "" : "s"}`));
+      const recent = agents.filter((a) => a.last_turn_at).sort((a, b) => b.last_turn_at.localeCompare(a.last_turn_at)).slice(0, 5);
+      if (recent.length) {
+        card.append(rows(recent.map((a) => [a.id, el("span", {}, `${a.sessions} · `, ago(a.last_turn_at),
+          el("span", { class: "muted" }, ` · ${[a.last_provider, a.last_model].filter(Boolean).join("/")}`))])));
+      }
+    }
   }
   if (healable) {
     card.append(el("p", { class: "card-actions" }, hb("Clean caches…", "clean", null, "danger")));

@@ -490,6 +490,74 @@ pub fn render(snap: &Snapshot) -> String {
 
     let mut f = Family::new(
         &mut out,
+        "clawfleet_clawdbot_sessions",
+        "gauge",
+        "Session transcripts each Clawdbot agent keeps.",
+    );
+    for m in ms {
+        for a in m.clawdbot.iter().flat_map(|c| &c.agents) {
+            f.sample(
+                "clawfleet_clawdbot_sessions",
+                &[("machine", &m.id), ("agent", &a.id)],
+                a.sessions as f64,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_clawdbot_last_turn_timestamp_seconds",
+        "gauge",
+        "When each Clawdbot agent's last assistant turn was (Unix time).",
+    );
+    for m in ms {
+        for a in m.clawdbot.iter().flat_map(|c| &c.agents) {
+            if let Some(at) = a.last_turn_at {
+                f.sample(
+                    "clawfleet_clawdbot_last_turn_timestamp_seconds",
+                    &[("machine", &m.id), ("agent", &a.id)],
+                    at.as_millisecond() as f64 / 1000.0,
+                );
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_clawdbot_heartbeat_overdue",
+        "gauge",
+        "1 when Clawdbot's last heartbeat is older than twice its interval (or none was found).",
+    );
+    for m in ms {
+        if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.heartbeat.as_ref()) {
+            f.sample(
+                "clawfleet_clawdbot_heartbeat_overdue",
+                &[("machine", &m.id), ("model", &h.model)],
+                flag(h.overdue),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_clawdbot_heartbeat_timestamp_seconds",
+        "gauge",
+        "When Clawdbot's last heartbeat turn was (Unix time).",
+    );
+    for m in ms {
+        if let Some(at) = m
+            .clawdbot
+            .as_ref()
+            .and_then(|c| c.heartbeat.as_ref())
+            .and_then(|h| h.last_at)
+        {
+            f.sample(
+                "clawfleet_clawdbot_heartbeat_timestamp_seconds",
+                &[("machine", &m.id)],
+                at.as_millisecond() as f64 / 1000.0,
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
         "clawfleet_snapshot_age_seconds",
         "gauge",
         "Seconds since the machine's data was last refreshed.",

@@ -228,6 +228,27 @@ pub fn check(
         });
     }
 
+    // Clawdbot's heartbeat: overdue when its last turn is older than twice
+    // its interval. Left to a human (a heartbeat is skipped on purpose when
+    // HEARTBEAT.md holds only headings, so restarting would not help), and
+    // only once one was ever seen.
+    if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.heartbeat.as_ref())
+        && h.overdue
+        && let Some(last) = h.last_at
+    {
+        out.push(Finding {
+            key: "heartbeat".into(),
+            what: format!(
+                "Clawdbot's heartbeat is overdue: the last one ({}) was at {last}, and it runs every {} min",
+                h.model,
+                h.every_secs / 60
+            ),
+            severity: Severity::Warning,
+            evidence: json!({"model": h.model, "last_at": last, "every_secs": h.every_secs, "agent": h.agent}),
+            action: None,
+        });
+    }
+
     // Configured services.
     for s in &m.services {
         if s.up {
@@ -280,4 +301,79 @@ pub fn check(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::sessions::Heartbeat;
+    use crate::snapshot::ClawdbotStatus;
+
+    fn with_heartbeat(h: Option<Heartbeat>) -> MachineSnapshot {
+        MachineSnapshot {
+            is_self: true,
+            online: true,
+            clawdbot: Some(ClawdbotStatus {
+                config_found: true,
+                gateway_listening: Some(true),
+                heartbeat: h,
+                ..ClawdbotStatus::default()
+            }),
+            ..MachineSnapshot::default()
+        }
+    }
+
+    fn findings(m: &MachineSnapshot) -> Vec<Finding> {
+        check(
+            m,
+            &Extra::default(),
+            &HealConfig::default(),
+            &mut CheckState::default(),
+            Timestamp::now(),
+        )
+    }
+
+    #[test]
+    fn an_overdue_heartbeat_is_a_finding_for_a_human() {
+        let last: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        let overdue = Heartbeat {
+            model: "ollama-macmini/gpt-oss:20b".into(),
+            every_secs: 1800,
+            last_at: Some(last),
+            agent: Some("main".into()),
+            overdue: true,
+        };
+        let f = findings(&with_heartbeat(Some(overdue.clone())));
+        let h = f.iter().find(|f| f.key == "heartbeat").expect("a finding");
+        assert!(
+            h.what.contains("overdue") && h.what.contains("every 30 min"),
+            "{}",
+            h.what
+        );
+        assert_eq!(h.action, None, "no automatic fix: left to a human");
+        // On time, or never seen (heartbeats may be skipped on purpose): none.
+        let on_time = Heartbeat {
+            overdue: false,
+            ..overdue.clone()
+        };
+        assert!(
+            findings(&with_heartbeat(Some(on_time)))
+                .iter()
+                .all(|f| f.key != "heartbeat")
+        );
+        let never = Heartbeat {
+            last_at: None,
+            ..overdue
+        };
+        assert!(
+            findings(&with_heartbeat(Some(never)))
+                .iter()
+                .all(|f| f.key != "heartbeat")
+        );
+        assert!(
+            findings(&with_heartbeat(None))
+                .iter()
+                .all(|f| f.key != "heartbeat")
+        );
+    }
 }

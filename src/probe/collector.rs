@@ -34,6 +34,7 @@ pub struct Collector {
     system: Arc<Mutex<SystemProbe>>,
     system_busy: Arc<AtomicBool>,
     processes_busy: Arc<AtomicBool>,
+    sessions_busy: Arc<AtomicBool>,
 }
 
 impl Collector {
@@ -48,6 +49,7 @@ impl Collector {
             system: Arc::new(Mutex::new(SystemProbe::new())),
             system_busy: Arc::default(),
             processes_busy: Arc::default(),
+            sessions_busy: Arc::default(),
         }
     }
 
@@ -353,7 +355,37 @@ impl Collector {
 
     async fn probe_clawdbot(self: Arc<Self>) {
         let path = clawdbot::config_path(self.config.clawdbot.config_path.as_deref());
-        let status = clawdbot::probe(path.as_deref(), self.config.probes.timeout()).await;
+        let mut status = clawdbot::probe(path.as_deref(), self.config.probes.timeout()).await;
+        // Agents and sessions from the state folder (where the transcripts
+        // are: `[costs] transcripts_dir`, else beside the config).
+        let agents_dir = self.config.costs.transcripts_dir.clone().or_else(|| {
+            path.as_deref()
+                .and_then(|p| p.parent())
+                .map(|d| d.join("agents"))
+        });
+        if let Some(dir) = agents_dir {
+            let heartbeat = status.heartbeat_model.clone().map(|model| {
+                let every = status
+                    .heartbeat_every
+                    .as_deref()
+                    .and_then(super::sessions::parse_every)
+                    .unwrap_or(30 * 60);
+                (model, every)
+            });
+            let read = self
+                .blocking("clawdbot sessions", &self.sessions_busy, move || {
+                    super::sessions::read(
+                        &dir,
+                        heartbeat.as_ref().map(|(m, e)| (m.as_str(), *e)),
+                        Timestamp::now(),
+                    )
+                })
+                .await;
+            if let Some((agents, heartbeat)) = read {
+                status.agents = agents;
+                status.heartbeat = heartbeat;
+            }
+        }
         let now = Timestamp::now();
         self.publish_machine(&self.fleet.this.id, |m| {
             m.clawdbot = Some(status);

@@ -8,6 +8,7 @@ mod fail;
 pub mod ollama;
 pub mod pm2;
 pub mod services;
+pub mod sessions;
 pub mod system;
 
 pub use collector::{Collector, SnapshotRx, initial_snapshot};

@@ -103,8 +103,16 @@ services = [ { name = "Ollama port", port = ${ollama.port} } ]
 `);
   writeFileSync(join(dir, "clawdbot.json"), `{
   // JSON5, as Clawdbot writes it
-  agents: { defaults: { model: { primary: "ollama/gpt-oss:20b", fallbacks: ["ollama/qwen3:8b", "anthropic/claude-sonnet-4-5",] } } },
+  agents: { defaults: { model: { primary: "ollama/gpt-oss:20b", fallbacks: ["ollama/qwen3:8b", "anthropic/claude-sonnet-4-5",] },
+    heartbeat: { model: "ollama/gpt-oss:20b", every: "30m" } } },
 }`);
+  // Its state folder: one agent, two sessions; the last heartbeat 2 h ago.
+  const turn = (model, provider, at) => JSON.stringify({ type: "message", timestamp: at,
+    message: { role: "assistant", provider, model, api: "openai-completions", usage: { input: 10, output: 5 }, timestamp: at } }) + "\n";
+  const hour = 3600 * 1000;
+  mkdirSync(join(dir, "agents", "main", "sessions"), { recursive: true });
+  writeFileSync(join(dir, "agents", "main", "sessions", "a.jsonl"), turn("gpt-oss:20b", "ollama", new Date(Date.now() - 2 * hour).toISOString()));
+  writeFileSync(join(dir, "agents", "main", "sessions", "b.jsonl"), turn("qwen3:8b", "ollama", new Date(Date.now() - hour / 2).toISOString()));
   // Two old files (4000 bytes) and a young one for the Cleaner.
   const old = (Date.now() - 30 * 86400 * 1000) / 1000;
   for (const [name, size, when] of [["a.bin", 1000, old], ["sub/b.bin", 3000, old], ["young.bin", 500, Date.now() / 1000]]) {
@@ -160,6 +168,9 @@ for (const scheme of ["light", "dark"]) {
     assert.match(text, /loaded 12\.9 GiB VRAM/);
     assert.match(text, /up · 0\.12\.6/);
     assert.match(text, /ollama\/gpt-oss:20b → ollama\/qwen3:8b → anthropic\/claude-sonnet-4-5/);
+    // Clawdbot's agents and heartbeat, from its state folder.
+    assert.match(text, /agents 1 · 2 sessions/);
+    assert.match(text, /heartbeat last .* · every 30 min · ollama\/gpt-oss:20b · overdue/);
     await card.locator(".figure", { hasText: "CPU" }).getByText(/%$/).waitFor();
     // The sparkline is a uPlot canvas, fed by /fleet/v1/history and the stream.
     await card.locator(".spark canvas").waitFor();
