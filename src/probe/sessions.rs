@@ -205,7 +205,7 @@ pub fn read(
                     .collect()
             })
             .unwrap_or_default();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         let mut agent = AgentSessions {
             id: id.clone(),
             sessions: files.len(),
