@@ -448,6 +448,9 @@ pub struct ClawdbotStatus {
     pub gateway_bind: Option<String>,
     /// Whether the gateway port accepts connections.
     pub gateway_listening: Option<bool>,
+    /// The gateway's websocket `health`, when its port is open.
+    #[serde(default)]
+    pub gateway_health: Option<crate::probe::gateway::GatewayHealth>,
     /// Its agents, from its state folder: sessions and last turn.
     #[serde(default)]
     pub agents: Vec<crate::probe::sessions::AgentSessions>,

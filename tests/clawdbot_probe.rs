@@ -109,6 +109,7 @@ fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotS
         gateway_port,
         gateway_bind: Some("loopback".into()),
         gateway_listening: Some(listening),
+        gateway_health: None,
         agents: vec![],
         heartbeat: None,
         checked_at: None,
@@ -120,6 +121,13 @@ fn without_time(mut status: ClawdbotStatus) -> ClawdbotStatus {
     let checked = status.checked_at.take().expect("checked_at is set");
     let age = jiff::Timestamp::now().duration_since(checked);
     assert!(age.as_secs() < 60, "checked_at {checked} is not now");
+    // The gateway stand-ins here are bare TCP listeners: the websocket
+    // health check finds a socket that says nothing (tests/gateway_probe.rs
+    // speaks the real exchange).
+    if let Some(h) = status.gateway_health.take() {
+        assert!(!h.ok);
+        assert_eq!(h.failure.as_deref(), Some("silent"), "{h:?}");
+    }
     status
 }
 
@@ -195,6 +203,7 @@ async fn hand_edited_json5() {
             gateway_port: port,
             gateway_bind: None,
             gateway_listening: Some(true),
+            gateway_health: None,
             agents: vec![],
             heartbeat: None,
             checked_at: None,

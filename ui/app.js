@@ -355,6 +355,15 @@ function machineCard(m) {
     card.append(el("p", {}, "gateway :", String(c.gateway_port), " ",
       c.gateway_listening === null ? "" : state(c.gateway_listening, "listening", "closed"),
       healable && c.config_found ? [" ", hb("Restart gateway", "restart-gateway", null, "small")] : null));
+    const gh = c.gateway_health;
+    if (gh) {
+      card.append(el("p", { class: "gateway-health", "data-ok": gh.ok ? "1" : "0" }, el("span", { class: "muted" }, "health "),
+        gh.ok ? state(true, "ok") : el("span", { class: "bad" }, gh.failure || "failed"),
+        gh.heartbeat_seconds ? ` · heartbeat every ${Math.round(gh.heartbeat_seconds / 60)} min` : "",
+        gh.agents && gh.agents.length ? ` · ${gh.agents.length} agent${gh.agents.length === 1 ? "" : "s"}` : "",
+        gh.server_version ? el("span", { class: "muted" }, ` · ${gh.server_version}`) : null,
+        gh.error ? el("span", { class: "warn" }, ` · ${gh.error}`) : null));
+    }
     if (!c.config_found) card.append(el("p", { class: "muted" }, `no config at ${c.config_path || "?"}`));
     if (c.error) card.append(el("p", { class: "warn" }, c.error));
     const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);

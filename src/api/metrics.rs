@@ -490,6 +490,21 @@ pub fn render(snap: &Snapshot) -> String {
 
     let mut f = Family::new(
         &mut out,
+        "clawfleet_clawdbot_gateway_healthy",
+        "gauge",
+        "1 when Clawdbot's gateway completed the websocket handshake and its health said ok.",
+    );
+    for m in ms {
+        if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.gateway_health.as_ref()) {
+            f.sample(
+                "clawfleet_clawdbot_gateway_healthy",
+                &[("machine", &m.id)],
+                flag(h.ok),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
         "clawfleet_clawdbot_sessions",
         "gauge",
         "Session transcripts each Clawdbot agent keeps.",

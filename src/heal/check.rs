@@ -228,6 +228,32 @@ pub fn check(
         });
     }
 
+    // The gateway listens but its websocket is silent or says it is not
+    // healthy: a restart is the fix. A refused handshake (a wrong token in
+    // Clawdbot's config) is for a human: restarting would not change it.
+    if let Some(c) = &m.clawdbot
+        && c.gateway_listening == Some(true)
+        && let Some(h) = &c.gateway_health
+        && !h.ok
+    {
+        let restartable = matches!(h.failure.as_deref(), Some("silent" | "unhealthy"));
+        out.push(Finding {
+            key: "gateway-health".into(),
+            what: format!(
+                "the Clawdbot gateway on port {} is not healthy: {}",
+                c.gateway_port,
+                h.error.as_deref().unwrap_or("no reason given")
+            ),
+            severity: if restartable {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            evidence: json!({"port": c.gateway_port, "failure": h.failure}),
+            action: restartable.then_some(Action::RestartGateway),
+        });
+    }
+
     // Clawdbot's heartbeat: overdue when its last turn is older than twice
     // its interval. Left to a human (a heartbeat is skipped on purpose when
     // HEARTBEAT.md holds only headings, so restarting would not help), and
@@ -375,5 +401,39 @@ mod tests {
                 .iter()
                 .all(|f| f.key != "heartbeat")
         );
+    }
+
+    #[test]
+    fn an_unhealthy_gateway_is_restarted_a_refused_one_is_for_a_human() {
+        use crate::probe::gateway::GatewayHealth;
+        let with = |failure: &str| {
+            let mut m = with_heartbeat(None);
+            if let Some(c) = m.clawdbot.as_mut() {
+                c.gateway_health = Some(GatewayHealth {
+                    failure: Some(failure.into()),
+                    error: Some(format!("{failure} gateway")),
+                    ..GatewayHealth::default()
+                });
+            }
+            findings(&m)
+                .into_iter()
+                .find(|f| f.key == "gateway-health")
+                .expect("a finding")
+        };
+        assert_eq!(with("silent").action, Some(Action::RestartGateway));
+        assert_eq!(with("unhealthy").action, Some(Action::RestartGateway));
+        assert_eq!(
+            with("refused").action,
+            None,
+            "a wrong token is not fixed by a restart"
+        );
+        let mut ok = with_heartbeat(None);
+        if let Some(c) = ok.clawdbot.as_mut() {
+            c.gateway_health = Some(GatewayHealth {
+                ok: true,
+                ..GatewayHealth::default()
+            });
+        }
+        assert!(findings(&ok).iter().all(|f| f.key != "gateway-health"));
     }
 }

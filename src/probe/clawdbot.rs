@@ -80,6 +80,7 @@ pub async fn probe(path: Option<&Path>, timeout: Duration) -> ClawdbotStatus {
         gateway_port: DEFAULT_GATEWAY_PORT,
         ..ClawdbotStatus::default()
     };
+    let mut token = None;
     match path {
         None => status.error = Some("no config path: the home folder is unknown".to_owned()),
         Some(path) => match read_config(path).await {
@@ -87,6 +88,7 @@ pub async fn probe(path: Option<&Path>, timeout: Duration) -> ClawdbotStatus {
             Ok(Some(text)) => {
                 status.config_found = true;
                 read_status(&text, &mut status);
+                token = super::gateway::token_of(&text);
             }
             Err(message) => {
                 status.config_found = true;
@@ -95,6 +97,11 @@ pub async fn probe(path: Option<&Path>, timeout: Duration) -> ClawdbotStatus {
         },
     }
     status.gateway_listening = Some(port_accepts(status.gateway_port, timeout).await);
+    // Beyond the open port: the websocket handshake and `health`.
+    if status.config_found && status.gateway_listening == Some(true) {
+        status.gateway_health =
+            Some(super::gateway::health(status.gateway_port, token.as_deref(), timeout).await);
+    }
     status.checked_at = Some(Timestamp::now());
     status
 }

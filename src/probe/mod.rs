@@ -5,6 +5,7 @@
 pub mod clawdbot;
 mod collector;
 mod fail;
+pub mod gateway;
 pub mod ollama;
 pub mod pm2;
 pub mod services;
