@@ -451,6 +451,9 @@ pub struct ClawdbotStatus {
     /// The gateway's websocket `health`, when its port is open.
     #[serde(default)]
     pub gateway_health: Option<crate::probe::gateway::GatewayHealth>,
+    /// Its model chains against what the fleet can serve now.
+    #[serde(default)]
+    pub chain: Option<crate::clawdbot::chain::ChainView>,
     /// Its agents, from its state folder: sessions and last turn.
     #[serde(default)]
     pub agents: Vec<crate::probe::sessions::AgentSessions>,

@@ -368,6 +368,19 @@ function machineCard(m) {
     if (c.error) card.append(el("p", { class: "warn" }, c.error));
     const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);
     if (chain.length) card.append(el("p", {}, el("span", { class: "muted" }, "models "), chain.join(" → ")));
+    // Each model of the chains against what the fleet can serve now.
+    const cv = c.chain;
+    if (cv && cv.models.length) {
+      card.append(rows(cv.models.map((x) => [
+        el("span", {}, x.model, el("span", { class: "muted" }, ` · ${x.role}`)),
+        !x.local ? el("span", { class: "muted" }, "cloud (paid)")
+          : x.servable ? el("span", { class: "ok" }, `servable · ${x.machines.join(", ")}`)
+            : el("span", { class: "bad" }, "no machine has it up"),
+      ]), "chain"));
+      if (cv.local_all_down) {
+        card.append(el("p", { class: "bad chain-alarm" }, "Every local model of the chain is down: turns go to the paid fallbacks."));
+      }
+    }
     const h = c.heartbeat;
     if (h) {
       card.append(el("p", { class: "heartbeat", "data-overdue": h.overdue ? "1" : "0" }, el("span", { class: "muted" }, "heartbeat "),

@@ -3,5 +3,6 @@
 //!
 //! Reading Clawdbot's state for the snapshot is in `probe::clawdbot`.
 
+pub mod chain;
 pub mod spans;
 pub mod wire;

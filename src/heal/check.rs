@@ -254,6 +254,39 @@ pub fn check(
         });
     }
 
+    // Clawdbot's chain has lost every local model: its turns now go to the
+    // paid fallbacks. Said before the money is spent; the Ollama findings
+    // carry the fixes.
+    if let Some(chain) = m.clawdbot.as_ref().and_then(|c| c.chain.as_ref())
+        && chain.local_all_down
+    {
+        let local: Vec<&str> = chain
+            .models
+            .iter()
+            .filter(|x| x.local && (x.role == "primary" || x.role == "fallback"))
+            .map(|x| x.model.as_str())
+            .collect();
+        let paid = chain
+            .models
+            .iter()
+            .find(|x| !x.local && (x.role == "primary" || x.role == "fallback"))
+            .map(|x| x.model.as_str());
+        out.push(Finding {
+            key: "chain".into(),
+            what: format!(
+                "every local model of Clawdbot's chain is down ({}): {}",
+                local.join(", "),
+                paid.map_or_else(
+                    || "its turns will fail".to_owned(),
+                    |p| format!("its turns go to {p}, which is paid")
+                )
+            ),
+            severity: Severity::Warning,
+            evidence: json!({"local": local, "paid_fallback": paid}),
+            action: None,
+        });
+    }
+
     // Clawdbot's heartbeat: overdue when its last turn is older than twice
     // its interval. Left to a human (a heartbeat is skipped on purpose when
     // HEARTBEAT.md holds only headings, so restarting would not help), and
@@ -435,5 +468,36 @@ mod tests {
             });
         }
         assert!(findings(&ok).iter().all(|f| f.key != "gateway-health"));
+    }
+
+    #[test]
+    fn a_chain_with_every_local_model_down_is_said_before_it_costs() {
+        use crate::clawdbot::chain::{ChainModel, ChainView};
+        let model = |role: &str, model: &str, local: bool, servable: Option<bool>| ChainModel {
+            role: role.into(),
+            model: model.into(),
+            local,
+            servable,
+            machines: vec![],
+        };
+        let mut m = with_heartbeat(None);
+        if let Some(c) = m.clawdbot.as_mut() {
+            c.chain = Some(ChainView {
+                models: vec![
+                    model("primary", "ollama-macmini/gpt-oss:20b", true, Some(false)),
+                    model("fallback", "anthropic/claude-sonnet-4-5", false, None),
+                ],
+                local_all_down: true,
+            });
+        }
+        let f = findings(&m);
+        let chain = f.iter().find(|f| f.key == "chain").expect("a finding");
+        assert!(
+            chain.what.contains("goes to anthropic/claude-sonnet-4-5")
+                || chain.what.contains("go to anthropic/claude-sonnet-4-5"),
+            "{}",
+            chain.what
+        );
+        assert_eq!(chain.action, None);
     }
 }

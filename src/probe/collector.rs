@@ -195,6 +195,7 @@ impl Collector {
         self.tx.send_modify(|snap| {
             let snap = Arc::make_mut(snap);
             change(snap);
+            refresh_chain(snap);
             snap.updated_at = Some(Timestamp::now());
         });
     }
@@ -434,6 +435,25 @@ fn change_machine(snap: &mut Snapshot, id: &str, change: impl FnOnce(&mut Machin
         change(m);
         m.updated_at = Some(Timestamp::now());
         refresh_online(m);
+    }
+}
+
+/// Keeps this machine's Clawdbot chain view true to the fleet's Ollamas
+/// (either can change it).
+fn refresh_chain(snap: &mut Snapshot) {
+    let Some(i) = snap
+        .machines
+        .iter()
+        .position(|m| m.is_self && m.clawdbot.is_some())
+    else {
+        return;
+    };
+    let view = snap.machines[i]
+        .clawdbot
+        .as_ref()
+        .map(|c| crate::clawdbot::chain::assess(c, snap));
+    if let Some(c) = snap.machines[i].clawdbot.as_mut() {
+        c.chain = view.filter(|v| !v.models.is_empty());
     }
 }
 

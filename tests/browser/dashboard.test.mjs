@@ -105,6 +105,7 @@ services = [ { name = "Ollama port", port = ${ollama.port} } ]
   // JSON5, as Clawdbot writes it
   agents: { defaults: { model: { primary: "ollama/gpt-oss:20b", fallbacks: ["ollama/qwen3:8b", "anthropic/claude-sonnet-4-5",] },
     heartbeat: { model: "ollama/gpt-oss:20b", every: "30m" } } },
+  models: { providers: { ollama: { baseUrl: "http://127.0.0.1:${ollama.port}/v1", api: "openai-completions", models: [] } } },
 }`);
   // Its state folder: one agent, two sessions; the last heartbeat 2 h ago.
   const turn = (model, provider, at) => JSON.stringify({ type: "message", timestamp: at,
@@ -170,6 +171,9 @@ for (const scheme of ["light", "dark"]) {
     assert.match(text, /ollama\/gpt-oss:20b → ollama\/qwen3:8b → anthropic\/claude-sonnet-4-5/);
     // Clawdbot's agents and heartbeat, from its state folder.
     assert.match(text, /agents 1 · 2 sessions/);
+    // The chain against what the fleet serves now.
+    assert.match(text, /ollama\/qwen3:8b · fallback\s*servable · macmini/);
+    assert.match(text, /anthropic\/claude-sonnet-4-5 · fallback\s*cloud \(paid\)/);
     assert.match(text, /heartbeat last .* · every 30 min · ollama\/gpt-oss:20b · overdue/);
     await card.locator(".figure", { hasText: "CPU" }).getByText(/%$/).waitFor();
     // The sparkline is a uPlot canvas, fed by /fleet/v1/history and the stream.
