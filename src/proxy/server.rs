@@ -158,53 +158,22 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
             infer(state, endpoint, Some(machine), request)
         }
     };
-    Router::new()
-        .route(
-            "/via/{machine}/v1/chat/completions",
-            post(via(Endpoint::OpenAiChat)),
-        )
-        .route(
-            "/via/{machine}/v1/completions",
-            post(via(Endpoint::OpenAiCompletions)),
-        )
-        .route(
-            "/via/{machine}/v1/embeddings",
-            post(via(Endpoint::OpenAiEmbeddings)),
-        )
-        .route("/via/{machine}/api/chat", post(via(Endpoint::OllamaChat)))
-        .route(
-            "/via/{machine}/api/generate",
-            post(via(Endpoint::OllamaGenerate)),
-        )
-        .route("/via/{machine}/api/embed", post(via(Endpoint::OllamaEmbed)))
-        .route(
-            "/via/{machine}/api/embeddings",
-            post(via(Endpoint::OllamaEmbeddings)),
-        )
+    // Each endpoint routed by model, at its own path and under
+    // `/via/<machine>` (what `clawfleet clawdbot wire` writes).
+    let mut router = Router::new();
+    for endpoint in Endpoint::ALL {
+        router = router
+            .route(endpoint.path(), post(inference(endpoint)))
+            .route(
+                &format!("/via/{{machine}}{}", endpoint.path()),
+                post(via(endpoint)),
+            );
+    }
+    router
         .route("/via/{machine}/v1/models", get(openai_models))
-        .route(
-            "/v1/chat/completions",
-            post(inference(Endpoint::OpenAiChat)),
-        )
-        .route(
-            "/v1/completions",
-            post(inference(Endpoint::OpenAiCompletions)),
-        )
-        .route(
-            "/v1/embeddings",
-            post(inference(Endpoint::OpenAiEmbeddings)),
-        )
         .route("/v1/models", get(openai_models))
         .route("/v1/models/{*model}", get(openai_model))
         .route("/v1/messages", post(anthropic))
-        .route("/api/chat", post(inference(Endpoint::OllamaChat)))
-        .route("/api/generate", post(inference(Endpoint::OllamaGenerate)))
-        .route("/api/embed", post(inference(Endpoint::OllamaEmbed)))
-        .route(
-            "/api/embeddings",
-            post(inference(Endpoint::OllamaEmbeddings)),
-        )
-        .route("/api/show", post(inference(Endpoint::OllamaShow)))
         .route("/api/tags", get(ollama_tags))
         .route("/api/ps", get(ollama_ps))
         .route("/api/version", get(ollama_version))
@@ -236,6 +205,18 @@ enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint.
+    const ALL: [Endpoint; 8] = [
+        Endpoint::OpenAiChat,
+        Endpoint::OpenAiCompletions,
+        Endpoint::OpenAiEmbeddings,
+        Endpoint::OllamaChat,
+        Endpoint::OllamaGenerate,
+        Endpoint::OllamaEmbed,
+        Endpoint::OllamaEmbeddings,
+        Endpoint::OllamaShow,
+    ];
+
     fn path(self) -> &'static str {
         match self {
             Endpoint::OpenAiChat => "/v1/chat/completions",
