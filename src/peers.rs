@@ -214,15 +214,6 @@ pub fn merge(ours: &mut MachineSnapshot, theirs: MachineSnapshot, keep_our_ollam
     }
 }
 
-/// The client for peers: every connection through SOCKS5 when `[proxy]
-/// socks5` is set (Tailscale userspace networking), else direct.
-pub fn client(
-    socks5: Option<&str>,
-    connect: Duration,
-) -> Result<reqwest::Client, crate::error::Error> {
-    crate::net::upstream_client(connect, socks5)
-}
-
 /// Polls the peers and forwards heals to them.
 pub struct Peers {
     cfg: FleetConfig,
@@ -247,7 +238,9 @@ impl Peers {
         let connect = Duration::from_millis(cfg.poll_timeout_ms.max(100));
         Ok(Arc::new(Self {
             permits: Arc::new(Semaphore::new(cfg.max_concurrent_polls.max(1))),
-            client: client(config.proxy.socks5.as_deref(), connect)?,
+            // Through SOCKS5 when `[proxy] socks5` is set (Tailscale userspace
+            // networking), as the proxy reaches peers.
+            client: crate::net::upstream_client(connect, config.proxy.socks5.as_deref())?,
             cfg,
             fleet,
             token,

@@ -690,7 +690,8 @@ fn count(usage: &serde_json::Map<String, serde_json::Value>, key: &str, flags: &
     }
 }
 
-fn time_of(value: Option<&serde_json::Value>) -> Option<Timestamp> {
+/// A transcript timestamp: Unix milliseconds or an RFC 3339 string.
+pub(crate) fn time_of(value: Option<&serde_json::Value>) -> Option<Timestamp> {
     match value? {
         serde_json::Value::Number(n) => n
             .as_i64()

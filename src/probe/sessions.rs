@@ -17,6 +17,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
+
+use crate::cost::transcripts::time_of;
 use serde::{Deserialize, Serialize};
 
 /// Agents read at the most.
@@ -108,16 +110,6 @@ struct Message {
     model: Option<String>,
     provider: Option<String>,
     timestamp: Option<serde_json::Value>,
-}
-
-fn time_of(v: Option<&serde_json::Value>) -> Option<Timestamp> {
-    match v? {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 /// The assistant turns in the last [`TAIL_BYTES`] of `path`, oldest first.

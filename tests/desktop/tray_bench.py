@@ -33,22 +33,15 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def tree(pid):
     """pid and all its descendants."""
-    kids = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            kids.setdefault(ppid, []).append(int(p))
-        except (OSError, IndexError, ValueError):
-            continue
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
+    return [pid] + d.descendants(pid)
+
+
+def cpu_percent(pid, secs):
+    """CPU of pid and its descendants over the next secs seconds, in % of a core."""
+    c0 = sum(cpu_ticks(p) for p in tree(pid))
+    time.sleep(secs)
+    c1 = sum(cpu_ticks(p) for p in tree(pid))
+    return (c1 - c0) / TICK / secs * 100
 
 
 def name(pid):
@@ -115,10 +108,7 @@ def main():
     time.sleep(10)
     closed_first, per_closed = memory(app.proc.pid)
 
-    c0 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
-    time.sleep(IDLE_SECS)
-    c1 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
-    idle_pct = (c1 - c0) / TICK / IDLE_SECS * 100
+    idle_pct = cpu_percent(app.proc.pid, IDLE_SECS)
 
     def click(label):
         node = d.wait_for(label, lambda: d.find(watcher.layout(item), label))
@@ -128,10 +118,7 @@ def main():
     d.wait_for("the web process", lambda: any(name(p).startswith("WebKitWebProces") for p in tree(app.proc.pid)))
     time.sleep(10)
     opened, per_open = memory(app.proc.pid)
-    o0 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
-    time.sleep(OPEN_SECS)
-    o1 = sum(cpu_ticks(p) for p in tree(app.proc.pid))
-    open_pct = (o1 - o0) / TICK / OPEN_SECS * 100
+    open_pct = cpu_percent(app.proc.pid, OPEN_SECS)
     click("Close dashboard")
     d.wait_for("the web process to go",
                lambda: not any(name(p).startswith("WebKitWebProces") for p in tree(app.proc.pid)), timeout=30)
