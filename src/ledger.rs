@@ -1,46 +1,54 @@
 //! The usage ledger: every proxied request, in SQLite (WAL) in `data_dir`.
 //!
-//! One [`Ledger`] owns one database file. Writes go through a dedicated writer
-//! thread that owns the read-write connection: the proxy's async tasks only
-//! put records on a bounded queue, so a slow disk never stalls a runtime
-//! thread, and records are stored in the order they were queued. The writer
-//! takes everything that is waiting and stores it in one transaction, so a
-//! burst costs one commit, not one per request.
+//! One [`Ledger`] owns one database file and its journal
+//! (`ledger.sqlite-pending/`, see `ledger/journal.rs`). Recording a request
+//! costs its task one `write` of one JSON line to the journal's active
+//! segment; nothing waits for SQLite. A dedicated writer thread, the only
+//! owner of the read-write connection, wakes at most every
+//! [`BATCH_EVERY`] while records arrive (never while none do), moves the
+//! journal to a fresh segment, stores the old one's records in one
+//! transaction and deletes it. Under load that is hundreds of rows per
+//! commit, instead of a commit and two thread wake-ups per request.
 //!
-//! [`LedgerHandle::record`] resolves only once its row is committed. With
-//! `journal_mode=WAL` and `synchronous=NORMAL` a committed transaction is in
-//! the WAL file, in the operating system's hands: it survives the ClawFleet
-//! process being killed (even `SIGKILL`) at any moment after. It may be lost
-//! if the whole machine loses power before the OS flushes its cache; that is
-//! the trade we make for not calling `fsync` on every request.
+//! [`LedgerHandle::record`] returns once its line is written: from then on the
+//! record survives the ClawFleet process being killed (even `SIGKILL`) at any
+//! moment, because it is in the operating system's hands, in the journal or
+//! in the WAL, and the next open stores what the journal still holds. It may
+//! be lost if the whole machine loses power before the OS flushes its cache;
+//! that is the trade we make for not calling `fsync` on every request.
 //!
 //! Times are stored as integer microseconds since the Unix epoch (UTC): a
 //! [`Record::started_at`] with finer precision comes back truncated to the
 //! microsecond.
 //!
-//! Reads ([`LedgerHandle::stats_since`], [`LedgerHandle::recent`]) use a
-//! second, read-only connection on the blocking thread pool: WAL lets them run
-//! while the writer writes.
+//! Reads ([`LedgerHandle::stats_since`], [`LedgerHandle::recent`]) first ask
+//! the writer to store what the journal holds, so they see every record
+//! recorded before them; then they use a second, read-only connection on the
+//! blocking thread pool: WAL lets them run while the writer writes.
 //!
 //! What is stored is exactly what [`Record`] holds — never a header, a body or
 //! a key. As a second line of defence (active in release builds too), text
 //! fields that could echo a credential (`client`, `endpoint`, `error`) are
-//! scrubbed of anything shaped like one before they are written.
+//! scrubbed of anything shaped like one before they are written, to the
+//! journal as to the database.
 
+mod journal;
 mod schema;
 mod scrub;
 mod stats;
 
+use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::proxy::usage::Usage;
 
@@ -81,18 +89,24 @@ pub struct Record {
     pub error: Option<String>,
 }
 
-/// How many records may wait for the writer. When that many are waiting,
-/// [`LedgerHandle::record`] waits for room and [`LedgerHandle::record_nowait`]
-/// drops the record.
-pub const QUEUE_CAPACITY: usize = 4096;
+/// How many records may be in the journal and not yet in SQLite. When that
+/// many are, [`LedgerHandle::record`] waits for room and
+/// [`LedgerHandle::record_nowait`] drops the record. About 7 MB of journal;
+/// only reached when SQLite cannot keep up or is locked by another program.
+pub const QUEUE_CAPACITY: usize = 16_384;
 
-/// The most records stored in one transaction. Bounded so that, under a
-/// sustained flood, acks still flow every few milliseconds and the hourly
-/// prune is not starved.
-const MAX_BATCH: usize = 1024;
+/// How long the writer lets records gather in the journal before storing
+/// them: the first record after a quiet spell wakes it, and it stores that
+/// record and everything after it this much later, in one transaction.
+pub const BATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// After a failed store (SQLite locked or the disk full), how long before
+/// the writer tries again. The records stay in the journal meanwhile.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a statement waits for a lock held by another connection (another
-/// ClawFleet process, or someone inspecting the file with `sqlite3`).
+/// ClawFleet process, or someone inspecting the file with `sqlite3`), and how
+/// long opening waits for another process writing the same ledger.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the writer applies [`Retention`].
@@ -145,6 +159,16 @@ pub enum LedgerError {
         /// The newest version this build knows: [`SCHEMA_VERSION`].
         known: i64,
     },
+    /// Another process has the ledger open for writing (a second `clawfleet
+    /// serve` on the same `data_dir`).
+    #[error(
+        "the ledger {} is being written by another ClawFleet process (its journal folder is locked); stop the other one, or give this one another data_dir",
+        path.display()
+    )]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// SQLite refused an operation.
     #[error("ledger {}: cannot {action}: {source}", path.display())]
     Sqlite {
@@ -156,13 +180,25 @@ pub enum LedgerError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The transaction holding the record (or the prune) failed and was rolled
-    /// back: the record is not in the ledger.
+    /// The journal could not be written or read: for a record, it was not
+    /// recorded.
+    #[error("ledger journal {}: cannot {action}: {source}", path.display())]
+    Journal {
+        /// The journal folder.
+        path: PathBuf,
+        /// What we were doing (`write a record`, ...).
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storing the journal's records in SQLite (or a prune) failed and was
+    /// rolled back; the records stay in the journal and are tried again.
     #[error("ledger {}: {reason}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
-        /// SQLite's reason (shared by every record of the failed batch).
+        /// SQLite's reason.
         reason: String,
     },
     /// The ledger was closed (or its writer stopped): nothing more is stored.
@@ -191,41 +227,105 @@ pub enum LedgerError {
     },
 }
 
-/// What the writer thread is asked to do.
+/// What the writer thread is asked to do. Records themselves never pass
+/// through here: they are in the journal.
 enum Command {
-    Record {
-        /// Boxed: a `Record` is ten times the size of the other commands.
-        record: Box<Record>,
-        /// `None` for [`LedgerHandle::record_nowait`].
-        ack: Option<oneshot::Sender<Result<(), String>>>,
-        /// A queue slot, given back when the command is dropped (after the
-        /// commit): this is what bounds the queue.
-        _slot: OwnedSemaphorePermit,
-    },
+    /// Records arrived after a quiet spell: store them in [`BATCH_EVERY`].
+    Wake,
+    /// Store what the journal holds now, then answer.
+    Flush(oneshot::Sender<Result<(), String>>),
     Prune {
         before_us: i64,
         ack: oneshot::Sender<Result<u64, String>>,
     },
-    /// Store everything queued, then stop.
+    /// Store everything journaled, then stop.
     Shutdown,
+}
+
+/// The segment records are appended to.
+struct Active {
+    file: File,
+    segment: u64,
+    /// Bytes written: where to cut back to if a write fails half-way.
+    len: u64,
+    records: usize,
+}
+
+/// The journal's state, behind one short lock taken once per record.
+struct Queue {
+    /// `None` once the ledger is closed.
+    active: Option<Active>,
+    /// Records journaled and not yet committed, in every segment.
+    uncommitted: usize,
+    /// The writer has been told there is work ([`Command::Wake`]) and has not
+    /// rotated since: further records need not tell it again.
+    armed: bool,
+}
+
+/// Why a line could not be appended.
+enum Refused {
+    Full,
+    Closed,
+    Io(std::io::Error),
 }
 
 /// What every handle shares.
 struct Shared {
     path: PathBuf,
-    /// Unbounded on its own; [`Shared::slots`] bounds it. A std channel because
-    /// the writer is a plain thread that needs `recv_timeout` for the hourly
-    /// prune, and because sending never blocks.
+    /// The journal folder.
+    dir: PathBuf,
+    queue: Mutex<Queue>,
+    /// Signalled when records are committed (room in the queue) and when the
+    /// writer stops.
+    room: Notify,
+    /// To the writer. A std channel because the writer is a plain thread that
+    /// needs `recv_timeout`, and because sending never blocks.
     tx: mpsc::Sender<Command>,
-    slots: Arc<Semaphore>,
     dropped: AtomicU64,
     /// The read-only connection. One is enough for a handful of readers (the
     /// snapshot, the API); they take turns.
     reader: Mutex<Connection>,
 }
 
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing under this lock can leave the queue half-changed.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one journal line; tells the writer when it was idle.
+    fn append(&self, line: &[u8]) -> Result<(), Refused> {
+        let mut q = self.queue();
+        if q.active.is_none() {
+            return Err(Refused::Closed);
+        }
+        if q.uncommitted >= QUEUE_CAPACITY {
+            return Err(Refused::Full);
+        }
+        let Some(active) = q.active.as_mut() else {
+            return Err(Refused::Closed);
+        };
+        if let Err(e) = active.file.write_all(line) {
+            // A partial line would spoil the next one: cut it off.
+            let _ = active.file.set_len(active.len);
+            return Err(Refused::Io(e));
+        }
+        active.len += line.len() as u64;
+        active.records += 1;
+        q.uncommitted += 1;
+        let wake = !std::mem::replace(&mut q.armed, true);
+        drop(q);
+        if wake {
+            // Fails only when the writer is gone; the record is in the
+            // journal and the next open stores it.
+            let _ = self.tx.send(Command::Wake);
+        }
+        Ok(())
+    }
+}
+
 /// The ledger: owns the writer thread. Use [`Ledger::handle`] to record and
-/// read; [`Ledger::close`] (or drop) stores what is queued and stops.
+/// read; [`Ledger::close`] (or drop) stores what is journaled and stops.
 pub struct Ledger {
     handle: LedgerHandle,
     writer: Option<JoinHandle<()>>,
@@ -265,10 +365,13 @@ impl Ledger {
 
     /// Opens (or creates) the ledger at `path` and starts its writer thread.
     ///
-    /// Creates the parent folder. Opens SQLite with `journal_mode=WAL` and
-    /// `synchronous=NORMAL`: a committed record survives the process being
-    /// killed, even by `SIGKILL` (not a power cut before the OS flushes).
-    /// Brings an older schema up to [`SCHEMA_VERSION`].
+    /// Creates the parent folder and the journal folder beside the file, and
+    /// locks the journal for this process: while another process writes the
+    /// same ledger, waits up to 5 s for it, then fails with
+    /// [`LedgerError::InUse`]. Opens SQLite with `journal_mode=WAL` and
+    /// `synchronous=NORMAL`. Brings an older schema up to
+    /// [`SCHEMA_VERSION`]. Stores whatever an earlier run left in the journal
+    /// (it was killed before its writer got to it).
     ///
     /// A file that is not a SQLite database, a SQLite database of another
     /// program, or a ledger from a newer ClawFleet is an error that names the
@@ -287,17 +390,43 @@ impl Ledger {
                 source,
             })?;
         }
-        let conn = schema::open_writer(path)?;
+        let mut conn = schema::open_writer(path)?;
+        let (dir, lock) = journal::lock(path)?;
+        let last = recover(path, &dir, &mut conn)?;
+        let first = last + 1;
+        let file = journal::create_segment(&dir, first).map_err(|source| LedgerError::Journal {
+            path: dir.clone(),
+            action: "create a segment",
+            source,
+        })?;
         let reader = schema::open_reader(path)?;
 
         let (tx, rx) = mpsc::channel();
-        let slots = Arc::new(Semaphore::new(QUEUE_CAPACITY));
-        let writer = Writer {
+        let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            dir,
+            queue: Mutex::new(Queue {
+                active: Some(Active {
+                    file,
+                    segment: first,
+                    len: 0,
+                    records: 0,
+                }),
+                uncommitted: 0,
+                armed: false,
+            }),
+            room: Notify::new(),
+            tx,
+            dropped: AtomicU64::new(0),
+            reader: Mutex::new(reader),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
             conn,
             rx,
-            slots: slots.clone(),
             retention,
+            backlog: Vec::new(),
+            _lock: lock,
         };
         let thread = std::thread::Builder::new()
             .name("clawfleet-ledger".into())
@@ -307,15 +436,7 @@ impl Ledger {
                 source,
             })?;
         Ok(Ledger {
-            handle: LedgerHandle {
-                shared: Arc::new(Shared {
-                    path: path.to_path_buf(),
-                    tx,
-                    slots,
-                    dropped: AtomicU64::new(0),
-                    reader: Mutex::new(reader),
-                }),
-            },
+            handle: LedgerHandle { shared },
             writer: Some(thread),
         })
     }
@@ -330,11 +451,11 @@ impl Ledger {
         self.handle.clone()
     }
 
-    /// Stores every record already queued (from any handle), then stops the
-    /// writer thread and waits for it. Records sent afterwards fail with
+    /// Stores every record already journaled (from any handle), then stops
+    /// the writer thread and waits for it. Records sent afterwards fail with
     /// [`LedgerError::Closed`].
     ///
-    /// Blocking (for as long as the queue takes to store, at most
+    /// Blocking (for as long as the journal takes to store, at most
     /// [`QUEUE_CAPACITY`] records): from async code, call it from
     /// `spawn_blocking`. Dropping the ledger does the same.
     pub fn close(mut self) -> Result<(), LedgerError> {
@@ -345,12 +466,12 @@ impl Ledger {
         let Some(thread) = self.writer.take() else {
             return Ok(());
         };
-        // Never blocks: the channel itself is unbounded. If the writer is
-        // already gone the send fails, and join tells us why.
+        // Never blocks: the channel is unbounded. If the writer is already
+        // gone the send fails, and join tells us why.
         let _ = self.handle.shared.tx.send(Command::Shutdown);
         thread.join().map_err(|_| LedgerError::Write {
             path: self.handle.shared.path.clone(),
-            reason: "the writer thread panicked; records still queued were lost".into(),
+            reason: "the writer thread panicked; what was journaled is stored when the ledger next opens".into(),
         })
     }
 }
@@ -363,67 +484,106 @@ impl Drop for Ledger {
     }
 }
 
+/// Stores what an earlier run left in the journal at `dir` and deletes the
+/// segments; returns the newest segment number seen (stored or not), so
+/// that new segments are numbered after it.
+fn recover(path: &Path, dir: &Path, conn: &mut Connection) -> Result<u64, LedgerError> {
+    let sqlite = |action| {
+        move |source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let journal_err = |action| {
+        move |source| LedgerError::Journal {
+            path: dir.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let committed = schema::committed_segment(conn).map_err(sqlite("read the journal state"))?;
+    let found = journal::segments(dir).map_err(journal_err("list the segments"))?;
+    let (done, left): (Vec<u64>, Vec<u64>) = found.iter().partition(|n| **n <= committed);
+    if let Some(&newest) = left.last() {
+        let mut records = Vec::new();
+        let mut bad = 0;
+        for &n in &left {
+            let (r, b) = journal::read_segment(dir, n).map_err(journal_err("read a segment"))?;
+            records.extend(r);
+            bad += b;
+        }
+        insert(conn, &records, newest).map_err(sqlite("store the records left in the journal"))?;
+        tracing::info!(
+            ledger = %path.display(),
+            records = records.len(),
+            segments = left.len(),
+            "stored the records an earlier run left in the journal"
+        );
+        if bad > 0 {
+            tracing::warn!(
+                journal = %dir.display(),
+                lines = bad,
+                "journal lines that were not whole records were skipped (a write cut short by a crash or a full disk)"
+            );
+        }
+    }
+    for n in done.iter().chain(&left) {
+        journal::remove_segment(dir, *n).map_err(journal_err("delete a stored segment"))?;
+    }
+    Ok(found.last().copied().unwrap_or(0).max(committed))
+}
+
 impl LedgerHandle {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
 
-    /// Stores `record` and resolves once its transaction is committed: after
-    /// `Ok(())`, the record survives the process being killed.
+    /// Records `record` and returns once it is in the journal: after
+    /// `Ok(())`, the record survives the process being killed, and reads
+    /// from any handle see it.
     ///
-    /// Never blocks the thread. Waits (asynchronously) while
-    /// [`QUEUE_CAPACITY`] records are already queued. Records queued one after
-    /// another from one task are stored in that order. If this future is
-    /// dropped after the record was queued, the record is still stored.
+    /// Costs one `write` on the calling thread. Waits (asynchronously) only
+    /// while [`QUEUE_CAPACITY`] records are journaled and not yet stored.
+    /// Records recorded one after another from one task are stored in that
+    /// order.
     pub async fn record(&self, record: Record) -> Result<(), LedgerError> {
-        let slot = self
-            .shared
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.closed())?;
-        let (ack, done) = oneshot::channel();
-        self.shared
-            .tx
-            .send(Command::Record {
-                record: Box::new(record),
-                ack: Some(ack),
-                _slot: slot,
-            })
-            .map_err(|_| self.closed())?;
-        match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(LedgerError::Write {
-                path: self.shared.path.clone(),
-                reason,
-            }),
-            // The writer dropped the command without answering: it stopped.
-            Err(_) => Err(self.closed()),
+        let line = journal::line(&record);
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before looking, so a commit in between is not missed.
+            room.as_mut().enable();
+            match self.shared.append(&line) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full) => room.await,
+                Err(Refused::Closed) => return Err(self.closed()),
+                Err(Refused::Io(source)) => {
+                    return Err(LedgerError::Journal {
+                        path: self.shared.dir.clone(),
+                        action: "write a record",
+                        source,
+                    });
+                }
+            }
         }
     }
 
-    /// Queues `record` and returns at once, without waiting for the commit.
+    /// Records `record` without ever waiting.
     ///
-    /// When the queue is full (or the ledger closed) the record is dropped and
-    /// counted in [`LedgerHandle::dropped`]; a warning is logged at the 1st,
-    /// 2nd, 4th, 8th... drop, so an overload does not flood the log.
+    /// When the queue is full, the journal cannot be written or the ledger is
+    /// closed, the record is dropped and counted in
+    /// [`LedgerHandle::dropped`]; a warning is logged at the 1st, 2nd, 4th,
+    /// 8th... drop, so an overload does not flood the log.
     pub fn record_nowait(&self, record: Record) {
-        let why = match self.shared.slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                let command = Command::Record {
-                    record: Box::new(record),
-                    ack: None,
-                    _slot: slot,
-                };
-                match self.shared.tx.send(command) {
-                    Ok(()) => return,
-                    Err(_) => "the ledger is closed",
-                }
+        let why = match self.shared.append(&journal::line(&record)) {
+            Ok(()) => return,
+            Err(Refused::Full) => {
+                "the ledger's journal is full (SQLite is not keeping up)".to_owned()
             }
-            Err(TryAcquireError::NoPermits) => "the ledger queue is full",
-            Err(TryAcquireError::Closed) => "the ledger is closed",
+            Err(Refused::Closed) => "the ledger is closed".to_owned(),
+            Err(Refused::Io(e)) => format!("the ledger's journal cannot be written ({e})"),
         };
         let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if dropped.is_power_of_two() {
@@ -441,9 +601,26 @@ impl LedgerHandle {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
+    /// Stores what the journal holds now. Reads do this first by themselves.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        let (ack, done) = oneshot::channel();
+        self.shared
+            .tx
+            .send(Command::Flush(ack))
+            .map_err(|_| self.closed())?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(LedgerError::Write {
+                path: self.shared.path.clone(),
+                reason,
+            }),
+            Err(_) => Err(self.closed()),
+        }
+    }
+
     /// Deletes every row whose request started before `older_than`, on the
-    /// writer thread (after the records queued before it), and returns how
-    /// many were deleted. The file does not shrink: SQLite reuses the space.
+    /// writer thread (after storing what is journaled), and returns how many
+    /// were deleted. The file does not shrink: SQLite reuses the space.
     pub async fn prune(&self, older_than: Timestamp) -> Result<u64, LedgerError> {
         let (ack, done) = oneshot::channel();
         self.shared
@@ -488,24 +665,23 @@ impl LedgerHandle {
 
     /// The last `limit` records stored, newest (last stored) first.
     pub async fn recent(&self, limit: usize) -> Result<Vec<Record>, LedgerError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read("read recent records", move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM requests ORDER BY id DESC LIMIT ?1",
-                schema::RECORD_COLUMNS
-            ))?;
-            let rows = stmt.query_map([limit], schema::record_from_row)?;
-            rows.collect()
-        })
-        .await
+        self.read("read recent records", move |conn| recent_rows(conn, limit))
+            .await
     }
 
-    /// Runs `f` on the read-only connection, on the blocking pool.
+    /// Stores what is journaled, then runs `f` on the read-only connection,
+    /// on the blocking pool.
     async fn read<T, F>(&self, action: &'static str, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        match self.flush().await {
+            // A closed ledger has stored everything it could: read what is there.
+            Ok(()) | Err(LedgerError::Closed { .. }) => {}
+            // Read what is stored; the rest stays journaled for the next try.
+            Err(e) => tracing::warn!("{e}"),
+        }
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock leaves the connection usable:
@@ -531,99 +707,194 @@ impl LedgerHandle {
     }
 }
 
-/// A record waiting in the current batch: what to store and whom to tell.
-type Pending = (
-    Box<Record>,
-    Option<oneshot::Sender<Result<(), String>>>,
-    OwnedSemaphorePermit,
-);
+/// The last `limit` records of the ledger at `path`, newest first, through a
+/// read-only connection of their own: for another process (or a test) while
+/// a daemon writes the ledger. Records still in the journal (recorded less
+/// than about [`BATCH_EVERY`] ago) are not there yet.
+pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<Record>, LedgerError> {
+    let conn = schema::open_reader(path)?;
+    recent_rows(&conn, limit).map_err(|source| LedgerError::Sqlite {
+        path: path.to_path_buf(),
+        action: "read recent records",
+        source,
+    })
+}
+
+fn recent_rows(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Record>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM requests ORDER BY id DESC LIMIT ?1",
+        schema::RECORD_COLUMNS
+    ))?;
+    let rows = stmt.query_map([limit], schema::record_from_row)?;
+    rows.collect()
+}
 
 /// The writer thread: the only owner of the read-write connection.
 struct Writer {
-    path: PathBuf,
+    shared: Arc<Shared>,
     conn: Connection,
     rx: mpsc::Receiver<Command>,
-    slots: Arc<Semaphore>,
     retention: Retention,
+    /// Segments rotated out and not yet committed, with how many records
+    /// each was given: oldest first.
+    backlog: Vec<(u64, usize)>,
+    /// The journal's lock, held until the writer stops.
+    _lock: File,
 }
 
 impl Writer {
     fn run(mut self) {
         // Retention is applied before anything else, then on a timer.
         let mut next_prune = (self.retention.max_age_days > 0).then(Instant::now);
-        let mut shutting_down = false;
-        let mut batch: Vec<Pending> = Vec::new();
+        // When to store what the journal holds; `None` while it holds nothing
+        // (then the thread sleeps until a record arrives).
+        let mut due: Option<Instant> = None;
         loop {
             if let Some(at) = next_prune.filter(|at| *at <= Instant::now()) {
                 self.apply_retention();
                 next_prune = Some(at.max(Instant::now()) + PRUNE_EVERY);
             }
-            let first = if shutting_down {
-                // Stop once everything queued so far is stored.
-                match self.rx.try_recv() {
-                    Ok(c) => c,
-                    Err(_) => break,
-                }
-            } else {
-                let received = match next_prune {
-                    Some(at) => self
-                        .rx
-                        .recv_timeout(at.saturating_duration_since(Instant::now())),
-                    None => self
-                        .rx
-                        .recv()
-                        .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                };
-                match received {
-                    Ok(c) => c,
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            };
-            // Take what else is already waiting, up to a batch.
-            let mut next = Some(first);
-            while let Some(command) = next.take() {
-                match command {
-                    Command::Record { record, ack, _slot } => batch.push((record, ack, _slot)),
-                    Command::Prune { before_us, ack } => {
-                        // Records queued before the prune are stored first.
-                        self.commit(&mut batch);
-                        let _ = ack.send(self.prune(before_us).map_err(|e| e.to_string()));
-                    }
-                    Command::Shutdown => {
-                        // No new slots: what is left to store is bounded, so
-                        // close finishes even while clients keep sending.
-                        self.slots.close();
-                        shutting_down = true;
-                    }
-                }
-                if batch.len() < MAX_BATCH {
-                    next = self.rx.try_recv().ok();
-                }
+            if due.is_some_and(|at| at <= Instant::now()) {
+                due = self.store().err().map(|_| Instant::now() + RETRY_EVERY);
             }
-            self.commit(&mut batch);
+            let wake_at = due.into_iter().chain(next_prune).min();
+            let received = match wake_at {
+                Some(at) => self
+                    .rx
+                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+                None => self
+                    .rx
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            };
+            match received {
+                Ok(Command::Wake) => {
+                    due.get_or_insert_with(|| Instant::now() + BATCH_EVERY);
+                }
+                Ok(Command::Flush(ack)) => {
+                    let stored = self.store();
+                    due = stored.is_err().then(|| Instant::now() + RETRY_EVERY);
+                    let _ = ack.send(stored);
+                }
+                Ok(Command::Prune { before_us, ack }) => {
+                    // What was journaled before the prune is stored first.
+                    let stored = self.store();
+                    due = stored.is_err().then(|| Instant::now() + RETRY_EVERY);
+                    let _ = ack.send(self.prune(before_us).map_err(|e| e.to_string()));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
-        // Whoever waits for a slot learns at once that nothing more is stored
-        // (already closed when we stop for a Shutdown).
-        self.slots.close();
+        self.finish();
     }
 
-    /// Stores `batch` in one transaction, then answers every record in it.
-    fn commit(&mut self, batch: &mut Vec<Pending>) {
-        if batch.is_empty() {
-            return;
-        }
-        let result = insert(&mut self.conn, batch.iter().map(|(r, _, _)| &**r));
-        let result = result.map_err(|e| format!("cannot store {} record(s): {e}", batch.len()));
-        if let Err(reason) = &result {
-            tracing::error!(ledger = %self.path.display(), "{reason}");
-        }
-        // Dropping each entry also gives its queue slot back.
-        for (_, ack, _slot) in batch.drain(..) {
-            if let Some(ack) = ack {
-                let _ = ack.send(result.clone());
+    /// Closes the journal to new records and stores what it holds. What
+    /// cannot be stored stays in the journal for the next open.
+    fn finish(&mut self) {
+        let last = self.shared.queue().active.take();
+        if let Some(active) = last {
+            if active.records > 0 {
+                self.backlog.push((active.segment, active.records));
+            } else if let Err(e) = journal::remove_segment(&self.shared.dir, active.segment) {
+                tracing::warn!(journal = %self.shared.dir.display(), "cannot delete an empty segment: {e}");
             }
         }
+        if let Err(reason) = self.commit() {
+            let left: usize = self.backlog.iter().map(|(_, n)| n).sum();
+            tracing::error!(
+                ledger = %self.shared.path.display(),
+                records = left,
+                "{reason}; they stay in the journal and are stored when the ledger next opens"
+            );
+        }
+        // Whoever waits for room learns at once that the ledger is closed.
+        self.shared.room.notify_waiters();
+    }
+
+    /// Moves the journal to a fresh segment and stores every segment rotated
+    /// out so far.
+    fn store(&mut self) -> Result<(), String> {
+        self.rotate()?;
+        self.commit()
+    }
+
+    /// Makes a fresh segment active, if the active one holds records, and
+    /// puts the old one in the backlog.
+    fn rotate(&mut self) -> Result<(), String> {
+        let next = {
+            let mut q = self.shared.queue();
+            match &q.active {
+                Some(a) if a.records > 0 => a.segment + 1,
+                _ => {
+                    q.armed = false;
+                    return Ok(());
+                }
+            }
+        };
+        // Created outside the lock: only this thread numbers segments.
+        let file = journal::create_segment(&self.shared.dir, next).map_err(|e| {
+            let reason = format!(
+                "cannot create journal segment {next} in {}: {e}",
+                self.shared.dir.display()
+            );
+            tracing::error!("{reason}");
+            reason
+        })?;
+        let mut q = self.shared.queue();
+        q.armed = false;
+        let fresh = Active {
+            file,
+            segment: next,
+            len: 0,
+            records: 0,
+        };
+        if let Some(active) = q.active.as_mut() {
+            let old = std::mem::replace(active, fresh);
+            self.backlog.push((old.segment, old.records));
+        }
+        Ok(())
+    }
+
+    /// Stores the backlog's records in one transaction, then deletes their
+    /// segments. On failure everything stays as it was, to be tried again.
+    fn commit(&mut self) -> Result<(), String> {
+        let Some(&(newest, _)) = self.backlog.last() else {
+            return Ok(());
+        };
+        let dir = &self.shared.dir;
+        let mut records = Vec::new();
+        let mut bad = 0;
+        for &(n, _) in &self.backlog {
+            let (r, b) = journal::read_segment(dir, n).map_err(|e| {
+                format!("cannot read journal segment {n} in {}: {e}", dir.display())
+            })?;
+            records.extend(r);
+            bad += b;
+        }
+        if bad > 0 {
+            tracing::warn!(journal = %dir.display(), lines = bad, "journal lines that were not whole records were skipped");
+        }
+        insert(&mut self.conn, &records, newest).map_err(|e| {
+            let reason = format!("cannot store {} record(s): {e}", records.len());
+            tracing::error!(ledger = %self.shared.path.display(), "{reason}");
+            reason
+        })?;
+        let mut stored = 0;
+        for (n, count) in self.backlog.drain(..) {
+            stored += count;
+            // Numbered at most `committed_segment` now: if it cannot be
+            // deleted, the next open deletes it without storing it again.
+            if let Err(e) = journal::remove_segment(dir, n) {
+                tracing::warn!(journal = %dir.display(), "cannot delete stored segment {n}: {e}");
+            }
+        }
+        let mut q = self.shared.queue();
+        q.uncommitted = q.uncommitted.saturating_sub(stored);
+        drop(q);
+        self.shared.room.notify_waiters();
+        Ok(())
     }
 
     fn prune(&mut self, before_us: i64) -> rusqlite::Result<u64> {
@@ -639,21 +910,22 @@ impl Writer {
         match self.prune(cutoff) {
             Ok(0) => {}
             Ok(n) => tracing::info!(
-                ledger = %self.path.display(),
+                ledger = %self.shared.path.display(),
                 deleted = n,
                 max_age_days = self.retention.max_age_days,
                 "pruned old ledger rows"
             ),
-            Err(e) => tracing::error!(ledger = %self.path.display(), "cannot prune old rows: {e}"),
+            Err(e) => {
+                tracing::error!(ledger = %self.shared.path.display(), "cannot prune old rows: {e}")
+            }
         }
     }
 }
 
-/// Inserts `records` in one transaction.
-fn insert<'a>(
-    conn: &mut Connection,
-    records: impl Iterator<Item = &'a Record>,
-) -> rusqlite::Result<()> {
+/// Inserts `records` (scrubbed already, by [`journal::line`]) in one
+/// transaction that also marks journal segment `segment` and all before it
+/// as stored.
+fn insert(conn: &mut Connection, records: &[Record], segment: u64) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock up front (waiting up to BUSY_TIMEOUT),
     // so another writer on the file can never make us fail half-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -663,9 +935,9 @@ fn insert<'a>(
             let usage = r.usage;
             stmt.execute(params![
                 r.started_at.as_microsecond(),
-                scrub::scrub(&r.client),
+                r.client,
                 r.api,
-                scrub::scrub(&r.endpoint),
+                r.endpoint,
                 r.requested_model,
                 r.machine,
                 i64::from(r.fallback_depth),
@@ -674,20 +946,20 @@ fn insert<'a>(
                 usage.map(|u| tokens(u.output_tokens)),
                 usage.map(|u| tokens(u.cache_read_tokens)),
                 usage.map(|u| tokens(u.cache_write_tokens)),
-                // SQLite stores NaN as NULL, which the NOT NULL duration
-                // would reject and fail the whole batch: keep only numbers.
-                r.ttfb_ms.filter(|v| v.is_finite()),
-                if r.duration_ms.is_finite() {
-                    r.duration_ms
-                } else {
-                    0.0
-                },
+                // Finite numbers only (journal::line), as the NOT NULL
+                // duration needs: SQLite would store a NaN as NULL.
+                r.ttfb_ms,
+                r.duration_ms,
                 i64::from(r.status),
                 r.outcome,
-                r.error.as_deref().map(scrub::scrub),
+                r.error,
             ])?;
         }
     }
+    tx.execute(
+        schema::SET_COMMITTED,
+        [i64::try_from(segment).unwrap_or(i64::MAX)],
+    )?;
     tx.commit()
 }
 

@@ -228,9 +228,10 @@ async fn ten_thousand_concurrent_records_land_exactly_once() {
     }
     // A figure for the report, not an assertion.
     eprintln!(
-        "10,000 concurrent record() calls, all committed: {:?}",
+        "10,000 concurrent record() calls, all journaled: {:?}",
         started.elapsed()
     );
+    h.flush().await.unwrap();
 
     let (rows, distinct): (i64, i64) = raw(&path)
         .query_row(
@@ -551,6 +552,96 @@ async fn reopening_keeps_the_data() {
     assert_eq!(h.recent(10).await.unwrap().len(), 4);
 }
 
+/// The journal segments left in the ledger's journal folder.
+fn segments_of(path: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = every_file_under(&path.with_file_name("ledger.sqlite-pending"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn what_a_killed_run_left_in_the_journal_is_stored_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        ledger.handle().record(rec(t0(), "stored")).await.unwrap();
+        ledger.close().unwrap();
+    }
+    assert_eq!(segments_of(&path), Vec::<PathBuf>::new());
+    let committed: i64 = raw(&path)
+        .query_row("SELECT committed_segment FROM journal", [], |r| r.get(0))
+        .unwrap();
+    assert!(committed >= 1, "{committed}");
+
+    // As a run killed at two bad moments leaves it: a segment whose records
+    // were committed but which was not yet deleted, and one never stored,
+    // its last line cut short by the kill.
+    let journal = path.with_file_name("ledger.sqlite-pending");
+    let line = |r: Record| serde_json::to_string(&r).unwrap() + "\n";
+    std::fs::write(
+        journal.join(format!("{committed:020}.ndjson")),
+        line(rec(t0(), "committed, not deleted")),
+    )
+    .unwrap();
+    let cut = line(rec(t0(), "cut short"));
+    std::fs::write(
+        journal.join(format!("{:020}.ndjson", committed + 1)),
+        line(rec(plus(t0(), 1), "left 1"))
+            + &line(rec(plus(t0(), 2), "left 2"))
+            + &cut[..cut.len() / 2],
+    )
+    .unwrap();
+
+    let ledger = Ledger::open(&path).unwrap();
+    // Only the new, empty, active segment is left.
+    let left = segments_of(&path);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(std::fs::metadata(&left[0]).unwrap().len(), 0);
+    assert!(left[0].ends_with(format!("{:020}.ndjson", committed + 2)));
+    let h = ledger.handle();
+    let mut got = clients(&h.recent(10).await.unwrap());
+    got.reverse();
+    assert_eq!(got, ["stored", "left 1", "left 2"]);
+    // New segments are numbered after the ones found, and the next open
+    // stores nothing twice.
+    h.record(rec(t0(), "after")).await.unwrap();
+    drop(h);
+    ledger.close().unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        clients(&ledger.handle().recent(10).await.unwrap()),
+        ["after", "left 2", "left 1", "stored"]
+    );
+}
+
+#[test]
+fn a_second_writer_waits_for_the_first_then_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let first = Ledger::open(&path).unwrap();
+    // While the first stays open past the wait: refused, in words.
+    let started = Instant::now();
+    let err = Ledger::open(&path).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_secs(4), "{err}");
+    let words = err.to_string();
+    assert!(
+        words.contains("another ClawFleet process") && words.contains("ledger.sqlite"),
+        "{words}"
+    );
+    // When the first closes while the second waits, the second opens.
+    let second = std::thread::spawn({
+        let path = path.clone();
+        move || Ledger::open(&path).map(Ledger::close)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    first.close().unwrap();
+    second.join().unwrap().unwrap().unwrap();
+}
+
 #[test]
 fn connections_opening_a_new_ledger_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
@@ -657,6 +748,7 @@ async fn a_full_queue_makes_record_wait_and_record_nowait_drop() {
 
     lock.execute_batch("ROLLBACK").unwrap();
     waiting.await.unwrap().unwrap();
+    h.flush().await.unwrap();
     let rows: i64 = lock
         .query_row("SELECT count(*) FROM requests", [], |r| r.get(0))
         .unwrap();
@@ -670,6 +762,10 @@ async fn credentials_in_free_text_never_reach_the_file() {
     let path = db_in(&dir);
     let ledger = Ledger::open(&path).unwrap();
     let h = ledger.handle();
+    // Another connection holds the write lock, so the record stays in the
+    // journal while we look at it there.
+    let lock = raw(&path);
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     h.record(Record {
         client: "127.0.0.1 curl/8.4 token=SECRETVALUE0001".into(),
         endpoint: "/v1/models?api_key=SECRETVALUE0002&beta=true".into(),
@@ -682,6 +778,17 @@ async fn credentials_in_free_text_never_reach_the_file() {
     })
     .await
     .unwrap();
+    let journal: Vec<u8> = every_file_under(path.parent().unwrap())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let journal = String::from_utf8(journal).unwrap();
+    assert!(
+        journal.contains("token=[redacted]") && !journal.contains("SECRETVALUE"),
+        "the journal holds the record, scrubbed: {journal}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
     let got = h.recent(1).await.unwrap().remove(0);
     assert_eq!(got.client, "127.0.0.1 curl/8.4 token=[redacted]");
     assert_eq!(got.endpoint, "/v1/models?api_key=[redacted]&beta=true");
@@ -691,10 +798,29 @@ async fn credentials_in_free_text_never_reach_the_file() {
     );
     drop(h);
     ledger.close().unwrap();
-    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(11).any(|w| w == b"SECRETVALUE"));
+    drop(lock);
+    for file in every_file_under(path.parent().unwrap()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"SECRETVALUE"),
+            "{}",
+            file.display()
+        );
     }
+}
+
+/// Every file in `dir` and its subfolders.
+fn every_file_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(every_file_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -865,11 +991,23 @@ fn every_acked_record_survives_sigkill() {
         }
     }
 
-    let conn = raw(&path);
-    let check: String = conn
+    // The file is whole as the kill left it; opening the ledger stores what
+    // the journal still held.
+    let check: String = raw(&path)
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+    let ledger = Ledger::open(&path).unwrap();
+    ledger.close().unwrap();
+    assert_eq!(
+        every_file_under(&path.with_file_name("ledger.sqlite-pending"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+            .count(),
+        0,
+        "the journal is empty once the ledger has stored it"
+    );
+    let conn = raw(&path);
     let mut stmt = conn
         .prepare("SELECT client FROM requests WHERE client LIKE 'ack %'")
         .unwrap();
@@ -887,10 +1025,6 @@ fn every_acked_record_survives_sigkill() {
     }
     drop(stmt);
     drop(conn);
-
-    // And ClawFleet opens it as usual.
-    let ledger = Ledger::open(&path).unwrap();
-    ledger.close().unwrap();
     eprintln!(
         "killed after {} acks; all of them among the {} ack rows stored",
         acked.len(),

@@ -748,8 +748,8 @@ struct RelayState {
     success: bool,
 }
 
-/// Writes the response's ledger record, once, with what the tap read, and
-/// waits for the commit: the caller then lets the client see the end, so a
+/// Writes the response's ledger record, once, with what the tap read, into
+/// the ledger's journal: the caller then lets the client see the end, so a
 /// completed response is never lost to a crash. `broke_off` is why the
 /// upstream answer ended early, if it did.
 async fn settle(s: &mut RelayState, broke_off: Option<String>) {
@@ -902,7 +902,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     // A client takes the terminal frame (`done: true`,
                     // `data: [DONE]`, `message_stop`) as the end of its
                     // answer and may stop reading there (ollama-js does):
-                    // the record is committed before that frame goes out.
+                    // the record is journaled before that frame goes out.
                     if s.tap.reached_end() {
                         settle(&mut s, None).await;
                     }
@@ -937,7 +937,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                         .map(SseUsageFilter::finish)
                         .unwrap_or_default();
                     // A whole body (or a stream that never sent its terminal
-                    // frame) ends here: committed before the client sees
+                    // frame) ends here: journaled before the client sees
                     // the end.
                     settle(&mut s, None).await;
                     if tail.is_empty() {

@@ -521,10 +521,10 @@ impl LineSplitter {
         if rest.is_empty() {
             return;
         }
-        if std::mem::take(&mut self.after_cr) {
-            if let [b'\n', tail @ ..] = rest {
-                rest = tail;
-            }
+        if std::mem::take(&mut self.after_cr)
+            && let [b'\n', tail @ ..] = rest
+        {
+            rest = tail;
         }
         while !rest.is_empty() {
             let end = if self.cr_ends_line {
@@ -818,10 +818,10 @@ fn apply_openai_object(acc: &mut Acc, object: OpenAiObject<'_>) {
     if let Some(error) = object.error.as_ref().and_then(error_text) {
         acc.set_error(&error);
     }
-    if let Some(reason) = object.choices.and_then(|c| c.finish_reason) {
-        if acc.report.done_reason.is_none() {
-            acc.set_done_reason(&reason);
-        }
+    if let Some(reason) = object.choices.and_then(|c| c.finish_reason)
+        && acc.report.done_reason.is_none()
+    {
+        acc.set_done_reason(&reason);
     }
     // Some servers repeat running totals on every chunk; the last one wins.
     if let Some(usage) = object.usage.as_ref().and_then(OpenAiUsage::to_usage) {
@@ -992,12 +992,12 @@ impl JsonScan {
                 self.root = Root::Broken;
                 return;
             }
-            if std::mem::take(&mut self.value_next) {
-                if let Some(member) = self.member.take() {
-                    self.capture = Some((member, self.depth));
-                    self.value.clear();
-                    self.value_too_long = false;
-                }
+            if std::mem::take(&mut self.value_next)
+                && let Some(member) = self.member.take()
+            {
+                self.capture = Some((member, self.depth));
+                self.value.clear();
+                self.value_too_long = false;
             }
             if let Some((member, depth)) = self.capture {
                 if matches!(b, b',' | b'}' | b']') && self.depth == depth {
@@ -1134,10 +1134,10 @@ fn json_member(wire: Wire, acc: &mut Acc, member: Member, value: &[u8]) {
             serde_json::from_slice::<Option<String>>(value).map(|reason| {
                 // The first choice to finish names the reason.
                 let first_only = member == Member::FinishReason;
-                if let Some(reason) = reason {
-                    if !(first_only && acc.report.done_reason.is_some()) {
-                        acc.set_done_reason(&reason);
-                    }
+                if let Some(reason) = reason
+                    && !(first_only && acc.report.done_reason.is_some())
+                {
+                    acc.set_done_reason(&reason);
                 }
             })
         }
@@ -1269,13 +1269,13 @@ impl SseUsageFilter {
         }
         let mut out = Out::Empty;
         let mut start = 0;
-        if let Some(dropped) = self.lf_of_ended_event.take() {
-            if data.first() == Some(&b'\n') {
-                if !dropped {
-                    out.range(data, 0, 1);
-                }
-                start = 1;
+        if let Some(dropped) = self.lf_of_ended_event.take()
+            && data.first() == Some(&b'\n')
+        {
+            if !dropped {
+                out.range(data, 0, 1);
             }
+            start = 1;
         }
         let mut i = start;
         if std::mem::take(&mut self.after_cr) && data.get(i) == Some(&b'\n') {

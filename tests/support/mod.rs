@@ -66,18 +66,16 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
 }
 
 /// The ledger's records in `data_dir`, newest first, once at least `n` are
-/// there (a bounded wait: the proxy commits before a response ends, but a
-/// refused request is recorded without waiting).
+/// there (a bounded wait: the daemon holds the ledger, and stores what its
+/// journal holds a moment after a response ends).
 pub async fn ledger_records(
     data_dir: &std::path::Path,
     n: usize,
 ) -> Vec<clawfleet::ledger::Record> {
-    let ledger = clawfleet::ledger::Ledger::open(&data_dir.join(clawfleet::daemon::LEDGER_FILE))
-        .expect("open the ledger");
-    let handle = ledger.handle();
+    let file = data_dir.join(clawfleet::daemon::LEDGER_FILE);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let recent = handle.recent(100).await.expect("read the ledger");
+        let recent = clawfleet::ledger::read_recent(&file, 100).expect("read the ledger");
         if recent.len() >= n {
             return recent;
         }

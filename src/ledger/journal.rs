@@ -1,0 +1,164 @@
+//! The ledger's journal: where a record is written first, by the task that
+//! records it, before it reaches SQLite.
+//!
+//! The journal is a folder beside the database (`ledger.sqlite-pending/`)
+//! holding numbered segment files of JSON lines, one [`Record`] per line,
+//! already scrubbed. Exactly one segment is *active*: records are appended to
+//! it with one `write` each. The writer thread *rotates* it (a fresh segment
+//! becomes active), stores the rotated segment's records in SQLite in one
+//! transaction that also sets the ledger's `journal.committed_segment` to
+//! that segment's number, and then deletes the file.
+//!
+//! So at any moment a record is in a segment file, or committed in SQLite, or
+//! both (between the commit and the deletion); never in neither. When the
+//! ledger opens, segments numbered at most `committed_segment` are already
+//! stored and are deleted; later ones are stored first. A line cut short by a
+//! crash or a full disk is skipped with a warning.
+//!
+//! The folder also holds `lock`, locked exclusively by the process writing
+//! the ledger: two writers would number their segments over each other.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{BUSY_TIMEOUT, LedgerError, Record, scrub};
+
+/// The journal folder of the ledger at `db`: `<db>-pending`, beside it.
+pub(super) fn dir_for(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-pending");
+    db.with_file_name(name)
+}
+
+/// The file of segment `n`: zero-padded so that names sort as numbers do.
+pub(super) fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:020}.ndjson"))
+}
+
+/// Creates segment `n`, empty, for appending; readable by the owner only.
+pub(super) fn create_segment(dir: &Path, n: u64) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.append(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(segment_path(dir, n))
+}
+
+/// The numbers of the segment files in `dir`, in order. Other files are
+/// ignored.
+pub(super) fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut out: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let stem = name.to_str()?.strip_suffix(".ndjson")?;
+            (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The records of segment `n`, and how many of its lines could not be read
+/// (cut short by a crash or a full disk, or edited by hand). A missing file
+/// has no records.
+pub(super) fn read_segment(dir: &Path, n: u64) -> std::io::Result<(Vec<Record>, usize)> {
+    let file = match File::open(segment_path(dir, n)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let mut records = Vec::new();
+    let mut bad = 0;
+    for line in BufReader::new(file).split(b'\n') {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(r) => records.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((records, bad))
+}
+
+/// Deletes segment `n`; one already gone is fine.
+pub(super) fn remove_segment(dir: &Path, n: u64) -> std::io::Result<()> {
+    match std::fs::remove_file(segment_path(dir, n)) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `record` as one journal line: its free text scrubbed of anything shaped
+/// like a credential (so no key reaches the journal either), then JSON, then
+/// a newline.
+pub(super) fn line(record: &Record) -> Vec<u8> {
+    let scrubbed = Record {
+        client: scrub::scrub(&record.client).into_owned(),
+        endpoint: scrub::scrub(&record.endpoint).into_owned(),
+        error: record
+            .error
+            .as_deref()
+            .map(|e| scrub::scrub(e).into_owned()),
+        // JSON has no NaN or infinity (they would come back as null and the
+        // line would not read): keep only numbers.
+        ttfb_ms: record.ttfb_ms.filter(|v| v.is_finite()),
+        duration_ms: if record.duration_ms.is_finite() {
+            record.duration_ms
+        } else {
+            0.0
+        },
+        ..record.clone()
+    };
+    // A Record is strings, numbers and a timestamp: it always serializes.
+    let mut out = serde_json::to_vec(&scrubbed).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Creates the journal folder of `db` and locks it for this process,
+/// waiting up to [`BUSY_TIMEOUT`] for another process to let go. The lock
+/// lasts as long as the returned file is open.
+pub(super) fn lock(db: &Path) -> Result<(PathBuf, File), LedgerError> {
+    let dir = dir_for(db);
+    let io = |action: &'static str| {
+        let dir = dir.clone();
+        move |source| LedgerError::Journal {
+            path: dir,
+            action,
+            source,
+        }
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(io("create the folder"))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(io("open the lock file"))?;
+    const PAUSE: Duration = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok((dir, file)),
+            Err(std::fs::TryLockError::WouldBlock) if waited < BUSY_TIMEOUT => {
+                std::thread::sleep(PAUSE);
+                waited += PAUSE;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::InUse {
+                    path: db.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock the folder")(e)),
+        }
+    }
+}
