@@ -794,10 +794,18 @@ impl Writer {
     /// cannot be stored stays in the journal for the next open.
     fn finish(&mut self) {
         let last = self.shared.queue().active.take();
-        if let Some(active) = last {
-            if active.records > 0 {
-                self.backlog.push((active.segment, active.records));
-            } else if let Err(e) = journal::remove_segment(&self.shared.dir, active.segment) {
+        if let Some(Active {
+            file,
+            segment,
+            records,
+            ..
+        }) = last
+        {
+            // Closed before it is read or deleted (Windows deletes no open file).
+            drop(file);
+            if records > 0 {
+                self.backlog.push((segment, records));
+            } else if let Err(e) = journal::remove_segment(&self.shared.dir, segment) {
                 tracing::warn!(journal = %self.shared.dir.display(), "cannot delete an empty segment: {e}");
             }
         }
