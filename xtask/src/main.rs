@@ -153,6 +153,10 @@ fn ensure_system_packages() -> Result {
     )
 }
 
+/// The Cargo profile the tray app is built with to be run or measured
+/// (`Cargo.toml`): release, made for size, which is what its memory is.
+const DESKTOP_PROFILE: &str = "desktop";
+
 /// The app: the tray app when there is a desktop to show it on; on a Linux
 /// machine without one (no DISPLAY or WAYLAND_DISPLAY), the same engine
 /// headless as `clawfleet serve`. `cargo xtask run serve|status|…` runs
@@ -164,7 +168,7 @@ fn run(rest: &[&str]) -> Result {
         && std::env::var_os("WAYLAND_DISPLAY").is_none();
     let mut cmd = cargo();
     if rest.is_empty() && !headless {
-        cmd.args(["run", "--release", "-p", "clawfleet-tray"]);
+        cmd.args(["run", "--profile", DESKTOP_PROFILE, "-p", "clawfleet-tray"]);
         return status("running the tray app (clawfleet-tray)", &mut cmd);
     }
     if rest.is_empty() {
@@ -772,13 +776,23 @@ fn bench_tray() -> Result {
     }
     ensure_system_packages()?;
     status(
-        "building the tray app (release)",
-        cargo().args(["build", "--release", "-p", "clawfleet-tray"]),
+        "building the tray app (desktop profile: release, made for size)",
+        cargo().args([
+            "build",
+            "--profile",
+            DESKTOP_PROFILE,
+            "-p",
+            "clawfleet-tray",
+        ]),
     )?;
     status(
         "running the tray benchmark",
-        desktop_python("tests/desktop/tray_bench.py")
-            .arg(root().join("target/release/clawfleet-tray")),
+        desktop_python("tests/desktop/tray_bench.py").arg(
+            root()
+                .join("target")
+                .join(DESKTOP_PROFILE)
+                .join("clawfleet-tray"),
+        ),
     )
 }
 
