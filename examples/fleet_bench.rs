@@ -16,6 +16,9 @@
 //! staleness is sampled once a second from its `/fleet/v1/snapshot`: for
 //! each answering peer, now minus its `last_seen_at`.
 
+#[path = "common/procfs.rs"]
+mod procfs;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,28 +171,6 @@ async fn peer(id: String, hung: bool) -> SocketAddr {
     addr
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| {
-            let rest = t.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 struct Run {
     cpu_percent: f64,
     rss_mib: f64,
@@ -265,7 +246,7 @@ name = "Me"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(12)).await;
-    let c0 = cpu_ticks(pid);
+    let c0 = procfs::cpu_ticks(&pid.to_string());
     let t0 = Instant::now();
     let mut ages = Vec::new();
     let mut hung_state = String::from("-");
@@ -296,13 +277,13 @@ name = "Me"
         fresh_min = fresh_min.min(fresh);
     }
     let secs = t0.elapsed().as_secs_f64();
-    let ticks = cpu_ticks(pid) - c0;
-    let rss = rss_kib(pid);
+    let ticks = procfs::cpu_ticks(&pid.to_string()) - c0;
+    let rss = procfs::status_kib(&pid.to_string(), "VmRSS:");
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = child.wait();
     ages.sort_by(f64::total_cmp);
     Run {
-        cpu_percent: ticks as f64 / 100.0 / secs * 100.0,
+        cpu_percent: ticks as f64 / procfs::TICKS_PER_SEC / secs * 100.0,
         rss_mib: rss as f64 / 1024.0,
         ages,
         hung_state,
