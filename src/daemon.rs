@@ -372,7 +372,7 @@ impl Running {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
         if let Some(ledger) = self.ledger.take() {
-            // Stores whatever is still queued; blocking, so off the runtime.
+            // Stores what the journal still holds; blocking, so off the runtime.
             match tokio::task::spawn_blocking(move || ledger.close()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => warn!("closing the ledger: {e}"),

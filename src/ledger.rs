@@ -824,8 +824,11 @@ impl Writer {
     /// Moves the journal to a fresh segment and stores every segment rotated
     /// out so far.
     fn store(&mut self) -> Result<(), String> {
-        self.rotate()?;
-        self.commit()
+        // Segments already rotated out are stored even when no fresh one
+        // could be made (a full disk): the active one waits for the retry.
+        let rotated = self.rotate();
+        let committed = self.commit();
+        rotated.and(committed)
     }
 
     /// Makes a fresh segment active, if the active one holds records, and

@@ -618,6 +618,45 @@ async fn what_a_killed_run_left_in_the_journal_is_stored_once_on_open() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_store_keeps_the_records_in_the_journal_and_the_retry_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let ledger = Ledger::open(&path).unwrap();
+    let h = ledger.handle();
+    let lock = raw(&path);
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    h.record(rec(t0(), "kept")).await.unwrap();
+    // The store waits out SQLite's busy timeout (5 s), then fails, in words.
+    let err = h.flush().await.unwrap_err().to_string();
+    assert!(
+        err.contains("cannot store 1 record(s)") && err.contains("ledger.sqlite"),
+        "{err}"
+    );
+    let journal: String = segments_of(&path)
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        journal.contains("\"kept\""),
+        "still in the journal: {journal}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    // Nothing new is recorded: the writer's own retry stores it.
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = raw(&path)
+            .query_row("SELECT count(*) FROM requests", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        if stored == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(clients(&h.recent(10).await.unwrap()), ["kept"]);
+}
+
 #[test]
 fn a_second_writer_waits_for_the_first_then_is_refused() {
     let dir = tempfile::tempdir().unwrap();
