@@ -55,8 +55,14 @@ fn main() -> ExitCode {
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+/// The checkout xtask was run from. `cargo run` (which `cargo xtask` is)
+/// tells the program its package's folder at run time; the folder it was
+/// compiled in is only the fallback, because a build shared between two
+/// checkouts (one `target/`) may run a binary compiled in the other.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
