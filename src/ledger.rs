@@ -295,16 +295,14 @@ impl Shared {
 
     /// Appends one journal line; tells the writer when it was idle.
     fn append(&self, line: &[u8]) -> Result<(), Refused> {
-        let mut q = self.queue();
-        if q.active.is_none() {
-            return Err(Refused::Closed);
-        }
-        if q.uncommitted >= QUEUE_CAPACITY {
-            return Err(Refused::Full);
-        }
+        let mut guard = self.queue();
+        let q = &mut *guard;
         let Some(active) = q.active.as_mut() else {
             return Err(Refused::Closed);
         };
+        if q.uncommitted >= QUEUE_CAPACITY {
+            return Err(Refused::Full);
+        }
         if let Err(e) = active.file.write_all(line) {
             // A partial line would spoil the next one: cut it off.
             let _ = active.file.set_len(active.len);
@@ -314,7 +312,7 @@ impl Shared {
         active.records += 1;
         q.uncommitted += 1;
         let wake = !std::mem::replace(&mut q.armed, true);
-        drop(q);
+        drop(guard);
         if wake {
             // Fails only when the writer is gone; the record is in the
             // journal and the next open stores it.
@@ -506,13 +504,8 @@ fn recover(path: &Path, dir: &Path, conn: &mut Connection) -> Result<u64, Ledger
     let found = journal::segments(dir).map_err(journal_err("list the segments"))?;
     let (done, left): (Vec<u64>, Vec<u64>) = found.iter().partition(|n| **n <= committed);
     if let Some(&newest) = left.last() {
-        let mut records = Vec::new();
-        let mut bad = 0;
-        for &n in &left {
-            let (r, b) = journal::read_segment(dir, n).map_err(journal_err("read a segment"))?;
-            records.extend(r);
-            bad += b;
-        }
+        let records = journal::read_segments(dir, left.iter().copied())
+            .map_err(|(_, e)| journal_err("read a segment")(e))?;
         insert(conn, &records, newest).map_err(sqlite("store the records left in the journal"))?;
         tracing::info!(
             ledger = %path.display(),
@@ -520,13 +513,6 @@ fn recover(path: &Path, dir: &Path, conn: &mut Connection) -> Result<u64, Ledger
             segments = left.len(),
             "stored the records an earlier run left in the journal"
         );
-        if bad > 0 {
-            tracing::warn!(
-                journal = %dir.display(),
-                lines = bad,
-                "journal lines that were not whole records were skipped (a write cut short by a crash or a full disk)"
-            );
-        }
     }
     for n in done.iter().chain(&left) {
         journal::remove_segment(dir, *n).map_err(journal_err("delete a stored segment"))?;
@@ -549,7 +535,7 @@ impl LedgerHandle {
     /// Records recorded one after another from one task are stored in that
     /// order.
     pub async fn record(&self, record: Record) -> Result<(), LedgerError> {
-        let line = journal::line(&record);
+        let line = journal::line(record);
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);
@@ -577,7 +563,7 @@ impl LedgerHandle {
     /// [`LedgerHandle::dropped`]; a warning is logged at the 1st, 2nd, 4th,
     /// 8th... drop, so an overload does not flood the log.
     pub fn record_nowait(&self, record: Record) {
-        let why = match self.shared.append(&journal::line(&record)) {
+        let why = match self.shared.append(&journal::line(record)) {
             Ok(()) => return,
             Err(Refused::Full) => {
                 "the ledger's journal is full (SQLite is not keeping up)".to_owned()
@@ -875,18 +861,9 @@ impl Writer {
             return Ok(());
         };
         let dir = &self.shared.dir;
-        let mut records = Vec::new();
-        let mut bad = 0;
-        for &(n, _) in &self.backlog {
-            let (r, b) = journal::read_segment(dir, n).map_err(|e| {
-                format!("cannot read journal segment {n} in {}: {e}", dir.display())
-            })?;
-            records.extend(r);
-            bad += b;
-        }
-        if bad > 0 {
-            tracing::warn!(journal = %dir.display(), lines = bad, "journal lines that were not whole records were skipped");
-        }
+        let records = journal::read_segments(dir, self.backlog.iter().map(|(n, _)| *n)).map_err(
+            |(n, e)| format!("cannot read journal segment {n} in {}: {e}", dir.display()),
+        )?;
         insert(&mut self.conn, &records, newest).map_err(|e| {
             let reason = format!("cannot store {} record(s): {e}", records.len());
             tracing::error!(ledger = %self.shared.path.display(), "{reason}");

@@ -817,9 +817,8 @@ async fn credentials_in_free_text_never_reach_the_file() {
     })
     .await
     .unwrap();
-    let journal: Vec<u8> = every_file_under(path.parent().unwrap())
+    let journal: Vec<u8> = segments_of(&path)
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
         .flat_map(|p| std::fs::read(p).unwrap())
         .collect();
     let journal = String::from_utf8(journal).unwrap();
@@ -1039,11 +1038,8 @@ fn every_acked_record_survives_sigkill() {
     let ledger = Ledger::open(&path).unwrap();
     ledger.close().unwrap();
     assert_eq!(
-        every_file_under(&path.with_file_name("ledger.sqlite-pending"))
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-            .count(),
-        0,
+        segments_of(&path),
+        Vec::<PathBuf>::new(),
         "the journal is empty once the ledger has stored it"
     );
     let conn = raw(&path);

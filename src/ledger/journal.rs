@@ -64,7 +64,7 @@ pub(super) fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 /// The records of segment `n`, and how many of its lines could not be read
 /// (cut short by a crash or a full disk, or edited by hand). A missing file
 /// has no records.
-pub(super) fn read_segment(dir: &Path, n: u64) -> std::io::Result<(Vec<Record>, usize)> {
+fn read_segment(dir: &Path, n: u64) -> std::io::Result<(Vec<Record>, usize)> {
     let file = match File::open(segment_path(dir, n)) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Vec::new(), 0)),
@@ -85,6 +85,30 @@ pub(super) fn read_segment(dir: &Path, n: u64) -> std::io::Result<(Vec<Record>, 
     Ok((records, bad))
 }
 
+/// The records of segments `numbers`, in order, and how many lines could not
+/// be read; those are reported in the log, once for all. Fails on the first
+/// segment that cannot be read, naming it.
+pub(super) fn read_segments(
+    dir: &Path,
+    numbers: impl IntoIterator<Item = u64>,
+) -> Result<Vec<Record>, (u64, std::io::Error)> {
+    let mut records = Vec::new();
+    let mut bad = 0;
+    for n in numbers {
+        let (r, b) = read_segment(dir, n).map_err(|e| (n, e))?;
+        records.extend(r);
+        bad += b;
+    }
+    if bad > 0 {
+        tracing::warn!(
+            journal = %dir.display(),
+            lines = bad,
+            "journal lines that were not whole records were skipped (a write cut short by a crash or a full disk)"
+        );
+    }
+    Ok(records)
+}
+
 /// Deletes segment `n`; one already gone is fine.
 pub(super) fn remove_segment(dir: &Path, n: u64) -> std::io::Result<()> {
     match std::fs::remove_file(segment_path(dir, n)) {
@@ -95,29 +119,30 @@ pub(super) fn remove_segment(dir: &Path, n: u64) -> std::io::Result<()> {
 
 /// `record` as one journal line: its free text scrubbed of anything shaped
 /// like a credential (so no key reaches the journal either), then JSON, then
-/// a newline.
-pub(super) fn line(record: &Record) -> Vec<u8> {
-    let scrubbed = Record {
-        client: scrub::scrub(&record.client).into_owned(),
-        endpoint: scrub::scrub(&record.endpoint).into_owned(),
-        error: record
-            .error
-            .as_deref()
-            .map(|e| scrub::scrub(e).into_owned()),
-        // JSON has no NaN or infinity (they would come back as null and the
-        // line would not read): keep only numbers.
-        ttfb_ms: record.ttfb_ms.filter(|v| v.is_finite()),
-        duration_ms: if record.duration_ms.is_finite() {
-            record.duration_ms
-        } else {
-            0.0
-        },
-        ..record.clone()
-    };
+/// a newline. Takes the record, so that only text that held a credential is
+/// copied.
+pub(super) fn line(mut record: Record) -> Vec<u8> {
+    scrub_in_place(&mut record.client);
+    scrub_in_place(&mut record.endpoint);
+    if let Some(error) = record.error.as_mut() {
+        scrub_in_place(error);
+    }
+    // JSON has no NaN or infinity (they would come back as null and the
+    // line would not read): keep only numbers.
+    record.ttfb_ms = record.ttfb_ms.filter(|v| v.is_finite());
+    if !record.duration_ms.is_finite() {
+        record.duration_ms = 0.0;
+    }
     // A Record is strings, numbers and a timestamp: it always serializes.
-    let mut out = serde_json::to_vec(&scrubbed).unwrap_or_default();
+    let mut out = serde_json::to_vec(&record).unwrap_or_default();
     out.push(b'\n');
     out
+}
+
+fn scrub_in_place(text: &mut String) {
+    if let std::borrow::Cow::Owned(clean) = scrub::scrub(text) {
+        *text = clean;
+    }
 }
 
 /// Creates the journal folder of `db` and locks it for this process,
