@@ -268,14 +268,17 @@ test("a stopped Ollama turns the card red, live, without a reload, and back", as
   await ollama.stop();
   await page.locator('[data-machine="macmini"][data-state="down"]').waitFor({ timeout: 15000 });
   await card.getByText(/nothing is listening at 127\.0\.0\.1/).waitFor({ timeout: 15000 });
-  const border = await card.evaluate((n) => getComputedStyle(n).borderLeftColor);
-  const red = await page.evaluate(() => {
+  // Cards are rebuilt on every snapshot, so a handle to one can be detached
+  // (and computes no style) by the time it is read: find the card and read
+  // its edge in one synchronous run of the page's script.
+  const { border, red } = await page.evaluate(() => {
+    const node = document.querySelector('[data-machine="macmini"]');
     const probe = document.createElement("i");
     probe.className = "bad";
     document.body.append(probe);
-    const c = getComputedStyle(probe).color;
+    const colors = { border: getComputedStyle(node).borderLeftColor, red: getComputedStyle(probe).color };
     probe.remove();
-    return c;
+    return colors;
   });
   assert.equal(border, red, "the card's edge is the page's red");
   await page.locator("#fleet-state[data-state=down]").waitFor();
