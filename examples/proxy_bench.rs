@@ -8,6 +8,11 @@
 //! throughput at concurrency 16 and 64 (direct and proxied alternating, three
 //! rounds of 3 s, medians); time to the first streamed byte; and
 //! the daemon's memory with 1,000 slow streams open.
+//!
+//! The throughput rounds also run through a bare relay (this program again,
+//! as `--bare-relay URL`: hyper's server in front of hyper's pooled client,
+//! nothing else), the cost of being a proxy at all on the same cores: the
+//! reference the proxy's own work is judged against.
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -109,6 +114,48 @@ async fn fake_ollama() -> String {
         let _ = axum::serve(listener, app).await;
     });
     url
+}
+
+/// The bare relay: each request passed to `upstream` and its answer back,
+/// streamed, by hyper alone; prints its address on the first line.
+async fn bare_relay(upstream: &str) {
+    use hyper::http::uri::{Authority, Scheme};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let authority: Authority = upstream
+        .trim_start_matches("http://")
+        .parse()
+        .expect("upstream authority");
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<_, hyper::body::Incoming> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("http://{}", listener.local_addr().expect("addr"));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (client, authority) = (client.clone(), authority.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                let mut parts = req.uri().clone().into_parts();
+                parts.scheme = Some(Scheme::HTTP);
+                parts.authority = Some(authority.clone());
+                *req.uri_mut() = hyper::Uri::from_parts(parts).expect("uri");
+                req.headers_mut().remove(hyper::header::HOST);
+                client.request(req)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -220,6 +267,11 @@ async fn first_bytes(client: &reqwest::Client, base: &str, n: usize) -> Vec<f64>
 
 #[tokio::main]
 async fn main() {
+    if let [_, flag, upstream] = std::env::args().collect::<Vec<_>>().as_slice()
+        && flag == "--bare-relay"
+    {
+        return bare_relay(upstream).await;
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bin = std::env::args()
         .nth(1)
@@ -259,6 +311,17 @@ async fn main() {
         !proxy.is_empty(),
         "the daemon did not print its proxy address"
     );
+    let mut relay_child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--bare-relay", &fake])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the bare relay");
+    let relay_pid = relay_child.id();
+    let relay = BufReader::new(relay_child.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .expect("the bare relay's address");
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1024)
@@ -294,26 +357,31 @@ async fn main() {
     // of each is taken: a burst of other work on this shared machine then
     // spoils one round of one side, not the ratio.
     let rounds = |c: usize| {
-        let (client, fake, proxy) = (client.clone(), fake.clone(), proxy.clone());
+        let (client, fake, proxy, relay) =
+            (client.clone(), fake.clone(), proxy.clone(), relay.clone());
         async move {
-            let (mut d, mut p) = (Vec::new(), Vec::new());
+            let (mut d, mut b, mut p) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..3 {
                 d.push(round(&client, &fake, c, 3, pid).await);
+                b.push(round(&client, &relay, c, 3, relay_pid).await);
                 p.push(round(&client, &proxy, c, 3, pid).await);
             }
-            d.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-            p.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-            let (d, p) = (d.swap_remove(1), p.swap_remove(1));
+            let median = |mut v: Vec<Round>| {
+                v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+                v.swap_remove(1)
+            };
+            let (d, b, p) = (median(d), median(b), median(p));
             println!(
                 "concurrency {c}, median rounds, CPU per request: direct {:.1} µs (load generator + fake); \
+                 bare relay {:.1} µs (load generator + fake) + {:.1} µs (the relay); \
                  proxied {:.1} µs (load generator + fake) + {:.1} µs (the proxy)",
-                d.bench_us, p.bench_us, p.daemon_us
+                d.bench_us, b.bench_us, b.daemon_us, p.bench_us, p.daemon_us
             );
-            (d.rps, p.rps)
+            (d.rps, b.rps, p.rps)
         }
     };
-    let (d16, p16) = rounds(16).await;
-    let (d64, p64) = rounds(64).await;
+    let (d16, b16, p16) = rounds(16).await;
+    let (d64, b64, p64) = rounds(64).await;
     eprintln!("time to first byte…");
     let (d_ttfb, p_ttfb) = (
         first_bytes(&client, &fake, 500).await,
@@ -367,6 +435,8 @@ async fn main() {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
+    let _ = relay_child.kill();
+    let _ = relay_child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
     let row = |name: &str, d: f64, p: f64, unit: &str| {
@@ -403,6 +473,18 @@ async fn main() {
         "req/s",
     );
     row(
+        "throughput, concurrency 16, bare hyper relay (reference)",
+        d16,
+        b16,
+        "req/s",
+    );
+    row(
+        "throughput, concurrency 64, bare hyper relay (reference)",
+        d64,
+        b64,
+        "req/s",
+    );
+    row(
         "time to first streamed byte p50",
         percentile(&d_ttfb, 50.0),
         percentile(&p_ttfb, 50.0),
@@ -413,6 +495,11 @@ async fn main() {
         percentile(&d_ttfb, 99.0),
         percentile(&p_ttfb, 99.0),
         "ms",
+    );
+    println!(
+        "\nThe proxy's throughput against the bare relay's, same rounds: concurrency 16 {:.2}×, concurrency 64 {:.2}×.",
+        p16 / b16,
+        p64 / b64
     );
     let per_stream = (rss_during.saturating_sub(rss_before)) as f64 / opened.max(1) as f64;
     println!(
