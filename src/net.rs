@@ -14,6 +14,9 @@ use crate::error::Error;
 /// well under this).
 pub const PROBE_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// The User-Agent of every request ClawFleet makes.
+pub const USER_AGENT: &str = concat!("clawfleet/", env!("CARGO_PKG_VERSION"));
+
 static CRYPTO: Once = Once::new();
 
 /// What every client of ClawFleet shares: rustls with the ring provider, no
@@ -28,7 +31,7 @@ fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("clawfleet/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
 }
 
 /// The client the probes share: a small keep-alive pool (a few requests per
@@ -41,6 +44,12 @@ pub fn client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::HttpClient(e.to_string()))
 }
 
+/// How long an idle upstream connection is kept for reuse.
+pub const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Idle upstream connections kept per host: enough for a burst of
+/// concurrent requests to one Ollama to reuse them.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 64;
+
 /// The client the proxy uses towards model servers: a connect time limit,
 /// HTTP/1.1 keep-alive pools sized for concurrent generations, and
 /// optionally every connection through a SOCKS5 proxy (Tailscale userspace
@@ -49,8 +58,8 @@ pub fn upstream_client(connect: Duration, socks5: Option<&str>) -> Result<reqwes
     let mut builder = builder()
         .connect_timeout(connect)
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64);
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST);
     if let Some(addr) = socks5 {
         // socks5h: names are resolved by the proxy, as tailnet names must be.
         let proxy = reqwest::Proxy::all(format!("socks5h://{addr}"))
@@ -128,23 +137,35 @@ pub async fn read_body_limited(
 
 /// A reqwest error in words, with its causes (reqwest's own Display omits them).
 pub fn describe(err: &reqwest::Error) -> String {
-    let mut out = if err.is_timeout() {
+    let head = if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {
         "connection failed".to_owned()
     } else {
         err.to_string()
     };
-    let mut source = std::error::Error::source(err);
+    match std::error::Error::source(err) {
+        Some(source) => describe_chain(head, source),
+        None => head,
+    }
+}
+
+/// `head`, then `err` and each of its causes, `: `-separated, each said
+/// once (error types often repeat their cause in their own text).
+pub fn describe_chain(head: String, err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = head;
+    let mut next = Some(err);
     let mut last = String::new();
-    while let Some(s) = source {
-        let text = s.to_string();
+    while let Some(e) = next {
+        let text = e.to_string();
         if !text.is_empty() && text != last && !out.contains(&text) {
-            out.push_str(": ");
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
             out.push_str(&text);
         }
         last = text;
-        source = s.source();
+        next = e.source();
     }
     out
 }

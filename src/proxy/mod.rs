@@ -10,4 +10,5 @@ pub mod circuit;
 pub mod errors;
 pub mod route;
 pub mod server;
+mod upstream;
 pub mod usage;

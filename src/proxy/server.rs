@@ -9,8 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -20,7 +19,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info_span, warn};
@@ -28,7 +27,8 @@ use tracing::{Instrument, debug, info_span, warn};
 use super::circuit::{Admission, Circuit, CircuitConfig};
 use super::errors::{ApiShape, ErrorKind, error_body, stream_error_frame};
 use super::route::{self, Candidate, RouteError};
-use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, request_wants_usage};
+use super::upstream::{Answer, BodyStream, Upstreams};
+use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, options_want_usage};
 use crate::api::AllowedHosts;
 use crate::config::Config;
 use crate::fleet::Fleet;
@@ -46,15 +46,10 @@ pub struct Proxy {
     config: Arc<Config>,
     fleet: Arc<Fleet>,
     snapshot: SnapshotRx,
-    direct: reqwest::Client,
-    peers: reqwest::Client,
+    upstreams: Upstreams,
     circuits: Mutex<HashMap<String, Circuit>>,
     ledger: LedgerHandle,
     anthropic_key: Option<String>,
-    /// Upstream URLs already parsed, by base URL and path: parsing (with
-    /// IDNA host processing) showed up at about 2% of the proxy's CPU under
-    /// load. Bounded: base URLs come from the config, paths from a fixed set.
-    urls: Mutex<HashMap<String, HashMap<&'static str, reqwest::Url>>>,
 }
 
 impl Proxy {
@@ -67,11 +62,7 @@ impl Proxy {
         ledger: LedgerHandle,
     ) -> Result<Self, crate::Error> {
         let connect = Duration::from_millis(config.proxy.connect_timeout_ms);
-        let direct = net::upstream_client(connect, None)?;
-        let peers = match &config.proxy.socks5 {
-            Some(addr) => net::upstream_client(connect, Some(addr))?,
-            None => direct.clone(),
-        };
+        let upstreams = Upstreams::new(connect, config.proxy.socks5.as_deref())?;
         let anthropic_key = match &config.proxy.anthropic_key_file {
             Some(path) => Some(net::read_secret_file(path)?),
             None => None,
@@ -80,27 +71,11 @@ impl Proxy {
             config,
             fleet,
             snapshot,
-            direct,
-            peers,
+            upstreams,
             circuits: Mutex::new(HashMap::new()),
             ledger,
             anthropic_key,
-            urls: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// `base` + `path`, parsed once.
-    fn upstream_url(&self, base: &str, path: &'static str) -> Result<reqwest::Url, String> {
-        let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(url) = urls.get(base).and_then(|m| m.get(path)) {
-            return Ok(url.clone());
-        }
-        let url = reqwest::Url::parse(&format!("{base}{path}"))
-            .map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?;
-        urls.entry(base.to_owned())
-            .or_default()
-            .insert(path, url.clone());
-        Ok(url)
     }
 
     /// The circuits' states, by machine, for the snapshot.
@@ -249,8 +224,8 @@ impl Endpoint {
 
     /// Whether the response will stream. OpenAI streams only when asked;
     /// Ollama's chat and generate stream unless told `"stream": false`.
-    fn streams(self, body: &Value) -> bool {
-        let flag = body.get("stream").and_then(Value::as_bool);
+    fn streams(self, fields: &Fields) -> bool {
+        let flag = fields.stream();
         match self {
             Endpoint::OpenAiChat | Endpoint::OpenAiCompletions => flag == Some(true),
             Endpoint::OllamaChat | Endpoint::OllamaGenerate => flag != Some(false),
@@ -268,15 +243,12 @@ impl Endpoint {
     }
 
     /// The model named in the body: `model`, or `name` in older `/api/show`.
-    fn model(self, body: &Value) -> Option<String> {
-        let field = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
+    fn model(self, fields: &Fields) -> Option<String> {
         let name = match self {
-            Endpoint::OllamaShow => field("model").or_else(|| field("name")),
-            _ => field("model"),
+            Endpoint::OllamaShow => {
+                Fields::text(fields.model.as_ref()).or_else(|| Fields::text(fields.name.as_ref()))
+            }
+            _ => Fields::text(fields.model.as_ref()),
         };
         name.map(str::to_owned)
     }
@@ -368,8 +340,54 @@ fn new_record(started_at: Timestamp, client: String, api: &str, endpoint: &str) 
 /// A request refused before any machine was asked: status, kind, words.
 struct Refusal(u16, ErrorKind, String);
 
-/// Parses a JSON request body; a refusal is 400 or 413.
-async fn json_body(request: Request, limit: u64) -> Result<(Bytes, Value), Refusal> {
+/// What the proxy reads of a request body: the fields that route and meter
+/// it. serde skips everything else (its syntax still checked) without
+/// building it: a chat request with a long history costs one scan, not an
+/// allocation per message. Values rather than typed fields, so that a
+/// `"stream": "yes"` is ignored as it always was rather than refused.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Fields {
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default)]
+    stream_options: Option<Value>,
+}
+
+impl Fields {
+    fn text(field: Option<&Value>) -> Option<&str> {
+        field.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+
+    fn stream(&self) -> Option<bool> {
+        self.stream.as_ref().and_then(Value::as_bool)
+    }
+
+    /// `stream_options.include_usage` is `true`.
+    fn wants_usage(&self) -> bool {
+        options_want_usage(self.stream_options.as_ref())
+    }
+}
+
+/// A request body as the client sent it, with the fields the proxy reads.
+struct JsonBody {
+    bytes: Bytes,
+    fields: Fields,
+}
+
+impl JsonBody {
+    /// The whole body as a tree, for the rare request that must be
+    /// rewritten (a pinned model name, the usage chunk asked for).
+    fn tree(&self) -> Result<Value, String> {
+        serde_json::from_slice(&self.bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Reads a JSON request body and its [`Fields`]; a refusal is 400 or 413.
+async fn json_body(request: Request, limit: u64) -> Result<JsonBody, Refusal> {
     let bytes = match read_body(request.into_body(), limit).await {
         Ok(b) => b,
         Err(BodyProblem::TooLarge) => {
@@ -387,18 +405,27 @@ async fn json_body(request: Request, limit: u64) -> Result<(Bytes, Value), Refus
             ));
         }
     };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) if v.is_object() => Ok((bytes, v)),
-        Ok(_) => Err(Refusal(
-            400,
-            ErrorKind::BadRequest,
-            "request body must be a JSON object".to_owned(),
-        )),
-        Err(e) => Err(Refusal(
-            400,
-            ErrorKind::BadRequest,
-            format!("malformed JSON in request body: {e}"),
-        )),
+    let bad = |why: String| Err(Refusal(400, ErrorKind::BadRequest, why));
+    // serde_json does not check the UTF-8 of strings it skips.
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return bad(format!(
+                "the request body is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ));
+        }
+    };
+    // A struct also deserializes from a JSON array: look first.
+    if !text.trim_start().starts_with('{') {
+        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => bad("request body must be a JSON object".to_owned()),
+            Err(e) => bad(format!("malformed JSON in request body: {e}")),
+        };
+    }
+    match serde_json::from_str::<Fields>(text) {
+        Ok(fields) => Ok(JsonBody { bytes, fields }),
+        Err(e) => bad(format!("malformed JSON in request body: {e}")),
     }
 }
 
@@ -468,12 +495,11 @@ async fn infer(
     );
     async move {
         let mut record = new_record(started_at, client, endpoint.api(), endpoint.path());
-        let (original, mut body) = match json_body(request, proxy.config.proxy.max_body_bytes).await
-        {
+        let body = match json_body(request, proxy.config.proxy.max_body_bytes).await {
             Ok(b) => b,
             Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
         };
-        let Some(model) = endpoint.model(&body) else {
+        let Some(model) = endpoint.model(&body.fields) else {
             let r = Refusal(
                 400,
                 ErrorKind::BadRequest,
@@ -482,7 +508,7 @@ async fn infer(
             return refuse(&proxy.ledger, record, started, shape, r);
         };
         tracing::Span::current().record("model", model.as_str());
-        let stream = endpoint.streams(&body);
+        let stream = endpoint.streams(&body.fields);
         record.requested_model = Some(model.clone());
         record.stream = stream;
         let snap = proxy.snapshot.borrow().clone();
@@ -508,11 +534,22 @@ async fn infer(
             route::prefer(&mut candidates, machine);
         }
         // Ask upstream for the usage chunk even when the client did not, and
-        // take it out again on the way back.
-        let filter_usage = endpoint == Endpoint::OpenAiChat
-            && stream
-            && !request_wants_usage(&body)
-            && ask_for_usage(&mut body);
+        // take it out again on the way back. Only then, or when a candidate
+        // knows the model by another name, is the body parsed whole.
+        let mut tree = None;
+        let mut filter_usage = false;
+        if endpoint == Endpoint::OpenAiChat && stream && !body.fields.wants_usage() {
+            match body.tree() {
+                Ok(mut t) => {
+                    filter_usage = ask_for_usage(&mut t);
+                    tree = Some(t);
+                }
+                Err(e) => {
+                    let r = Refusal(400, ErrorKind::BadRequest, format!("malformed JSON in request body: {e}"));
+                    return refuse(&proxy.ledger, record, started, shape, r);
+                }
+            }
+        }
 
         let mut tried: Vec<Tried> = Vec::new();
         for candidate in &candidates {
@@ -520,8 +557,8 @@ async fn infer(
                 &proxy,
                 endpoint,
                 candidate,
-                &original,
-                &mut body,
+                &body,
+                &mut tree,
                 &model,
                 filter_usage,
             )
@@ -534,9 +571,7 @@ async fn infer(
                     let wire = endpoint.wire(stream);
                     if wire.is_whole_body()
                         && !filter_usage
-                        && upstream
-                            .content_length()
-                            .is_some_and(|n| n <= WHOLE_BODY_MAX)
+                        && upstream.content_length.is_some_and(|n| n <= WHOLE_BODY_MAX)
                     {
                         return relay_whole(
                             upstream,
@@ -602,11 +637,11 @@ async fn attempt(
     proxy: &Proxy,
     endpoint: Endpoint,
     candidate: &Candidate,
-    original: &Bytes,
-    body: &mut Value,
+    body: &JsonBody,
+    tree: &mut Option<Value>,
     model: &str,
     modified: bool,
-) -> Result<reqwest::Response, String> {
+) -> Result<Answer, String> {
     if let Admission::Open { retry_in } = proxy.admit(&candidate.machine) {
         return Err(format!(
             "circuit open, next try in {} s",
@@ -616,28 +651,27 @@ async fn attempt(
     // The bytes the client sent, unless the model name or usage request
     // had to change.
     let payload = if candidate.model == model && !modified {
-        original.clone()
+        body.bytes.clone()
     } else {
-        body["model"] = Value::String(candidate.model.clone());
-        Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?)
+        let tree = match tree {
+            Some(t) => t,
+            None => tree.insert(body.tree()?),
+        };
+        tree["model"] = Value::String(candidate.model.clone());
+        Bytes::from(serde_json::to_vec(tree).map_err(|e| e.to_string())?)
     };
-    let client = if candidate.is_self {
-        &proxy.direct
-    } else {
-        &proxy.peers
-    };
-    let url = proxy.upstream_url(&candidate.base_url, endpoint.path())?;
     let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
-    let sent = client
-        .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(payload)
-        .send();
+    let sent = proxy.upstreams.post_json(
+        &candidate.base_url,
+        endpoint.path(),
+        candidate.is_self,
+        payload,
+    );
     let outcome = match tokio::time::timeout(first_byte, sent).await {
         Err(_) => Err(format!("no answer within {} s", first_byte.as_secs())),
-        Ok(Err(e)) => Err(net::describe(&e)),
+        Ok(Err(why)) => Err(why),
         Ok(Ok(response)) => {
-            let status = response.status();
+            let status = response.status;
             if status.is_server_error()
                 || status == StatusCode::NOT_FOUND
                 || status == StatusCode::TOO_MANY_REQUESTS
@@ -669,10 +703,10 @@ async fn attempt(
 
 /// The content type of a response that cannot be a model server's answer
 /// (HTML and the like); `None` for JSON, NDJSON, SSE or no content type.
-fn not_a_model_server(response: &reqwest::Response) -> Option<String> {
+fn not_a_model_server(response: &Answer) -> Option<String> {
     let ct = response
-        .headers()
-        .get(header::CONTENT_TYPE)?
+        .content_type
+        .as_ref()?
         .to_str()
         .unwrap_or("")
         .to_ascii_lowercase();
@@ -684,12 +718,8 @@ fn not_a_model_server(response: &reqwest::Response) -> Option<String> {
 }
 
 /// The error text of a failed upstream answer, short.
-async fn error_text(response: reqwest::Response) -> String {
-    let body = tokio::time::timeout(
-        Duration::from_secs(2),
-        net::read_body_limited(response, 16 * 1024),
-    )
-    .await;
+async fn error_text(response: Answer) -> String {
+    let body = tokio::time::timeout(Duration::from_secs(2), response.read_limited(16 * 1024)).await;
     let Ok(Ok(body)) = body else {
         return "no readable body".to_owned();
     };
@@ -737,7 +767,7 @@ impl Drop for Unfinished {
 }
 
 struct RelayState {
-    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    upstream: BodyStream,
     tap: UsageTap,
     filter: Option<SseUsageFilter>,
     shape: ApiShape,
@@ -785,13 +815,13 @@ const WHOLE_BODY_MAX: u64 = 1024 * 1024;
 /// instead of a chunked stream and its terminator, and since nothing reached
 /// the client yet, an upstream that breaks off becomes a clean 502 in the
 /// client's shape rather than a cut-off body.
-async fn relay_whole(upstream: reqwest::Response, r: Relay) -> Response {
-    let status = upstream.status();
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+async fn relay_whole(upstream: Answer, r: Relay) -> Response {
+    let status = upstream.status;
+    let content_type = upstream.content_type;
     let mut record = r.record;
     record.status = status.as_u16();
     let mut s = RelayState {
-        upstream: Box::pin(upstream.bytes_stream()),
+        upstream: upstream.body,
         tap: UsageTap::new(r.wire),
         filter: None,
         shape: r.shape,
@@ -816,12 +846,7 @@ async fn relay_whole(upstream: reqwest::Response, r: Relay) -> Response {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Some(Err(e)) => {
-                break Some(format!(
-                    "the machine's answer broke off: {}",
-                    net::describe(&e)
-                ));
-            }
+            Some(Err(e)) => break Some(format!("the machine's answer broke off: {e}")),
             None => break None,
         }
     };
@@ -862,13 +887,13 @@ fn relay_headers(response: &mut Response, machine: Option<&str>, fallbacks: Opti
 /// Passes the upstream body to the client chunk by chunk, reading usage as
 /// it goes; writes the ledger record before the client can see the end:
 /// before the stream's terminal frame, or else before the body's end.
-fn relay(upstream: reqwest::Response, r: Relay) -> Response {
-    let status = upstream.status();
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+fn relay(upstream: Answer, r: Relay) -> Response {
+    let status = upstream.status;
+    let content_type = upstream.content_type;
     let mut record = r.record;
     record.status = status.as_u16();
     let state = RelayState {
-        upstream: Box::pin(upstream.bytes_stream()),
+        upstream: upstream.body,
         tap: UsageTap::new(r.wire),
         filter: r.filter_usage.then(SseUsageFilter::new),
         shape: r.shape,
@@ -917,7 +942,7 @@ fn relay(upstream: reqwest::Response, r: Relay) -> Response {
                     // the client already has the whole answer, and only the
                     // connection's close went wrong. End the body cleanly.
                     s.guard.record.as_ref()?;
-                    let why = format!("the machine's answer broke off: {}", net::describe(&e));
+                    let why = format!("the machine's answer broke off: {e}");
                     settle(&mut s, Some(why.clone())).await;
                     if !s.wire.is_whole_body() {
                         // A well-formed error in the client's stream format,
@@ -1132,7 +1157,7 @@ async fn local_ollama(State(proxy): State<Arc<Proxy>>, request: Request) -> Resp
     let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut upstream = proxy.direct.request(method, &url).body(body);
+    let mut upstream = proxy.upstreams.direct().request(method, &url).body(body);
     if let Some(ct) = content_type {
         upstream = upstream.header(header::CONTENT_TYPE, ct);
     }
@@ -1173,11 +1198,19 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let headers: HeaderMap = request.headers().clone();
     let shape = ApiShape::Anthropic;
     let mut record = new_record(started_at, client, "anthropic", "/v1/messages");
-    let (original, body) = match json_body(request, proxy.config.proxy.max_body_bytes).await {
+    let JsonBody {
+        bytes: original,
+        fields,
+    } = match json_body(request, proxy.config.proxy.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
     };
-    let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(model) = fields
+        .model
+        .as_ref()
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         let r = Refusal(
             400,
             ErrorKind::BadRequest,
@@ -1185,7 +1218,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
         );
         return refuse(&proxy.ledger, record, started, shape, r);
     };
-    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let stream = fields.stream() == Some(true);
     record.requested_model = Some(model);
     record.stream = stream;
     let key = headers
@@ -1205,7 +1238,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
         "{}/v1/messages",
         proxy.config.proxy.anthropic_url.trim_end_matches('/')
     );
-    let mut upstream = proxy.direct.post(&url).body(original);
+    let mut upstream = proxy.upstreams.direct().post(&url).body(original);
     for name in ANTHROPIC_HEADERS {
         if let Some(v) = headers.get(*name) {
             upstream = upstream.header(*name, v);
@@ -1224,7 +1257,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let why = match tokio::time::timeout(first_byte, upstream.send()).await {
         Ok(Ok(response)) => {
             return relay(
-                response,
+                Answer::from_reqwest(response),
                 Relay {
                     shape,
                     wire: if stream {
@@ -1256,4 +1289,74 @@ pub fn describe_listener(addr: SocketAddr) -> String {
     format!(
         "inference proxy on http://{addr} (point Clawdbot's Ollama providers at http://{addr}/v1)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parse(body: &'static [u8]) -> Result<JsonBody, (u16, String)> {
+        json_body(Request::new(Body::from(body)), 1024)
+            .await
+            .map_err(|Refusal(status, _, why)| (status, why))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_for_its_routing_fields_only() {
+        let body = parse(br#"{"messages":[{"role":"user","content":"hi"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}"#)
+            .await
+            .expect("parsed");
+        assert_eq!(
+            Endpoint::OpenAiChat.model(&body.fields).as_deref(),
+            Some("m")
+        );
+        assert!(Endpoint::OpenAiChat.streams(&body.fields));
+        assert!(body.fields.wants_usage());
+        assert_eq!(body.tree().expect("tree")["messages"][0]["content"], "hi");
+
+        // Not a boolean: ignored as Ollama's own server would, not refused.
+        let body = parse(br#"{"model":"m","stream":"yes"}"#)
+            .await
+            .expect("parsed");
+        assert!(!Endpoint::OpenAiChat.streams(&body.fields));
+        assert!(Endpoint::OllamaChat.streams(&body.fields));
+
+        let body = parse(br#"{"name":"old"}"#).await.expect("parsed");
+        assert_eq!(
+            Endpoint::OllamaShow.model(&body.fields).as_deref(),
+            Some("old")
+        );
+        assert_eq!(Endpoint::OllamaChat.model(&body.fields), None);
+        let body = parse(br#"{"model":""}"#).await.expect("parsed");
+        assert_eq!(Endpoint::OllamaChat.model(&body.fields), None);
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_refused_in_words() {
+        let refused = |r: Result<JsonBody, (u16, String)>| match r {
+            Ok(b) => panic!("accepted: {:?}", b.fields),
+            Err(e) => e,
+        };
+        let (status, why) = refused(parse(b"[1, 2]").await);
+        assert_eq!(
+            (status, why.as_str()),
+            (400, "request body must be a JSON object")
+        );
+        let (status, why) = refused(parse(b"[1, 2").await);
+        assert_eq!(status, 400);
+        assert!(why.starts_with("malformed JSON in request body: "), "{why}");
+        // Invalid UTF-8 in a field the proxy skips is still refused.
+        let (status, why) = refused(parse(b"{\"model\":\"m\",\"prompt\":\"\xff\"}").await);
+        assert_eq!(status, 400);
+        assert!(
+            why.contains("not UTF-8") && why.contains("offset 23"),
+            "{why}"
+        );
+        let (_, why) = refused(parse(br#"{"model":"m","prompt":"x",}"#).await);
+        assert!(why.starts_with("malformed JSON"), "{why}");
+        let (_, why) = refused(parse(br#"{"model":"a","model":"b"}"#).await);
+        assert!(why.contains("duplicate field `model`"), "{why}");
+        let (status, why) = refused(parse(&[b' '; 2000]).await);
+        assert_eq!(status, 413, "{why}");
+    }
 }

@@ -1519,7 +1519,12 @@ fn has_usage_object(data: &[u8]) -> bool {
 /// Whether an OpenAI chat/completions request asked for the streamed usage
 /// chunk itself (`stream_options.include_usage: true`).
 pub fn request_wants_usage(body: &Value) -> bool {
-    body.get("stream_options")
+    options_want_usage(body.get("stream_options"))
+}
+
+/// Whether a request's `stream_options` asks for usage (`include_usage`).
+pub fn options_want_usage(stream_options: Option<&Value>) -> bool {
+    stream_options
         .and_then(|options| options.get("include_usage"))
         .and_then(Value::as_bool)
         == Some(true)
