@@ -330,11 +330,9 @@ async fn forward_cost_events(
 /// The ledger file in the data folder.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
 
-/// How far back the snapshot's proxy figures look.
-const PROXY_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// Every few seconds, the proxy's figures over the last 15 minutes (from
-/// the ledger) and its circuits, into the snapshot.
+/// Every few seconds, the proxy's figures over the last 15 minutes (kept in
+/// memory by the ledger, [`LedgerHandle::live_stats`]) and its circuits, into
+/// the snapshot.
 async fn publish_proxy_figures(
     collector: Arc<Collector>,
     proxy: Arc<Proxy>,
@@ -349,19 +347,11 @@ async fn publish_proxy_figures(
             _ = cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let window =
-            jiff::SignedDuration::try_from(PROXY_WINDOW).unwrap_or(jiff::SignedDuration::ZERO);
-        let since = jiff::Timestamp::now()
-            .checked_sub(window)
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        match ledger.stats_since(since).await {
-            Ok(stats) => collector.publish_proxy(ProxyView {
-                listen: addr.to_string(),
-                stats,
-                circuits: proxy.circuits(),
-            }),
-            Err(e) => warn!("cannot read proxy figures from the ledger: {e}"),
-        }
+        collector.publish_proxy(ProxyView {
+            listen: addr.to_string(),
+            stats: ledger.live_stats(),
+            circuits: proxy.circuits(),
+        });
     }
 }
 

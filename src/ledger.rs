@@ -33,6 +33,7 @@
 //! journal as to the database.
 
 mod journal;
+pub mod live;
 mod schema;
 mod scrub;
 mod stats;
@@ -88,6 +89,9 @@ pub struct Record {
     /// What went wrong, in words (never with a key).
     pub error: Option<String>,
 }
+
+/// The window of [`LedgerHandle::live_stats`]: the proxy's recent figures.
+pub const LIVE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 
 /// How many records may be in the journal and not yet in SQLite. When that
 /// many are, [`LedgerHandle::record`] waits for room and
@@ -285,6 +289,8 @@ struct Shared {
     /// The read-only connection. One is enough for a handful of readers (the
     /// snapshot, the API); they take turns.
     reader: Mutex<Connection>,
+    /// The figures of the last [`LIVE_WINDOW`], as the writer stores records.
+    live: Mutex<live::LiveStats>,
 }
 
 impl Shared {
@@ -398,6 +404,18 @@ impl Ledger {
             source,
         })?;
         let reader = schema::open_reader(path)?;
+        let mut live = live::LiveStats::new(LIVE_WINDOW);
+        let now = Timestamp::now();
+        let since = now
+            .checked_sub(LIVE_WINDOW)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let recent = rows_since(&reader, since).map_err(|source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            action: "read the last minutes' records",
+            source,
+        })?;
+        live.reset(&recent, now);
+        drop(recent);
 
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -417,6 +435,7 @@ impl Ledger {
             tx,
             dropped: AtomicU64::new(0),
             reader: Mutex::new(reader),
+            live: Mutex::new(live),
         });
         let writer = Writer {
             shared: shared.clone(),
@@ -636,6 +655,18 @@ impl LedgerHandle {
         .await
     }
 
+    /// The proxy's figures over the last [`LIVE_WINDOW`], from memory: no
+    /// query, no flush, so cheap enough for every snapshot. Records appear
+    /// once stored (within about [`BATCH_EVERY`]); percentiles are within
+    /// 0.5% of the exact ones (see [`live`]).
+    pub fn live_stats(&self) -> ProxyStats {
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats(Timestamp::now())
+    }
+
     /// Statistics of the requests that started in `[since, until)`. See
     /// [`ProxyStats`].
     pub async fn stats_between(
@@ -704,6 +735,16 @@ pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<Record>, LedgerError
         action: "read recent records",
         source,
     })
+}
+
+/// The records that started at `since` or later, oldest first.
+fn rows_since(conn: &Connection, since: Timestamp) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM requests WHERE started_at_us >= ?1 ORDER BY started_at_us",
+        schema::RECORD_COLUMNS
+    ))?;
+    let rows = stmt.query_map([since.as_microsecond()], schema::record_from_row)?;
+    rows.collect()
 }
 
 fn recent_rows(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Record>> {
@@ -869,6 +910,17 @@ impl Writer {
             tracing::error!(ledger = %self.shared.path.display(), "{reason}");
             reason
         })?;
+        {
+            let now = Timestamp::now();
+            let mut live = self
+                .shared
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for r in &records {
+                live.add(r, now);
+            }
+        }
         let mut stored = 0;
         for (n, count) in self.backlog.drain(..) {
             stored += count;
@@ -889,6 +941,20 @@ impl Writer {
         let deleted = self
             .conn
             .execute("DELETE FROM requests WHERE started_at_us < ?1", [before_us])?;
+        let now = Timestamp::now();
+        let window_start = now
+            .checked_sub(LIVE_WINDOW)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        if deleted > 0 && before_us > window_start.as_microsecond() {
+            // Rows of the live window went: its figures start over from
+            // what is left.
+            let left = rows_since(&self.conn, window_start)?;
+            self.shared
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reset(&left, now);
+        }
         Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
     }
 

@@ -204,7 +204,7 @@ fn sorted(
 }
 
 /// Nearest-rank percentiles of `sorted` (ascending); `None` when empty.
-fn percentiles(sorted: &[f64]) -> Option<Percentiles> {
+pub(super) fn percentiles(sorted: &[f64]) -> Option<Percentiles> {
     let n = sorted.len();
     // rank = ceil(p × n / 100), in integers so that 95 % of 20 is exactly 19.
     let at = |p: usize| sorted[(p * n).div_ceil(100).clamp(1, n) - 1];
