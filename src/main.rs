@@ -535,7 +535,9 @@ async fn costs(explicit: Option<&Path>, json: bool, month: Option<&str>) -> Exit
     let result = tokio::task::spawn_blocking(move || {
         let mut engine = Engine::open(settings)?;
         let ingest = engine.ingest()?;
-        let view = cost::view(&mut engine, &fleet, month, jiff::Timestamp::now())?;
+        // Run alone, without a daemon: this machine's figures only.
+        let peers = std::collections::HashMap::new();
+        let view = cost::view(&mut engine, &fleet, &peers, month, jiff::Timestamp::now())?;
         Ok::<_, cost::CostError>((view, ingest))
     })
     .await;

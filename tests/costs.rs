@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use clawfleet::config::{self, Source};
+use clawfleet::cost::alarm::PeerSpend;
 use clawfleet::cost::engine::{Engine, Settings};
 use clawfleet::cost::report::Month;
 use clawfleet::fleet::Fleet;
@@ -605,7 +606,9 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     let mut engine = s.engine();
     let r = engine.current(now).expect("report");
     let share = engine.share(now).expect("share");
-    let events = engine.check_alarms(&r, &share, true, now).expect("alarms");
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
     assert!(events.is_empty(), "{events:?}");
 
     // $8 more today: over the monthly and the daily budget; and in the last
@@ -620,7 +623,9 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     let r = engine.current(now).expect("report");
     let share = engine.share(now).expect("share");
     assert_eq!(share.cloud_percent, Some(100.0));
-    let events = engine.check_alarms(&r, &share, true, now).expect("alarms");
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
     let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     kinds.sort();
     assert_eq!(
@@ -635,14 +640,18 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     assert!(budget.message.contains("$10.00"), "{}", budget.message);
 
     // The next cycle: still over, no new events.
-    let events = engine.check_alarms(&r, &share, true, now).expect("alarms");
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
     assert!(events.is_empty(), "{events:?}");
     // After a restart: still none.
     drop(engine);
     let mut engine = s.engine();
     let r = engine.current(now).expect("report");
     let share = engine.share(now).expect("share");
-    let events = engine.check_alarms(&r, &share, true, now).expect("alarms");
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(engine.active_alarms().expect("active").len(), 3);
 
@@ -658,7 +667,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     let r = engine.current(later).expect("report");
     let share = engine.share(later).expect("share");
     let events = engine
-        .check_alarms(&r, &share, true, later)
+        .check_alarms(&r, &share, true, &PeerSpend::default(), later)
         .expect("alarms");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].kind, "credit_leak");
@@ -674,7 +683,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     let r = engine.current(december).expect("report");
     let share = engine.share(december).expect("share");
     let events = engine
-        .check_alarms(&r, &share, true, december)
+        .check_alarms(&r, &share, true, &PeerSpend::default(), december)
         .expect("alarms");
     assert!(events.iter().all(|e| e.kind != "budget"), "{events:?}");
 }
@@ -693,7 +702,9 @@ fn no_leak_alarm_while_local_models_are_down() {
     let mut engine = s.engine();
     let r = engine.current(now).expect("report");
     let share = engine.share(now).expect("share");
-    let events = engine.check_alarms(&r, &share, false, now).expect("alarms");
+    let events = engine
+        .check_alarms(&r, &share, false, &PeerSpend::default(), now)
+        .expect("alarms");
     assert!(events.iter().all(|e| e.kind != "credit_leak"), "{events:?}");
 }
 
@@ -859,4 +870,57 @@ async fn api_serves_costs(s: Setup) {
         "{alarm:#}"
     );
     running.shutdown().await;
+}
+
+/// The fleet's monthly budget is over this machine's spend and what the
+/// peers that sent figures spent, said with how many machines reported.
+#[test]
+fn the_fleet_budget_counts_the_peers_spend() {
+    let s = Setup::new("time_zone = \"UTC\"\nmonthly_budget_usd = 5");
+    let now = ts("2026-11-20T12:00:00Z");
+    // $4 here: under the fleet's $5 alone.
+    s.ledger(vec![request(
+        "2026-11-05T10:00:00Z",
+        "anthropic",
+        "claude-sonnet-5",
+        "anthropic",
+        usage(2_000_000, 0, 0, 0),
+    )]);
+    let mut engine = s.engine();
+    let r = engine.current(now).expect("report");
+    let share = engine.share(now).expect("share");
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
+    assert!(events.is_empty(), "{events:?}");
+    // Two peers spent $1.50 between them: $5.50 in all.
+    let peers = PeerSpend {
+        month_to_date_usd: 1.5,
+        machines: 2,
+    };
+    let events = engine
+        .check_alarms(&r, &share, true, &peers, now)
+        .expect("alarms");
+    let fleet = events
+        .iter()
+        .find(|e| e.alarm == "budget:fleet:2026-11")
+        .unwrap_or_else(|| panic!("no fleet budget alarm: {events:?}"));
+    assert!(fleet.active);
+    assert!(
+        fleet.message.contains(
+            "the fleet has spent $5.50 in 2026-11 (3 machines reporting), over its $5.00"
+        ),
+        "{}",
+        fleet.message
+    );
+    // The peers' figures fall back (a new month on their side): it ends.
+    let events = engine
+        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
+        .expect("alarms");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.alarm == "budget:fleet:2026-11" && !e.active),
+        "{events:?}"
+    );
 }

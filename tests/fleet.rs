@@ -761,3 +761,99 @@ fn token_show_and_set_through_the_cli_never_take_it_from_argv() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// The Costs tab's fleet totals add each peer's own figures, as fleet
+/// polling brings its snapshot's `costs`; a past month has only ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fleets_cost_totals_add_each_peers_own_figures() {
+    use clawfleet::ledger::{Ledger, Record};
+    use clawfleet::proxy::usage::Usage;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (member("a").await, member("b").await);
+    let all = [&a, &b];
+    let text = |me| config_text(me, dir.path(), &all, &[], "");
+    // b's own ledger: one Anthropic request, 500,000 input tokens of
+    // claude-sonnet-5 at $2 per million: $1.00 on b, nothing on a.
+    {
+        let ledger = Ledger::open(&dir.path().join("b").join(daemon::LEDGER_FILE)).unwrap();
+        ledger
+            .handle()
+            .record(Record {
+                started_at: jiff::Timestamp::now(),
+                client: "127.0.0.1".into(),
+                api: "anthropic".into(),
+                endpoint: "/v1/messages".into(),
+                requested_model: Some("claude-sonnet-5".into()),
+                machine: Some("anthropic".into()),
+                fallback_depth: 0,
+                stream: false,
+                usage: Some(Usage {
+                    input_tokens: 500_000,
+                    output_tokens: 0,
+                    cache_read_tokens: 0,
+                    cache_write_tokens: 0,
+                }),
+                ttfb_ms: Some(10.0),
+                duration_ms: 100.0,
+                status: 200,
+                outcome: "ok".into(),
+                error: None,
+            })
+            .await
+            .unwrap();
+        ledger.close().unwrap();
+    }
+    let ra = start(&text("a"), dir.path(), "a", TOKEN).await;
+    let rb = start(&text("b"), dir.path(), "b", TOKEN).await;
+    until(&ra, "b's costs to reach a", 30, |s| {
+        s.machine("b")
+            .and_then(|m| m.costs.as_ref())
+            .is_some_and(|c| c.month_to_date_usd > 0.0)
+    })
+    .await;
+
+    let costs = |query: &'static str| {
+        let url = format!("http://127.0.0.1:{}/fleet/v1/costs{query}", a.port);
+        async move {
+            let r = support::client().get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let v = costs("").await;
+    let row = |v: &Value, id: &str| {
+        v["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["machine"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(v["fleet"]["machines_reporting"], 2, "{}", v["fleet"]);
+    assert_eq!(v["fleet"]["machines_total"], 2);
+    assert_eq!(v["fleet"]["month_to_date_usd"], 1.0, "{}", v["fleet"]);
+    assert_eq!(v["fleet"]["cloud_tokens"], 500_000);
+    let (row_a, row_b) = (row(&v, "a"), row(&v, "b"));
+    assert_eq!(row_a["report"]["month_to_date_usd"], 0.0);
+    assert!(row_a["summary"].is_null());
+    assert!(row_b["report"].is_null());
+    assert_eq!(row_b["summary"]["month_to_date_usd"], 1.0);
+    assert!(
+        row_b["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("as Machine b computed it at ")),
+        "{row_b}"
+    );
+
+    // Peers send only the current month: an earlier one has our figures
+    // alone, and b's row says why it is empty.
+    let v = costs("?month=2020-01").await;
+    assert_eq!(v["fleet"]["machines_reporting"], 1);
+    let row_b = row(&v, "b");
+    assert!(row_b["summary"].is_null());
+    assert_eq!(row_b["note"], clawfleet::cost::PEER_PAST_NOTE);
+
+    ra.shutdown().await;
+    rb.shutdown().await;
+}

@@ -432,6 +432,28 @@ function actionLabel(a) {
 
 let costChart = null;
 
+// One machine's row of the cost table: this machine's full report, or a
+// peer's summary as its own daemon computed it (fleet polling brings it).
+function costRow(m) {
+  const r = m.report;
+  if (r) {
+    return {
+      today: r.today_usd, month: r.month_to_date_usd,
+      projected: r.projection ? r.projection.expected_usd : null,
+      budget: r.budget ? { percent: r.budget.percent, usd: r.budget.budget_usd } : null,
+      local: r.local.input + r.local.output, cloud: r.cloud.input + r.cloud.output,
+    };
+  }
+  const s = m.summary;
+  if (!s) return null;
+  return {
+    today: s.today_usd, month: s.month_to_date_usd,
+    projected: s.projection ? s.projection[1] : null,
+    budget: s.budget_usd ? { percent: (100 * s.month_to_date_usd) / s.budget_usd, usd: s.budget_usd } : null,
+    local: s.local_tokens, cloud: s.cloud_tokens,
+  };
+}
+
 function renderCosts() {
   const c = S.costs;
   if (!c) return;
@@ -460,16 +482,14 @@ function renderCosts() {
     el("table", { class: "cost-table" },
       el("tr", {}, ["Machine", "Today", "Month", "Projected", "Budget", "Local"].map((h) => el("th", {}, h))),
       c.machines.map((m) => {
-        const r = m.report;
-        const tokens = r ? r.local.input + r.local.output : 0;
-        const cloud = r ? r.cloud.input + r.cloud.output : 0;
-        return el("tr", { "data-cost-machine": m.machine },
+        const f = costRow(m);
+        return el("tr", { "data-cost-machine": m.machine, title: m.note || "" },
           el("td", {}, m.name),
-          el("td", {}, r ? usd(r.today_usd) : "–"),
-          el("td", {}, r ? usd(r.month_to_date_usd) : "–"),
-          el("td", {}, r && r.projection ? usd(r.projection.expected_usd) : "–"),
-          el("td", {}, r && r.budget ? `${r.budget.percent.toFixed(0)}% of ${usd(r.budget.budget_usd)}` : "–"),
-          el("td", {}, r && tokens + cloud ? pct((100 * tokens) / (tokens + cloud)) : (m.note ? el("span", { class: "muted", title: m.note }, "peer") : "–")));
+          el("td", {}, f ? usd(f.today) : "–"),
+          el("td", {}, f ? usd(f.month) : "–"),
+          el("td", {}, f && f.projected !== null ? usd(f.projected) : "–"),
+          el("td", {}, f && f.budget ? `${f.budget.percent.toFixed(0)}% of ${usd(f.budget.usd)}` : "–"),
+          el("td", {}, f && f.local + f.cloud ? pct((100 * f.local) / (f.local + f.cloud)) : (f ? "–" : el("span", { class: "muted", title: m.note || "" }, "peer"))));
       }))));
   const daily = self && self.report ? self.report.daily || [] : [];
   const chartCard = el("div", { class: "card" }, el("h2", {}, "Daily cost (this machine)"));
@@ -678,8 +698,9 @@ function onSnapshot(snap) {
   S.snap = snap;
   addHistory(snap);
   renderAll();
-  const self = snap.machines.find((m) => m.is_self);
-  const key = self && self.costs ? `${self.costs.updated_at}` : "";
+  // The Costs tab is fetched again when any machine's figures change: this
+  // machine's cycle, or a peer's arriving with fleet polling.
+  const key = snap.machines.filter((m) => m.costs).map((m) => `${m.id}@${m.costs.updated_at}`).join(",");
   if (key && key !== S.costsKey) {
     S.costsKey = key;
     refreshCosts();

@@ -285,7 +285,8 @@ async fn costs(State(state): State<ApiState>, uri: axum::http::Uri) -> Response 
         );
     };
     let now = jiff::Timestamp::now();
-    match tokio::task::spawn_blocking(move || service.view(month, now)).await {
+    let snap = state.snapshot.borrow().clone();
+    match tokio::task::spawn_blocking(move || service.view(&snap, month, now)).await {
         Ok(Ok(view)) => json_response(&view),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(

@@ -30,12 +30,24 @@ pub struct Rule {
     pub resolved: String,
 }
 
-/// The rules for this machine's `report` and the leak window's `share`.
+/// What the peers spent in the month of a report, as their own daemons
+/// computed it (fleet polling brings it): the rest of the fleet's budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeerSpend {
+    /// The peers' month to date, summed.
+    pub month_to_date_usd: f64,
+    /// How many peers sent figures for the month.
+    pub machines: usize,
+}
+
+/// The rules for this machine's `report`, the leak window's `share`, and
+/// the fleet's budget over this machine's spend and `peers`'.
 pub fn rules(
     settings: &Settings,
     report: &MonthReport,
     share: &Share,
     local_healthy: bool,
+    peers: &PeerSpend,
 ) -> Vec<Rule> {
     let name = &settings.machine_name;
     let id = &settings.machine;
@@ -72,17 +84,19 @@ pub fn rules(
         }
     }
     if let Some(budget) = settings.fleet_budget_usd {
-        // Until peers report their own costs, the fleet's figure is the part
-        // this machine sees.
+        // This machine's spend and what the peers that sent figures spent.
+        let fleet = spent + peers.month_to_date_usd;
+        let machines = peers.machines + 1;
         rules.push(Rule {
             key: format!("budget:fleet:{month}"),
             kind: "budget",
             machine: None,
-            active: spent >= budget,
-            value: spent,
+            active: fleet >= budget,
+            value: fleet,
             threshold: budget,
             message: format!(
-                "the fleet has spent ${spent:.2} in {month}, over its ${budget:.2} monthly budget"
+                "the fleet has spent ${fleet:.2} in {month} ({machines} machine{} reporting), over its ${budget:.2} monthly budget",
+                if machines == 1 { "" } else { "s" }
             ),
             resolved: format!("the fleet is back under its ${budget:.2} budget for {month}"),
         });

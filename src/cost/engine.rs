@@ -533,15 +533,17 @@ impl Engine {
     /// Checks budgets and the leak rule against `report` and `share`, stores
     /// each alarm's state, and returns the crossings since the last check:
     /// one event when an alarm starts and one when it ends, never one per
-    /// check. `local_healthy` says whether a local Ollama was answering.
+    /// check. `local_healthy` says whether a local Ollama was answering;
+    /// `peers` is what the rest of the fleet spent, for the fleet's budget.
     pub fn check_alarms(
         &mut self,
         report: &MonthReport,
         share: &Share,
         local_healthy: bool,
+        peers: &super::alarm::PeerSpend,
         now: Timestamp,
     ) -> Result<Vec<CostEvent>, CostError> {
-        let rules = super::alarm::rules(&self.settings, report, share, local_healthy);
+        let rules = super::alarm::rules(&self.settings, report, share, local_healthy, peers);
         Ok(super::alarm::apply(&mut self.store, rules, now)?)
     }
 

@@ -56,9 +56,13 @@ pub struct MachineRow {
     pub name: String,
     /// This machine.
     pub is_self: bool,
-    /// Its figures, when known.
+    /// Its figures, when known: this machine's, in full.
     pub report: Option<MonthReport>,
-    /// Why there are none.
+    /// A peer's figures of the current month, as its own daemon computed
+    /// them and fleet polling last brought them (its snapshot's `costs`).
+    #[serde(default)]
+    pub summary: Option<service::CostSummary>,
+    /// Why there are none, or how old they are.
     pub note: Option<String>,
 }
 
@@ -91,30 +95,50 @@ pub struct FleetCosts {
     pub machines_total: usize,
 }
 
-/// Why a peer's row is empty until peers are polled for their costs.
+/// Why a peer's row is empty: it has not sent figures for the month.
 pub const PEER_NOTE: &str =
     "each machine meters its own usage; peers' figures arrive with fleet polling";
 
+/// Why a peer's row is empty for a month that is not the current one.
+pub const PEER_PAST_NOTE: &str =
+    "peers send only the current month's figures: ask that machine for earlier months";
+
 /// The view of `month` (the current month when `None`): this machine's
-/// report from `engine`, the other machines of `fleet` as rows without
-/// figures, and the fleet's totals.
+/// report from `engine`, each peer's figures from `peers` (the current
+/// month's [`service::CostSummary`] by machine id, as fleet polling brought
+/// them), and the fleet's totals over every machine with figures.
 pub fn view(
     engine: &mut Engine,
     fleet: &crate::fleet::Fleet,
+    peers: &std::collections::HashMap<String, service::CostSummary>,
     month: Option<Month>,
     now: Timestamp,
 ) -> Result<CostsView, CostError> {
-    let month = month.unwrap_or_else(|| Month::of(report::local_date(now, engine.time_zone())));
+    let current = Month::of(report::local_date(now, engine.time_zone()));
+    let month = month.unwrap_or(current);
     let own = engine.month(month, now)?;
     let mut machines = Vec::new();
     for m in fleet.machines() {
         let is_self = m.id == fleet.this.id;
+        let summary = (!is_self)
+            .then(|| peers.get(&m.id))
+            .flatten()
+            .filter(|s| s.error.is_none() && s.month == month.to_string());
+        let note = match (is_self, summary) {
+            (true, _) => None,
+            (false, Some(s)) => s
+                .updated_at
+                .map(|t| format!("as {} computed it at {t}", m.name)),
+            (false, None) if month != current => Some(PEER_PAST_NOTE.to_owned()),
+            (false, None) => Some(PEER_NOTE.to_owned()),
+        };
         machines.push(MachineRow {
             machine: m.id.clone(),
             name: m.name.clone(),
             is_self,
             report: is_self.then(|| own.clone()),
-            note: (!is_self).then(|| PEER_NOTE.to_owned()),
+            summary: summary.cloned(),
+            note,
         });
     }
     if !machines.iter().any(|r| r.is_self) {
@@ -125,6 +149,7 @@ pub fn view(
                 name: fleet.this.name.clone(),
                 is_self: true,
                 report: Some(own.clone()),
+                summary: None,
                 note: None,
             },
         );
@@ -142,7 +167,20 @@ pub fn view(
     })
 }
 
-/// Sums the rows that have figures.
+/// What the fleet's totals add of one machine.
+struct Figures {
+    month_to_date: f64,
+    previous_month: f64,
+    local_tokens: u64,
+    cloud_tokens: u64,
+    unpriced: bool,
+    savings: Option<f64>,
+    today: Option<f64>,
+    projection: Option<[f64; 3]>,
+}
+
+/// Sums the rows that have figures: this machine's report and the peers'
+/// summaries.
 pub fn fleet_totals(rows: &[MachineRow], budget_usd: Option<f64>) -> FleetCosts {
     let mut f = FleetCosts {
         budget_usd,
@@ -152,25 +190,53 @@ pub fn fleet_totals(rows: &[MachineRow], budget_usd: Option<f64>) -> FleetCosts 
     };
     let mut projection: Option<[f64; 3]> = None;
     let mut today: Option<f64> = None;
-    for r in rows.iter().filter_map(|r| r.report.as_ref()) {
+    for row in rows {
+        // A full report (this machine), else a peer's summary: the same
+        // figures either way.
+        let figures = match (&row.report, &row.summary) {
+            (Some(r), _) => Figures {
+                month_to_date: r.month_to_date_usd,
+                previous_month: r.previous_month_usd,
+                local_tokens: r.local.total,
+                cloud_tokens: r.cloud.total,
+                unpriced: !r.unpriced.is_empty(),
+                savings: r.savings_usd,
+                today: r.today_usd,
+                projection: r
+                    .projection
+                    .as_ref()
+                    .map(|p| [p.low_usd, p.expected_usd, p.high_usd]),
+            },
+            (None, Some(s)) => Figures {
+                month_to_date: s.month_to_date_usd,
+                previous_month: s.previous_month_usd,
+                local_tokens: s.local_tokens,
+                cloud_tokens: s.cloud_tokens,
+                unpriced: !s.unpriced_models.is_empty(),
+                savings: s.savings_usd,
+                today: s.today_usd,
+                projection: s.projection,
+            },
+            (None, None) => continue,
+        };
         f.machines_reporting += 1;
-        f.month_to_date_usd += r.month_to_date_usd;
-        f.previous_month_usd += r.previous_month_usd;
-        f.local_tokens += r.local.total;
-        f.cloud_tokens += r.cloud.total;
-        f.has_unpriced |= !r.unpriced.is_empty();
-        f.savings_usd = match (f.savings_usd, r.savings_usd) {
+        f.month_to_date_usd += figures.month_to_date;
+        f.previous_month_usd += figures.previous_month;
+        f.local_tokens += figures.local_tokens;
+        f.cloud_tokens += figures.cloud_tokens;
+        f.has_unpriced |= figures.unpriced;
+        f.savings_usd = match (f.savings_usd, figures.savings) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
         };
-        if let Some(t) = r.today_usd {
+        if let Some(t) = figures.today {
             today = Some(today.unwrap_or(0.0) + t);
         }
-        if let Some(p) = &r.projection {
+        if let Some(p) = figures.projection {
             let sum = projection.get_or_insert([0.0; 3]);
-            sum[0] += p.low_usd;
-            sum[1] += p.expected_usd;
-            sum[2] += p.high_usd;
+            for (s, v) in sum.iter_mut().zip(p) {
+                *s += v;
+            }
         }
     }
     f.today_usd = today;

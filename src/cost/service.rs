@@ -3,6 +3,7 @@
 //! summary in the snapshot, its events on a broadcast channel, and views of
 //! any month on demand for the API.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
+use super::alarm::PeerSpend;
 use super::engine::{CostEvent, Engine, Settings, Share};
 use super::report::{Month, MonthReport};
 use super::transcripts::IngestReport;
@@ -140,14 +142,27 @@ impl CostService {
         f(engine).map_err(|e| e.to_string())
     }
 
-    /// One cycle: new transcript lines, this month, the leak window, alarms.
+    /// One cycle: new transcript lines, this month, the leak window, alarms
+    /// (the fleet's budget over this machine's and `peers`' figures).
     /// Blocking.
-    pub fn cycle(&self, now: Timestamp, local_healthy: bool) -> (CostSummary, Vec<CostEvent>) {
+    pub fn cycle(
+        &self,
+        now: Timestamp,
+        local_healthy: bool,
+        peers: &HashMap<String, CostSummary>,
+    ) -> (CostSummary, Vec<CostEvent>) {
         let result = self.with_engine(|engine| {
             let ingest = engine.ingest()?;
             let report = engine.current(now)?;
             let share = engine.share(now)?;
-            let events = engine.check_alarms(&report, &share, local_healthy, now)?;
+            let spend = peers
+                .values()
+                .filter(|s| s.error.is_none() && s.month == report.month)
+                .fold(PeerSpend::default(), |acc, s| PeerSpend {
+                    month_to_date_usd: acc.month_to_date_usd + s.month_to_date_usd,
+                    machines: acc.machines + 1,
+                });
+            let events = engine.check_alarms(&report, &share, local_healthy, &spend, now)?;
             let mut summary = CostSummary::from_report(&report, share);
             summary.alarms = engine
                 .active_alarms()?
@@ -170,10 +185,17 @@ impl CostService {
         }
     }
 
-    /// The figures of `month` (the current one when `None`). Blocking.
-    pub fn view(&self, month: Option<Month>, now: Timestamp) -> Result<CostsView, String> {
+    /// The figures of `month` (the current one when `None`), with the
+    /// peers' current-month summaries from `snapshot`. Blocking.
+    pub fn view(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        month: Option<Month>,
+        now: Timestamp,
+    ) -> Result<CostsView, String> {
         let fleet = self.fleet.clone();
-        self.with_engine(|engine| view(engine, &fleet, month, now))
+        let peers = peer_summaries(snapshot);
+        self.with_engine(|engine| view(engine, &fleet, &peers, month, now))
     }
 
     /// The daemon's loop: a cycle at once, then every `interval`, until
@@ -193,17 +215,21 @@ impl CostService {
                 _ = cancel.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let local_healthy = snapshot
-                .borrow()
-                .machines
-                .iter()
-                .any(|m| m.ollama.as_ref().is_some_and(|o| o.reachable));
+            let (local_healthy, peers) = {
+                let snap = snapshot.borrow();
+                let healthy = snap
+                    .machines
+                    .iter()
+                    .any(|m| m.ollama.as_ref().is_some_and(|o| o.reachable));
+                (healthy, peer_summaries(&snap))
+            };
             let me = self.clone();
             let span = tracing::info_span!("costs");
-            let done =
-                tokio::task::spawn_blocking(move || me.cycle(Timestamp::now(), local_healthy))
-                    .instrument(span)
-                    .await;
+            let done = tokio::task::spawn_blocking(move || {
+                me.cycle(Timestamp::now(), local_healthy, &peers)
+            })
+            .instrument(span)
+            .await;
             let (summary, events) = match done {
                 Ok(r) => r,
                 Err(e) => {
@@ -236,4 +262,15 @@ impl CostService {
             collector.publish_costs(&self.settings.machine, summary);
         }
     }
+}
+
+/// The peers' cost summaries in `snapshot`, by machine id: what each peer's
+/// own daemon computed, as fleet polling last brought it.
+pub fn peer_summaries(snapshot: &crate::snapshot::Snapshot) -> HashMap<String, CostSummary> {
+    snapshot
+        .machines
+        .iter()
+        .filter(|m| !m.is_self)
+        .filter_map(|m| m.costs.clone().map(|c| (m.id.clone(), c)))
+        .collect()
 }

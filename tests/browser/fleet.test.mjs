@@ -135,6 +135,21 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+test("the Costs tab adds the peer's own figures to the fleet's, live", async () => {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  // Opened before the peer's figures may have arrived: the tab fetches the
+  // costs again when they do, without a reload.
+  await page.goto(`http://127.0.0.1:${macbookPort}/#costs`);
+  await page.locator("#costs", { hasText: "2 of 2 machines reporting" }).waitFor({ timeout: 20000 });
+  const row = page.locator('[data-cost-machine="macmini"]');
+  await row.waitFor();
+  const cells = await row.locator("td").allTextContents();
+  assert.equal(cells[0], "Mac Mini");
+  assert.match(cells[2], /^\$0\.00$/, `the peer's month to date: ${cells}`);
+  assert.match(await row.getAttribute("title"), /^as Mac Mini computed it at /);
+  await page.close();
+});
+
 test("a peer's card: its figures, fresh; a heal runs on it; stopped, it goes stale then offline", async () => {
   const page = await browser.newPage({ viewport: { width: 420, height: 1000 } });
   const problems = [];
