@@ -438,3 +438,60 @@ async fn a_peer_whose_fleet_api_answers_is_online_without_ollama() {
     wait_for(addr, "peer gone", |s| s["machines"][1]["online"] == false).await;
     running.shutdown().await;
 }
+
+/// The live stream sends at most one snapshot per gap however often the
+/// snapshot changes, always ending on the newest; a change after a quiet
+/// spell goes out at once. (Bounds only: a slower machine sends fewer.)
+#[tokio::test]
+async fn the_stream_coalesces_a_burst_of_changes_into_the_newest() {
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(clawfleet::snapshot::Snapshot::default()));
+    let gap = Duration::from_millis(200);
+    let stream = clawfleet::api::coalesced(rx, gap);
+    tokio::pin!(stream);
+    let mark = |n: usize| {
+        tx.send_modify(|s| Arc::make_mut(s).this_machine = format!("change {n}"));
+    };
+    let first = stream.next().await.expect("the current snapshot at once");
+    assert_eq!(first.this_machine, "");
+
+    // 100 changes, one every 10 ms, for about a second.
+    let writer = async {
+        for n in 1..=100 {
+            mark(n);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let mut seen = Vec::new();
+    let reader = async {
+        while let Some(snap) = stream.next().await {
+            seen.push(snap.this_machine.clone());
+            if snap.this_machine == "change 100" {
+                break;
+            }
+        }
+    };
+    let started = Instant::now();
+    tokio::join!(writer, reader);
+    // At most one event per gap over however long the burst took (at least
+    // a second; longer on a slow machine), and the newest last.
+    let most = (started.elapsed().as_secs_f64() / gap.as_secs_f64()).floor() as usize + 2;
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(
+        seen.len() <= most,
+        "not coalesced: {} events, at most {most}",
+        seen.len()
+    );
+    assert_eq!(seen.last().map(String::as_str), Some("change 100"));
+
+    // Quiet for longer than the gap: the next change is sent by itself.
+    tokio::time::sleep(gap * 2).await;
+    mark(101);
+    let next = stream
+        .next()
+        .await
+        .expect("the change after the quiet spell");
+    assert_eq!(next.this_machine, "change 101");
+}

@@ -302,8 +302,15 @@ async fn feed(shared: Arc<Shared>, to: popover::Sender) {
     let mut rx = shared.snapshot.clone();
     let mut events = shared.watcher.events().subscribe();
     let mut snapshot_due = true;
+    let mut pushed: Option<tokio::time::Instant> = None;
     loop {
         if snapshot_due {
+            // As the browser's stream: at most one snapshot per gap, the
+            // newest (the page re-renders on each).
+            if let Some(at) = pushed {
+                tokio::time::sleep_until(at + clawfleet::api::STREAM_MIN_GAP).await;
+            }
+            pushed = Some(tokio::time::Instant::now());
             let snap = rx.borrow_and_update().clone();
             match serde_json::to_value(&*snap) {
                 Ok(v) => {

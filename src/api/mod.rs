@@ -19,7 +19,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{Stream, StreamExt};
-use tokio_stream::wrappers::WatchStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -205,13 +204,36 @@ async fn snapshot(State(state): State<ApiState>) -> Response {
     json_response(&served)
 }
 
+/// The shortest time between two events of `/fleet/v1/stream`: the probes,
+/// the peers' polls, the proxy figures and the costs each publish on their
+/// own schedule, and a page re-renders on every event.
+pub const STREAM_MIN_GAP: Duration = Duration::from_millis(250);
+
+/// The snapshots of `rx`: the current one at once, then the newest after
+/// each change, at most one per `gap`. Changes within a gap are sent as one,
+/// the newest; a change after a quiet spell is sent at once. A slow reader
+/// skips to the newest snapshot instead of queueing old ones (watch
+/// semantics), so no client can make us buffer.
+pub fn coalesced(rx: SnapshotRx, gap: Duration) -> impl Stream<Item = Arc<Snapshot>> {
+    futures_util::stream::unfold(
+        (rx, None),
+        move |(mut rx, sent): (SnapshotRx, Option<tokio::time::Instant>)| async move {
+            if let Some(at) = sent {
+                tokio::time::sleep_until(at + gap).await;
+                rx.changed().await.ok()?;
+            }
+            let snap = rx.borrow_and_update().clone();
+            Some((snap, (rx, Some(tokio::time::Instant::now()))))
+        },
+    )
+}
+
 /// Server-Sent Events: the current snapshot at once, then one `snapshot`
-/// event per change. A slow reader skips to the newest snapshot instead of
-/// queueing old ones (watch semantics), so no client can make us buffer.
+/// event per change, [`coalesced`] to at most one per [`STREAM_MIN_GAP`].
 async fn stream(
     State(state): State<ApiState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let events = WatchStream::new(state.snapshot.clone())
+    let events = coalesced(state.snapshot.clone(), STREAM_MIN_GAP)
         .map(|snap: Arc<Snapshot>| {
             let event = Event::default().event("snapshot");
             Ok(match serde_json::to_string(&*snap) {
