@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use jiff::{SignedDuration, Timestamp};
 
 use super::Record;
-use super::stats::{MachineStats, ModelStats, Percentiles, ProxyStats, TokenSums};
+use super::stats::{Counts, Group, Percentiles, ProxyStats, TokenSums};
 
 /// How finely the window moves: its start is rounded down to a slot.
 pub const SLOT: SignedDuration = SignedDuration::from_secs(10);
@@ -216,7 +216,7 @@ impl Sums {
 }
 
 /// Most requests first, ties by name (`None` first), as the SQL query sorts.
-fn ranked(groups: &Groups) -> Vec<(Option<String>, u64, TokenSums)> {
+fn ranked(groups: &Groups) -> Vec<Group> {
     let mut out: Vec<_> = groups
         .iter()
         .map(|(k, (n, t))| (k.clone(), *n, *t))
@@ -304,44 +304,17 @@ impl LiveStats {
         let since_us = self.first_slot(now).saturating_mul(SLOT.as_micros() as i64);
         let since = Timestamp::from_microsecond(since_us).unwrap_or(Timestamp::UNIX_EPOCH);
         let t = &self.total;
-        let minutes = (now.as_microsecond() - since.as_microsecond()) as f64 / 60e6;
-        let machines = ranked(&t.machines)
-            .into_iter()
-            .map(|(machine, n, tokens)| MachineStats {
-                machine,
-                requests: n,
-                share: if t.requests == 0 {
-                    0.0
-                } else {
-                    n as f64 / t.requests as f64
-                },
-                tokens,
-            })
-            .collect();
-        let models = ranked(&t.models)
-            .into_iter()
-            .map(|(model, n, tokens)| ModelStats {
-                model,
-                requests: n,
-                tokens,
-            })
-            .collect();
-        ProxyStats {
-            since,
-            until: now,
-            requests: t.requests,
-            requests_per_minute: if minutes > 0.0 {
-                t.requests as f64 / minutes
-            } else {
-                0.0
+        ProxyStats::assemble(
+            (since, now),
+            Counts {
+                requests: t.requests,
+                fallbacks: t.fallbacks,
+                errors: t.errors,
             },
-            fallbacks: t.fallbacks,
-            errors: t.errors,
-            duration_ms: t.duration_ms.percentiles(),
-            ttfb_ms: t.ttfb_ms.percentiles(),
-            machines,
-            models,
-        }
+            (t.duration_ms.percentiles(), t.ttfb_ms.percentiles()),
+            ranked(&t.machines),
+            ranked(&t.models),
+        )
     }
 
     /// Starts over from `records` (those the database holds for the window).

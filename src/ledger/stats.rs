@@ -115,48 +115,83 @@ pub(super) fn query(
             ))
         },
     )?;
-    let machines = grouped(&tx, "machine", window)?
-        .into_iter()
-        .map(|(machine, n, tokens)| MachineStats {
-            machine,
-            requests: n,
-            share: if requests == 0 {
-                0.0
-            } else {
-                n as f64 / requests as f64
-            },
-            tokens,
-        })
-        .collect();
-    let models = grouped(&tx, "requested_model", window)?
-        .into_iter()
-        .map(|(model, n, tokens)| ModelStats {
-            model,
-            requests: n,
-            tokens,
-        })
-        .collect();
+    let machines = grouped(&tx, "machine", window)?;
+    let models = grouped(&tx, "requested_model", window)?;
     let duration_ms = percentiles(&sorted(&tx, "duration_ms", window)?);
     let ttfb_ms = percentiles(&sorted(&tx, "ttfb_ms", window)?);
     drop(tx); // read-only: rolling back is ending it
-
-    let minutes = (until.as_microsecond() - since.as_microsecond()) as f64 / 60e6;
-    Ok(ProxyStats {
-        since,
-        until,
-        requests,
-        requests_per_minute: if minutes > 0.0 {
-            requests as f64 / minutes
-        } else {
-            0.0
+    Ok(ProxyStats::assemble(
+        (since, until),
+        Counts {
+            requests,
+            fallbacks,
+            errors,
         },
-        fallbacks,
-        errors,
-        duration_ms,
-        ttfb_ms,
+        (duration_ms, ttfb_ms),
         machines,
         models,
-    })
+    ))
+}
+
+/// Requests, how many a fallback served, and how many failed.
+pub(super) struct Counts {
+    pub requests: u64,
+    pub fallbacks: u64,
+    pub errors: u64,
+}
+
+/// Requests and tokens of one machine or model.
+pub(super) type Group = (Option<String>, u64, TokenSums);
+
+impl ProxyStats {
+    /// The figures of the window `[since, until)` from its counts, latency
+    /// percentiles (duration, time to first byte), and groups by machine
+    /// and by model, each ranked already (most requests first).
+    pub(super) fn assemble(
+        (since, until): (Timestamp, Timestamp),
+        counts: Counts,
+        (duration_ms, ttfb_ms): (Option<Percentiles>, Option<Percentiles>),
+        machines: Vec<Group>,
+        models: Vec<Group>,
+    ) -> ProxyStats {
+        let requests = counts.requests;
+        let minutes = (until.as_microsecond() - since.as_microsecond()) as f64 / 60e6;
+        ProxyStats {
+            since,
+            until,
+            requests,
+            requests_per_minute: if minutes > 0.0 {
+                requests as f64 / minutes
+            } else {
+                0.0
+            },
+            fallbacks: counts.fallbacks,
+            errors: counts.errors,
+            duration_ms,
+            ttfb_ms,
+            machines: machines
+                .into_iter()
+                .map(|(machine, n, tokens)| MachineStats {
+                    machine,
+                    requests: n,
+                    share: if requests == 0 {
+                        0.0
+                    } else {
+                        n as f64 / requests as f64
+                    },
+                    tokens,
+                })
+                .collect(),
+            models: models
+                .into_iter()
+                .map(|(model, n, tokens)| ModelStats {
+                    model,
+                    requests: n,
+                    tokens,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Requests and token sums grouped by `column` (a fixed column name, never
@@ -166,7 +201,7 @@ fn grouped(
     tx: &Transaction<'_>,
     column: &'static str,
     window: (i64, i64),
-) -> rusqlite::Result<Vec<(Option<String>, u64, TokenSums)>> {
+) -> rusqlite::Result<Vec<Group>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {column}, count(*), count(input_tokens), total(input_tokens), \
          total(output_tokens), total(cache_read_tokens), total(cache_write_tokens) \
