@@ -147,15 +147,15 @@ fn check(
     // in the URI. Either way it must be ours.
     let host = headers
         .get(header::HOST)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
-        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()));
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     let Some(host) = host else {
         return Err((
             StatusCode::BAD_REQUEST,
             "missing Host header: send the address you connected to\n".to_owned(),
         ));
     };
-    if !allowed.allows_host_header(&host) {
+    if !allowed.allows_host_header(host) {
         return Err((
             StatusCode::FORBIDDEN,
             format!(
