@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clawfleet::config::{self, Source};
 use clawfleet::cost::alarm::PeerSpend;
-use clawfleet::cost::engine::{Engine, Settings};
+use clawfleet::cost::engine::{CostEvent, Engine, Settings};
 use clawfleet::cost::report::Month;
 use clawfleet::fleet::Fleet;
 use clawfleet::ledger::{Ledger, Record};
@@ -155,6 +155,21 @@ fn request(at: &str, api: &str, model: &str, machine: &str, u: Usage) -> Record 
         outcome: "ok".into(),
         error: None,
     }
+}
+
+/// Checks the alarms against the month and leak window at `now`: the
+/// crossings since the last check.
+fn alarms(
+    engine: &mut Engine,
+    now: Timestamp,
+    local_healthy: bool,
+    peers: &PeerSpend,
+) -> Vec<CostEvent> {
+    let r = engine.current(now).expect("report");
+    let share = engine.share(now).expect("share");
+    engine
+        .check_alarms(&r, &share, local_healthy, peers, now)
+        .expect("alarms")
 }
 
 /// A transcript line of an assistant turn, in Clawdbot's format.
@@ -604,11 +619,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
         usage(2_000_000, 0, 0, 0),
     )]);
     let mut engine = s.engine();
-    let r = engine.current(now).expect("report");
-    let share = engine.share(now).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &PeerSpend::default());
     assert!(events.is_empty(), "{events:?}");
 
     // $8 more today: over the monthly and the daily budget; and in the last
@@ -640,18 +651,12 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
     assert!(budget.message.contains("$10.00"), "{}", budget.message);
 
     // The next cycle: still over, no new events.
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &PeerSpend::default());
     assert!(events.is_empty(), "{events:?}");
     // After a restart: still none.
     drop(engine);
     let mut engine = s.engine();
-    let r = engine.current(now).expect("report");
-    let share = engine.share(now).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &PeerSpend::default());
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(engine.active_alarms().expect("active").len(), 3);
 
@@ -664,11 +669,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
         "mini",
         usage(50_000, 5_000, 0, 0),
     )]);
-    let r = engine.current(later).expect("report");
-    let share = engine.share(later).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), later)
-        .expect("alarms");
+    let events = alarms(&mut engine, later, true, &PeerSpend::default());
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].kind, "credit_leak");
     assert!(!events[0].active);
@@ -680,11 +681,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
 
     // A new month is a new budget alarm: quiet while under budget.
     let december = ts("2026-12-02T12:00:00Z");
-    let r = engine.current(december).expect("report");
-    let share = engine.share(december).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), december)
-        .expect("alarms");
+    let events = alarms(&mut engine, december, true, &PeerSpend::default());
     assert!(events.iter().all(|e| e.kind != "budget"), "{events:?}");
 }
 
@@ -700,11 +697,7 @@ fn no_leak_alarm_while_local_models_are_down() {
         usage(10_000, 1_000, 0, 0),
     )]);
     let mut engine = s.engine();
-    let r = engine.current(now).expect("report");
-    let share = engine.share(now).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, false, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, false, &PeerSpend::default());
     assert!(events.iter().all(|e| e.kind != "credit_leak"), "{events:?}");
 }
 
@@ -887,20 +880,14 @@ fn the_fleet_budget_counts_the_peers_spend() {
         usage(2_000_000, 0, 0, 0),
     )]);
     let mut engine = s.engine();
-    let r = engine.current(now).expect("report");
-    let share = engine.share(now).expect("share");
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &PeerSpend::default());
     assert!(events.is_empty(), "{events:?}");
     // Two peers spent $1.50 between them: $5.50 in all.
     let peers = PeerSpend {
         month_to_date_usd: 1.5,
         machines: 2,
     };
-    let events = engine
-        .check_alarms(&r, &share, true, &peers, now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &peers);
     let fleet = events
         .iter()
         .find(|e| e.alarm == "budget:fleet:2026-11")
@@ -914,9 +901,7 @@ fn the_fleet_budget_counts_the_peers_spend() {
         fleet.message
     );
     // The peers' figures fall back (a new month on their side): it ends.
-    let events = engine
-        .check_alarms(&r, &share, true, &PeerSpend::default(), now)
-        .expect("alarms");
+    let events = alarms(&mut engine, now, true, &PeerSpend::default());
     assert!(
         events
             .iter()
