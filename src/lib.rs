@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod report;
 pub mod server;
 pub mod snapshot;
+pub mod sqlite;
 
 pub use error::{ConfigError, Error};
 pub use snapshot::Snapshot;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::proxy::usage::Usage;
@@ -225,55 +225,25 @@ impl CostStore {
                 source,
             }
         };
-        let mut conn = Connection::open(path).map_err(sqlite("open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sqlite("set busy_timeout"))?;
-        let header = conn.query_row(
-            "SELECT (SELECT user_version FROM pragma_user_version), \
-                    (SELECT application_id FROM pragma_application_id), \
-                    (SELECT count(*) FROM sqlite_schema)",
-            [],
-            |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            },
-        );
-        let (version, application_id, objects) = match header {
-            Ok(h) => h,
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
-                return Err(StoreError::NotAStore {
+        use crate::sqlite::{OpenError, open_checked};
+        let opened = open_checked(path, APPLICATION_ID, SCHEMA_VERSION, BUSY_TIMEOUT).map_err(
+            |e| match e {
+                OpenError::Sqlite { action, source } => sqlite(action)(source),
+                OpenError::NotOurs { reason } => StoreError::NotAStore {
                     path: path.to_path_buf(),
-                    reason: "not a SQLite database".into(),
-                });
-            }
-            Err(e) => return Err(sqlite("read the schema version")(e)),
-        };
-        if objects > 0 && application_id != APPLICATION_ID {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "a SQLite database of another program (application_id {application_id:#x})"
-                ),
-            });
+                    reason,
+                },
+                OpenError::TooNew { found, known } => StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    found,
+                    known,
+                },
+            },
+        )?;
+        if !opened.journal_mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(store = %path.display(), journal_mode = %opened.journal_mode, "the cost store could not use WAL");
         }
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-                known: SCHEMA_VERSION,
-            });
-        }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(sqlite("switch to WAL"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(store = %path.display(), journal_mode = %mode, "the cost store could not use WAL");
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite("set synchronous=NORMAL"))?;
+        let (mut conn, version) = (opened.conn, opened.version);
         for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

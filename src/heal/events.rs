@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -263,43 +263,27 @@ impl EventLog {
                 source,
             }
         };
-        let conn = Connection::open(path).map_err(sqlite("open"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sqlite("set busy_timeout"))?;
-        let header = conn.query_row(
-            "SELECT (SELECT user_version FROM pragma_user_version), \
-                    (SELECT application_id FROM pragma_application_id), \
-                    (SELECT count(*) FROM sqlite_schema)",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        );
-        let (version, app, objects) = match header {
-            Ok(h) => h,
-            Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
-                return Err(EventsError::NotOurs {
-                    path: path.to_path_buf(),
-                    reason: "not a SQLite database".into(),
-                });
-            }
-            Err(e) => return Err(sqlite("read the schema version")(e)),
-        };
-        if (objects > 0 && app != APPLICATION_ID) || version > MIGRATIONS.len() as i64 {
-            return Err(EventsError::NotOurs {
+        use crate::sqlite::{OpenError, open_checked};
+        let opened = open_checked(
+            path,
+            APPLICATION_ID,
+            MIGRATIONS.len() as i64,
+            Duration::from_secs(5),
+        )
+        .map_err(|e| match e {
+            OpenError::Sqlite { action, source } => sqlite(action)(source),
+            OpenError::NotOurs { reason } => EventsError::NotOurs {
                 path: path.to_path_buf(),
-                reason: format!("application_id {app:#x}, version {version}"),
-            });
-        }
-        let _: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sqlite("switch to WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sqlite("set synchronous"))?;
+                reason,
+            },
+            OpenError::TooNew { found, known } => EventsError::NotOurs {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "written by a newer ClawFleet (schema version {found}; this one knows up to {known})"
+                ),
+            },
+        })?;
+        let (conn, version) = (opened.conn, opened.version);
         for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {
             conn.execute_batch(&format!(
                 "BEGIN IMMEDIATE; {step}; PRAGMA user_version = {v}; COMMIT;"

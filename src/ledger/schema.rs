@@ -1,11 +1,10 @@
 //! The ledger's file: opening it safely, its schema, and its migrations.
 
 use std::path::Path;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use rusqlite::types::Type;
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{BUSY_TIMEOUT, LedgerError, Record};
 use crate::proxy::usage::Usage;
@@ -86,93 +85,38 @@ pub(super) const INSERT: &str = "INSERT INTO requests (started_at_us, client, ap
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 /// Opens the read-write connection: checks what the file is before changing
-/// anything, then switches to WAL and migrates.
+/// anything ([`crate::sqlite::open_checked`]), then migrates.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
-    let sqlite = |action| {
-        move |source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let mut conn = Connection::open(path).map_err(sqlite("open"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(sqlite("set busy_timeout"))?;
-
-    // Read-only look at the header first: a file that is not ours must come
-    // out of this byte-for-byte as it went in.
-    let header = conn.query_row(
-        "SELECT (SELECT user_version FROM pragma_user_version), \
-                (SELECT application_id FROM pragma_application_id), \
-                (SELECT count(*) FROM sqlite_schema)",
-        [],
-        |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        },
-    );
-    let (version, application_id, objects) = match header {
-        Ok(h) => h,
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
-            return Err(LedgerError::NotALedger {
+    use crate::sqlite::{OpenError, open_checked};
+    let opened =
+        open_checked(path, APPLICATION_ID, SCHEMA_VERSION, BUSY_TIMEOUT).map_err(|e| match e {
+            OpenError::Sqlite { action, source } => LedgerError::Sqlite {
                 path: path.to_path_buf(),
-                reason: "not a SQLite database".into(),
-            });
-        }
-        Err(e) => return Err(sqlite("read the schema version")(e)),
-    };
-    if objects > 0 && application_id != APPLICATION_ID {
-        return Err(LedgerError::NotALedger {
-            path: path.to_path_buf(),
-            reason: format!(
-                "a SQLite database of another program (application_id {application_id:#x}, user_version {version})"
-            ),
-        });
-    }
-    if version > SCHEMA_VERSION {
-        return Err(LedgerError::TooNew {
-            path: path.to_path_buf(),
-            found: version,
-            known: SCHEMA_VERSION,
-        });
-    }
-
-    let mode = switch_to_wal(&conn).map_err(sqlite("switch to WAL"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+                action,
+                source,
+            },
+            OpenError::NotOurs { reason } => LedgerError::NotALedger {
+                path: path.to_path_buf(),
+                reason,
+            },
+            OpenError::TooNew { found, known } => LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            },
+        })?;
+    if !opened.journal_mode.eq_ignore_ascii_case("wal") {
         // Some file systems (network shares) cannot do WAL. Rollback journal
         // with synchronous=NORMAL is still safe against a killed process.
-        tracing::warn!(ledger = %path.display(), journal_mode = %mode, "the ledger could not use WAL");
+        tracing::warn!(ledger = %path.display(), journal_mode = %opened.journal_mode, "the ledger could not use WAL");
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sqlite("set synchronous=NORMAL"))?;
-    migrate(&mut conn, version).map_err(sqlite("migrate the schema"))?;
+    let mut conn = opened.conn;
+    migrate(&mut conn, opened.version).map_err(|source| LedgerError::Sqlite {
+        path: path.to_path_buf(),
+        action: "migrate the schema",
+        source,
+    })?;
     Ok(conn)
-}
-
-/// Sets `journal_mode=WAL` and returns the mode in effect.
-///
-/// Changing the journal mode needs the file to itself, and SQLite answers
-/// `SQLITE_BUSY` at once instead of calling the busy handler: when another
-/// process opens the same new file at the same moment, retry for up to
-/// [`BUSY_TIMEOUT`]. A file already in WAL mode never waits.
-fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
-    const PAUSE: Duration = Duration::from_millis(20);
-    let mut waited = Duration::ZERO;
-    loop {
-        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
-            Err(e)
-                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                    && waited < BUSY_TIMEOUT =>
-            {
-                std::thread::sleep(PAUSE);
-                waited += PAUSE;
-            }
-            result => return result,
-        }
-    }
 }
 
 /// Applies every migration after version `from`, each in its own transaction with
