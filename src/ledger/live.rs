@@ -29,6 +29,24 @@ const GROWTH: f64 = 0.01;
 /// ... above this many milliseconds; anything smaller is bucket 0.
 const SMALLEST_MS: f64 = 0.001;
 
+/// The most machines, and the most models, counted apart in the window;
+/// beyond, requests are counted under [`OTHERS_NAME`]. A model name is whatever a
+/// client sent (unknown ones are refused but recorded), so a client looping
+/// over made-up names must not grow the window without end.
+pub const MAX_GROUPS: usize = 256;
+
+/// The group of the machines or models beyond [`MAX_GROUPS`], by this name.
+pub const OTHERS_NAME: &str = "(others)";
+
+static OTHERS: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| Some(OTHERS_NAME.to_owned()));
+
+/// The machine and model a record is counted under.
+struct Keys<'a> {
+    machine: &'a Option<String>,
+    model: &'a Option<String>,
+}
+
 /// The figures of one set of requests, which can be added and subtracted.
 #[derive(Debug, Default, Clone)]
 struct Sums {
@@ -170,7 +188,8 @@ fn sub_groups(groups: &mut Groups, other: &Groups) {
 }
 
 impl Sums {
-    fn add(&mut self, r: &Record) {
+    /// Adds `r`, counted under `keys` (machine, model): see [`Keys`].
+    fn add(&mut self, r: &Record, keys: &Keys<'_>) {
         self.requests += 1;
         self.fallbacks += u64::from(r.fallback_depth > 0);
         self.errors += u64::from(r.outcome != "ok");
@@ -185,8 +204,24 @@ impl Sums {
             cache_read_tokens: u.cache_read_tokens,
             cache_write_tokens: u.cache_write_tokens,
         });
-        add_group(&mut self.machines, &r.machine, 1, &tokens);
-        add_group(&mut self.models, &r.requested_model, 1, &tokens);
+        add_group(&mut self.machines, keys.machine, 1, &tokens);
+        add_group(&mut self.models, keys.model, 1, &tokens);
+    }
+
+    /// The keys `r` is counted under: its own machine and model, unless
+    /// [`MAX_GROUPS`] others are counted already (see [`OTHERS_NAME`]).
+    fn keys<'a>(&self, r: &'a Record) -> Keys<'a> {
+        let pick = |groups: &Groups, key: &'a Option<String>| -> &'a Option<String> {
+            if groups.len() < MAX_GROUPS || groups.contains_key(key) {
+                key
+            } else {
+                &OTHERS
+            }
+        };
+        Keys {
+            machine: pick(&self.machines, &r.machine),
+            model: pick(&self.models, &r.requested_model),
+        }
     }
 
     #[cfg(test)]
@@ -273,14 +308,17 @@ impl LiveStats {
             .iter()
             .rposition(|(i, _)| *i <= index)
             .map_or(0, |p| p + 1);
+        // Keys chosen by the window's total, so that a slot is counted under
+        // the same ones and subtracts exactly when it leaves.
+        let keys = self.total.keys(record);
         if at > 0 && self.slots[at - 1].0 == index {
-            self.slots[at - 1].1.add(record);
+            self.slots[at - 1].1.add(record, &keys);
         } else {
             let mut sums = Sums::default();
-            sums.add(record);
+            sums.add(record, &keys);
             self.slots.insert(at, (index, sums));
         }
-        self.total.add(record);
+        self.total.add(record, &keys);
     }
 
     /// Drops the slots that left the window ending `now`.

@@ -167,3 +167,44 @@ fn reset_starts_over_from_the_records_given() {
     assert_eq!(s.machines[0].machine.as_deref(), Some("b"));
     assert_eq!(live.window(), SignedDuration::from_mins(15));
 }
+
+#[test]
+fn made_up_model_names_beyond_the_cap_are_counted_together() {
+    let mut live = LiveStats::new(SignedDuration::from_mins(15));
+    let now = at(100);
+    let n = MAX_GROUPS + 44;
+    for i in 0..n {
+        // Over several slots, so that slots and the total must agree.
+        live.add(
+            &record((i % 90) as i64, Some("a"), &format!("made-up-{i}"), 1.0),
+            now,
+        );
+    }
+    live.check_total();
+    let s = live.stats(now);
+    assert_eq!(s.requests, n as u64);
+    assert_eq!(s.models.len(), MAX_GROUPS + 1);
+    let others = s
+        .models
+        .iter()
+        .find(|m| m.model.as_deref() == Some(OTHERS_NAME))
+        .expect("the others' group");
+    assert_eq!(others.requests, 44);
+    assert_eq!(others.tokens.input_tokens, 44 * 10);
+    // A model already counted apart stays apart.
+    live.add(&record(95, Some("a"), "made-up-0", 1.0), now);
+    let s = live.stats(now);
+    let first = s
+        .models
+        .iter()
+        .find(|m| m.model.as_deref() == Some("made-up-0"));
+    assert_eq!(first.map(|m| m.requests), Some(2));
+    // Every slot leaves whole: nothing lingers, the others' group included.
+    let s = live.stats(at(2_000));
+    assert_eq!(s.requests, 0);
+    assert!(
+        s.models.is_empty() && s.machines.is_empty(),
+        "{:?}",
+        s.models
+    );
+}
