@@ -255,12 +255,18 @@ mod tests {
         Upstreams::new(Duration::from_secs(2), None).expect("clients")
     }
 
-    #[tokio::test]
-    async fn a_refused_connection_is_said_in_words() {
+    /// A listener on a free loopback port, and its base URL.
+    async fn listen() -> (tokio::net::TcpListener, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        (listener, base)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_said_in_words() {
+        let (listener, base) = listen().await;
         drop(listener);
         let Err(why) = upstreams()
             .post_json(&base, "/api/chat", true, Bytes::from_static(b"{}"))
@@ -276,10 +282,7 @@ mod tests {
     /// the head, and a chunked body read back chunk by chunk.
     #[tokio::test]
     async fn a_plain_http_answer_keeps_its_head_and_body() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (listener, base) = listen().await;
         let server = tokio::spawn(async move {
             let (mut tcp, _) = listener.accept().await.expect("accept");
             let mut seen = Vec::new();
@@ -332,10 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_from_its_length() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (listener, base) = listen().await;
         tokio::spawn(async move {
             let (mut tcp, _) = listener.accept().await.expect("accept");
             let mut buf = [0u8; 4096];
