@@ -29,7 +29,7 @@ pub struct Opened {
     pub conn: Connection,
     pub version: i64,
     /// The journal mode in effect: `wal`, unless the file system cannot do
-    /// it (a network share); the caller says so in its log.
+    /// it (a network share; said in the log).
     pub journal_mode: String,
 }
 
@@ -83,6 +83,11 @@ pub fn open_checked(
         });
     }
     let journal_mode = switch_to_wal(&conn, busy).map_err(sqlite("switch to WAL"))?;
+    if !journal_mode.eq_ignore_ascii_case("wal") {
+        // Some file systems (network shares) cannot do WAL. Rollback journal
+        // with synchronous=NORMAL is still safe against a killed process.
+        tracing::warn!(file = %path.display(), journal_mode = %journal_mode, "this SQLite file could not use WAL");
+    }
     // Safe against a killed process in WAL and rollback modes alike.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite("set synchronous=NORMAL"))?;

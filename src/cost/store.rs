@@ -240,9 +240,6 @@ impl CostStore {
                 },
             },
         )?;
-        if !opened.journal_mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(store = %path.display(), journal_mode = %opened.journal_mode, "the cost store could not use WAL");
-        }
         let (mut conn, version) = (opened.conn, opened.version);
         for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {
             let tx = conn

@@ -105,11 +105,6 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
                 known,
             },
         })?;
-    if !opened.journal_mode.eq_ignore_ascii_case("wal") {
-        // Some file systems (network shares) cannot do WAL. Rollback journal
-        // with synchronous=NORMAL is still safe against a killed process.
-        tracing::warn!(ledger = %path.display(), journal_mode = %opened.journal_mode, "the ledger could not use WAL");
-    }
     let mut conn = opened.conn;
     migrate(&mut conn, opened.version).map_err(|source| LedgerError::Sqlite {
         path: path.to_path_buf(),
