@@ -260,7 +260,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         AllowedHosts::new(&config, &fleet, &[proxy_addr])
             .only_origins(&config.proxy.allowed_origins),
     );
-    let proxy_app = proxy::server::router(proxy.clone(), proxy_allowed);
+    let proxy_app = proxy::server::ProxyApp::new(proxy.clone(), proxy_allowed);
     let stop = cancel.clone();
     tasks.spawn(async move {
         info!(addr = %proxy_addr, "{}", proxy::server::describe_listener(proxy_addr));

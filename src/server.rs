@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -44,8 +43,21 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` until `stop` fires, then drains.
-pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
+/// Serves `app` on `listener` until `stop` fires, then drains. `app` is an
+/// axum [`Router`](axum::Router), or any service of the same shape (the inference proxy's
+/// `proxy::server::ProxyApp`, which answers its hot path without the
+/// router's boxing).
+pub async fn serve<S>(listener: TcpListener, app: S, limits: Limits, stop: CancellationToken)
+where
+    S: tower::Service<
+            axum::http::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();

@@ -660,7 +660,38 @@ async fn web_pages_and_foreign_hosts_cannot_use_the_proxy() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // The same check guards what the proxy's hot path does not take: the
+    // `/via/<machine>` addresses and the merged listings.
+    let r = fleet
+        .client
+        .post(format!("{}/via/local/api/chat", fleet.proxy))
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = fleet
+        .client
+        .get(format!("{}/api/tags", fleet.proxy))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     assert_eq!(local.count("/api/chat"), 0);
+    // A request the guard lets through is served, on both paths.
+    let r = fleet.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = fleet
+        .client
+        .post(format!("{}/via/local/api/chat", fleet.proxy))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(local.count("/api/chat"), 2);
     fleet.running.shutdown().await;
 }
 

@@ -132,13 +132,19 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     if let Err(refusal) = check(&allowed, request.headers(), request.uri()) {
-        tracing::warn!(reason = %refusal.1, "request refused");
-        return refusal.into_response();
+        return refuse(refusal);
     }
     next.run(request).await
 }
 
-fn check(
+/// The answer to a request [`check`] refused, logged.
+pub(crate) fn refuse(refusal: (StatusCode, String)) -> Response {
+    tracing::warn!(reason = %refusal.1, "request refused");
+    refusal.into_response()
+}
+
+/// Whether a request's Host and Origin are allowed; the refusal otherwise.
+pub(crate) fn check(
     allowed: &AllowedHosts,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
