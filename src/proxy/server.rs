@@ -167,7 +167,8 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
 }
 
 /// The proxy as served: the inference endpoints (`POST` to one of
-/// [`Endpoint::ALL`]'s paths, the requests Clawdbot sends all day) go
+/// [`Endpoint::ALL`]'s paths, also under `/via/<machine>`: the requests
+/// Clawdbot sends all day) go
 /// straight to [`infer`] behind the same Host/Origin check; everything else
 /// goes through the [`router`]. The router boxes each request's service,
 /// handler and middleware futures; this path does not. In a profile of
@@ -211,9 +212,9 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for ProxyApp {
     fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         use futures_util::FutureExt;
         let hot = (request.method() == axum::http::Method::POST)
-            .then(|| Endpoint::from_path(request.uri().path()))
+            .then(|| hot_path(request.uri().path()))
             .flatten();
-        let Some(endpoint) = hot else {
+        let Some((endpoint, prefer)) = hot else {
             return futures_util::future::Either::Right(tower::Service::call(
                 &mut self.router,
                 request,
@@ -230,9 +231,24 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for ProxyApp {
         }
         let proxy = self.proxy.clone();
         futures_util::future::Either::Left(
-            async move { Ok(infer(State(proxy), endpoint, None, request).await) }.boxed(),
+            async move { Ok(infer(State(proxy), endpoint, prefer, request).await) }.boxed(),
         )
     }
+}
+
+/// The endpoint a path names, and the machine of a `/via/<machine>/` prefix
+/// (what `clawfleet clawdbot wire` writes into Clawdbot's config). A machine
+/// segment that is empty or percent-encoded is left to the router, which
+/// decodes it.
+fn hot_path(path: &str) -> Option<(Endpoint, Option<String>)> {
+    let Some(rest) = path.strip_prefix("/via/") else {
+        return Endpoint::from_path(path).map(|e| (e, None));
+    };
+    let (machine, endpoint) = rest.split_at(rest.find('/')?);
+    if machine.is_empty() || machine.contains('%') {
+        return None;
+    }
+    Endpoint::from_path(endpoint).map(|e| (e, Some(machine.to_owned())))
 }
 
 /// The inference endpoints the proxy routes by model.
@@ -1368,6 +1384,35 @@ pub fn describe_listener(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hot_path_takes_every_endpoint_and_its_via_address_only() {
+        for endpoint in Endpoint::ALL {
+            assert_eq!(hot_path(endpoint.path()), Some((endpoint, None)));
+            assert_eq!(
+                hot_path(&format!("/via/macmini{}", endpoint.path())),
+                Some((endpoint, Some("macmini".to_owned())))
+            );
+        }
+        // Left to the router: other paths, and machine segments it decodes.
+        for path in [
+            "/",
+            "/api/tags",
+            "/v1/models",
+            "/v1/messages",
+            "/api/chat/",
+            "/api/chatty",
+            "/via/macmini",
+            "/via/macmini/",
+            "/via//api/chat",
+            "/via/mac%20mini/api/chat",
+            "/via/macmini/api/tags",
+            "/via/a/b/api/chat",
+            "/x/via/macmini/api/chat",
+        ] {
+            assert_eq!(hot_path(path), None, "{path}");
+        }
+    }
 
     async fn parse(body: &'static [u8]) -> Result<JsonBody, (u16, String)> {
         json_body(Request::new(Body::from(body)), 1024)
