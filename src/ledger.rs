@@ -253,6 +253,26 @@ struct Active {
     /// Bytes written: where to cut back to if a write fails half-way.
     len: u64,
     records: usize,
+    /// The records written, as written, for the writer to store without
+    /// reading the segment back; `None` past [`KEEP_MAX`] (it then reads).
+    kept: Option<Vec<Record>>,
+}
+
+/// Records of one segment kept in memory at most; past that the writer reads
+/// the segment back. Bounds the memory of a burst the writer has not yet
+/// caught up with (about 1 MB).
+const KEEP_MAX: usize = 4096;
+
+impl Active {
+    fn new(file: File, segment: u64) -> Self {
+        Self {
+            file,
+            segment,
+            len: 0,
+            records: 0,
+            kept: Some(Vec::new()),
+        }
+    }
 }
 
 /// The journal's state, behind one short lock taken once per record.
@@ -299,8 +319,10 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends one journal line; tells the writer when it was idle.
-    fn append(&self, line: &[u8]) -> Result<(), Refused> {
+    /// Appends the record in `slot` to the journal, taking it out of the
+    /// slot once written (a refused one stays there, for a retry); tells the
+    /// writer when it was idle.
+    fn append(&self, slot: &mut Option<journal::Prepared>) -> Result<(), Refused> {
         let mut guard = self.queue();
         let q = &mut *guard;
         let Some(active) = q.active.as_mut() else {
@@ -309,13 +331,24 @@ impl Shared {
         if q.uncommitted >= QUEUE_CAPACITY {
             return Err(Refused::Full);
         }
-        if let Err(e) = active.file.write_all(line) {
+        let Some(prepared) = slot.take() else {
+            return Ok(());
+        };
+        if let Err(e) = active.file.write_all(&prepared.line) {
             // A partial line would spoil the next one: cut it off.
             let _ = active.file.set_len(active.len);
+            *slot = Some(prepared);
             return Err(Refused::Io(e));
         }
-        active.len += line.len() as u64;
+        active.len += prepared.line.len() as u64;
         active.records += 1;
+        if let Some(kept) = active.kept.as_mut() {
+            if kept.len() < KEEP_MAX {
+                kept.push(prepared.record);
+            } else {
+                active.kept = None;
+            }
+        }
         q.uncommitted += 1;
         let wake = !std::mem::replace(&mut q.armed, true);
         drop(guard);
@@ -422,12 +455,7 @@ impl Ledger {
             path: path.to_path_buf(),
             dir,
             queue: Mutex::new(Queue {
-                active: Some(Active {
-                    file,
-                    segment: first,
-                    len: 0,
-                    records: 0,
-                }),
+                active: Some(Active::new(file, first)),
                 uncommitted: 0,
                 armed: false,
             }),
@@ -554,13 +582,13 @@ impl LedgerHandle {
     /// Records recorded one after another from one task are stored in that
     /// order.
     pub async fn record(&self, record: Record) -> Result<(), LedgerError> {
-        let line = journal::line(record);
+        let mut slot = Some(journal::prepare(record));
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);
             // Registered before looking, so a commit in between is not missed.
             room.as_mut().enable();
-            match self.shared.append(&line) {
+            match self.shared.append(&mut slot) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Full) => room.await,
                 Err(Refused::Closed) => return Err(self.closed()),
@@ -582,7 +610,7 @@ impl LedgerHandle {
     /// [`LedgerHandle::dropped`]; a warning is logged at the 1st, 2nd, 4th,
     /// 8th... drop, so an overload does not flood the log.
     pub fn record_nowait(&self, record: Record) {
-        let why = match self.shared.append(&journal::line(record)) {
+        let why = match self.shared.append(&mut Some(journal::prepare(record))) {
             Ok(()) => return,
             Err(Refused::Full) => {
                 "the ledger's journal is full (SQLite is not keeping up)".to_owned()
@@ -757,15 +785,23 @@ fn recent_rows(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Record>>
     rows.collect()
 }
 
+/// A segment rotated out and not yet committed.
+struct Rotated {
+    segment: u64,
+    /// How many records it was given.
+    records: usize,
+    /// Those records, when they were kept in memory ([`Active::kept`]).
+    kept: Option<Vec<Record>>,
+}
+
 /// The writer thread: the only owner of the read-write connection.
 struct Writer {
     shared: Arc<Shared>,
     conn: Connection,
     rx: mpsc::Receiver<Command>,
     retention: Retention,
-    /// Segments rotated out and not yet committed, with how many records
-    /// each was given: oldest first.
-    backlog: Vec<(u64, usize)>,
+    /// Segments rotated out and not yet committed: oldest first.
+    backlog: Vec<Rotated>,
     /// The journal's lock, held until the writer stops.
     _lock: File,
 }
@@ -825,19 +861,24 @@ impl Writer {
             file,
             segment,
             records,
+            kept,
             ..
         }) = last
         {
             // Closed before it is read or deleted (Windows deletes no open file).
             drop(file);
             if records > 0 {
-                self.backlog.push((segment, records));
+                self.backlog.push(Rotated {
+                    segment,
+                    records,
+                    kept,
+                });
             } else if let Err(e) = journal::remove_segment(&self.shared.dir, segment) {
                 tracing::warn!(journal = %self.shared.dir.display(), "cannot delete an empty segment: {e}");
             }
         }
         if let Err(reason) = self.commit() {
-            let left: usize = self.backlog.iter().map(|(_, n)| n).sum();
+            let left: usize = self.backlog.iter().map(|r| r.records).sum();
             tracing::error!(
                 ledger = %self.shared.path.display(),
                 records = left,
@@ -882,31 +923,49 @@ impl Writer {
         })?;
         let mut q = self.shared.queue();
         q.armed = false;
-        let fresh = Active {
-            file,
-            segment: next,
-            len: 0,
-            records: 0,
-        };
         if let Some(active) = q.active.as_mut() {
-            let old = std::mem::replace(active, fresh);
-            self.backlog.push((old.segment, old.records));
+            let old = std::mem::replace(active, Active::new(file, next));
+            self.backlog.push(Rotated {
+                segment: old.segment,
+                records: old.records,
+                kept: old.kept,
+            });
         }
         Ok(())
     }
 
     /// Stores the backlog's records in one transaction, then deletes their
-    /// segments. On failure everything stays as it was, to be tried again.
+    /// segments. On failure everything stays as it was, to be tried again;
+    /// records kept in memory are let go then (the segments have them), so
+    /// that a long outage of SQLite does not also fill the memory.
     fn commit(&mut self) -> Result<(), String> {
-        let Some(&(newest, _)) = self.backlog.last() else {
+        let result = self.try_commit();
+        if result.is_err() {
+            for rotated in &mut self.backlog {
+                rotated.kept = None;
+            }
+        }
+        result
+    }
+
+    fn try_commit(&mut self) -> Result<(), String> {
+        let Some(newest) = self.backlog.last().map(|r| r.segment) else {
             return Ok(());
         };
         let dir = &self.shared.dir;
-        let records = journal::read_segments(dir, self.backlog.iter().map(|(n, _)| *n)).map_err(
-            |(n, e)| format!("cannot read journal segment {n} in {}: {e}", dir.display()),
-        )?;
-        insert(&mut self.conn, &records, newest).map_err(|e| {
-            let reason = format!("cannot store {} record(s): {e}", records.len());
+        // The segments whose records were not kept are read back.
+        for rotated in &mut self.backlog {
+            if rotated.kept.is_none() {
+                let n = rotated.segment;
+                let read = journal::read_segments(dir, [n]).map_err(|(n, e)| {
+                    format!("cannot read journal segment {n} in {}: {e}", dir.display())
+                })?;
+                rotated.kept = Some(read);
+            }
+        }
+        let records = || self.backlog.iter().flat_map(|r| r.kept.iter().flatten());
+        insert(&mut self.conn, records(), newest).map_err(|e| {
+            let reason = format!("cannot store {} record(s): {e}", records().count());
             tracing::error!(ledger = %self.shared.path.display(), "{reason}");
             reason
         })?;
@@ -917,12 +976,17 @@ impl Writer {
                 .live
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for r in &records {
+            for r in records() {
                 live.add(r, now);
             }
         }
         let mut stored = 0;
-        for (n, count) in self.backlog.drain(..) {
+        for Rotated {
+            segment: n,
+            records: count,
+            ..
+        } in self.backlog.drain(..)
+        {
             stored += count;
             // Numbered at most `committed_segment` now: if it cannot be
             // deleted, the next open deletes it without storing it again.
@@ -976,10 +1040,14 @@ impl Writer {
     }
 }
 
-/// Inserts `records` (scrubbed already, by [`journal::line`]) in one
+/// Inserts `records` (scrubbed already, by [`journal::prepare`]) in one
 /// transaction that also marks journal segment `segment` and all before it
 /// as stored.
-fn insert(conn: &mut Connection, records: &[Record], segment: u64) -> rusqlite::Result<()> {
+fn insert<'a>(
+    conn: &mut Connection,
+    records: impl IntoIterator<Item = &'a Record>,
+    segment: u64,
+) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock up front (waiting up to BUSY_TIMEOUT),
     // so another writer on the file can never make us fail half-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1000,7 +1068,7 @@ fn insert(conn: &mut Connection, records: &[Record], segment: u64) -> rusqlite::
                 usage.map(|u| tokens(u.output_tokens)),
                 usage.map(|u| tokens(u.cache_read_tokens)),
                 usage.map(|u| tokens(u.cache_write_tokens)),
-                // Finite numbers only (journal::line), as the NOT NULL
+                // Finite numbers only (journal::prepare), as the NOT NULL
                 // duration needs: SQLite would store a NaN as NULL.
                 r.ttfb_ms,
                 r.duration_ms,

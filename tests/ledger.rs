@@ -249,6 +249,49 @@ async fn ten_thousand_concurrent_records_land_exactly_once() {
     assert_eq!(h.dropped(), 0);
 }
 
+/// The writer stores records from memory, up to 4,096 per segment, and reads
+/// a segment back past that. While it waits on a locked database it cannot
+/// rotate, so a burst recorded meanwhile fills one segment past that bound:
+/// it lands whole, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_what_is_kept_in_memory_lands_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let ledger = Ledger::open(&path).unwrap();
+    let h = ledger.handle();
+    let lock = raw(&path);
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    h.record(rec(t0(), "first")).await.unwrap();
+    // The writer rotates after its batch delay, then waits on the lock.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..6_000 {
+        h.record_nowait(rec(plus(t0(), i + 1), &format!("b{i}")));
+    }
+    lock.execute_batch("ROLLBACK").unwrap();
+    h.flush().await.unwrap();
+    let (rows, distinct): (i64, i64) = raw(&path)
+        .query_row(
+            "SELECT count(*), count(DISTINCT client) FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, distinct), (6_001, 6_001));
+    let order: Vec<String> = raw(&path)
+        .prepare("SELECT client FROM requests ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let want: Vec<String> = std::iter::once("first".to_owned())
+        .chain((0..6_000).map(|i| format!("b{i}")))
+        .collect();
+    assert!(order == want, "stored in the order recorded");
+    assert_eq!(h.dropped(), 0);
+    assert!(segments_of(&path).len() <= 1, "stored segments are deleted");
+}
+
 /// The known set of `stats_between_matches_hand_computed_figures`.
 fn known_set() -> Vec<Record> {
     #[allow(clippy::too_many_arguments)]

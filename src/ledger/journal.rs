@@ -117,11 +117,20 @@ pub(super) fn remove_segment(dir: &Path, n: u64) -> std::io::Result<()> {
     }
 }
 
+/// A record made ready for the journal: the record as it will be stored,
+/// and its journal line.
+pub(super) struct Prepared {
+    pub(super) record: Record,
+    pub(super) line: Vec<u8>,
+}
+
 /// `record` as one journal line: its free text scrubbed of anything shaped
 /// like a credential (so no key reaches the journal either), then JSON, then
-/// a newline. Takes the record, so that only text that held a credential is
+/// a newline. The record is kept as the line says it (scrubbed, finite
+/// numbers): the writer stores it from memory rather than reading the line
+/// back. Takes the record, so that only text that held a credential is
 /// copied.
-pub(super) fn line(mut record: Record) -> Vec<u8> {
+pub(super) fn prepare(mut record: Record) -> Prepared {
     scrub_in_place(&mut record.client);
     scrub_in_place(&mut record.endpoint);
     if let Some(error) = record.error.as_mut() {
@@ -134,9 +143,9 @@ pub(super) fn line(mut record: Record) -> Vec<u8> {
         record.duration_ms = 0.0;
     }
     // A Record is strings, numbers and a timestamp: it always serializes.
-    let mut out = serde_json::to_vec(&record).unwrap_or_default();
-    out.push(b'\n');
-    out
+    let mut line = serde_json::to_vec(&record).unwrap_or_default();
+    line.push(b'\n');
+    Prepared { record, line }
 }
 
 fn scrub_in_place(text: &mut String) {
@@ -185,5 +194,42 @@ pub(super) fn lock(db: &Path) -> Result<(PathBuf, File), LedgerError> {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock the folder")(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer stores the prepared record from memory and recovery reads
+    /// the line: both must be the same record.
+    #[test]
+    fn the_prepared_record_is_what_its_line_reads_back_as() {
+        let record = Record {
+            started_at: jiff::Timestamp::from_nanosecond(1_793_491_200_123_456_789)
+                .expect("in range"),
+            client: "127.0.0.1 curl/8 Bearer sk-ant-api03-abcdefghijklmnopqrstuvwxyz".into(),
+            api: "anthropic".into(),
+            endpoint: "/v1/messages?key=sk-ant-api03-abcdefghijklmnopqrstuvwxyz".into(),
+            requested_model: Some("m\u{e9}\"\n".into()),
+            machine: None,
+            fallback_depth: 2,
+            stream: true,
+            usage: None,
+            ttfb_ms: Some(f64::NAN),
+            duration_ms: f64::INFINITY,
+            status: 502,
+            outcome: "error".into(),
+            error: Some("x-api-key: sk-ant-api03-abcdefghijklmnopqrstuvwxyz refused".into()),
+        };
+        let Prepared { record, line } = prepare(record);
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
+        let read: Record = serde_json::from_slice(&line).expect("reads back");
+        assert_eq!(read, record);
+        let text = String::from_utf8(line).expect("UTF-8");
+        assert!(!text.contains("abcdefghijklmnop"), "scrubbed: {text}");
+        assert_eq!((record.ttfb_ms, record.duration_ms), (None, 0.0));
+        assert_eq!(record.started_at.as_nanosecond(), 1_793_491_200_123_456_789);
     }
 }
