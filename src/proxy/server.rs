@@ -553,6 +553,13 @@ fn tried_list(tried: &[Tried]) -> String {
 
 /// A header value from free text: visible ASCII only, capped.
 fn header_text(text: &str) -> HeaderValue {
+    // A machine id (every response names one) is clean already: no copy.
+    if text.len() <= 512
+        && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && let Ok(value) = HeaderValue::from_str(text)
+    {
+        return value;
+    }
     let clean: String = text
         .chars()
         .map(|c| {
@@ -1384,6 +1391,19 @@ pub fn describe_listener(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_text_keeps_clean_text_and_mends_the_rest() {
+        assert_eq!(header_text("macmini"), "macmini");
+        assert_eq!(
+            header_text("macmini (HTTP 500: boom), laptop (timed out)"),
+            "macmini (HTTP 500: boom), laptop (timed out)"
+        );
+        assert_eq!(header_text("a\r\nb\tc\u{e9}"), "a??b?c?");
+        let long = "x".repeat(600);
+        assert_eq!(header_text(&long).len(), 512);
+        assert_eq!(header_text(&"x".repeat(512)).len(), 512);
+    }
 
     #[test]
     fn the_hot_path_takes_every_endpoint_and_its_via_address_only() {
