@@ -974,10 +974,25 @@ struct JsonScan {
 
 impl JsonScan {
     fn feed(&mut self, wire: Wire, chunk: &[u8], mut on_member: impl FnMut(Member, &[u8])) {
-        for &b in chunk {
+        let mut at = 0;
+        while let Some(&b) = chunk.get(at) {
             if matches!(self.root, Root::Broken) {
                 return;
             }
+            if self.in_string && !self.escaped && !self.reading_key {
+                // Inside a string only a quote or a backslash changes the
+                // state: jump to the next one (a model's answer is one long
+                // string), keeping the bytes passed when capturing.
+                let run = memchr::memchr2(b'"', b'\\', &chunk[at..]).unwrap_or(chunk.len() - at);
+                if run > 0 {
+                    if self.capture.is_some() {
+                        self.keep_all(&chunk[at..at + run]);
+                    }
+                    at += run;
+                    continue;
+                }
+            }
+            at += 1;
             if self.in_string {
                 self.string_byte(wire, b);
                 continue;
@@ -1114,9 +1129,15 @@ impl JsonScan {
     }
 
     fn keep(&mut self, b: u8) {
-        if self.value.len() < MEMBER_CAP {
-            extend_capped(&mut self.value, &[b], MEMBER_CAP);
-        } else {
+        self.keep_all(&[b]);
+    }
+
+    /// Keeps `bytes` of the captured value, up to [`MEMBER_CAP`]; past it
+    /// the value is marked too long (and skipped).
+    fn keep_all(&mut self, bytes: &[u8]) {
+        let room = MEMBER_CAP.saturating_sub(self.value.len());
+        extend_capped(&mut self.value, &bytes[..bytes.len().min(room)], MEMBER_CAP);
+        if bytes.len() > room {
             self.value_too_long = true;
         }
     }
