@@ -1131,6 +1131,60 @@ async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
 }
 
 #[tokio::test]
+async fn a_whole_answer_in_several_pieces_reaches_the_client_whole_and_metered() {
+    // A non-streamed answer of announced length, arriving in three reads:
+    // the client gets exactly the bytes sent, and the ledger its tokens.
+    let answer = r#"{"model":"llama3.2:latest","created_at":"2026-11-30T00:00:00Z","response":"Hello \"there\", fleet","done":true,"done_reason":"stop","prompt_eval_count":26,"eval_count":298}"#;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.len()
+    );
+    let (a, rest) = answer.split_at(40);
+    let (b, c) = rest.split_at(50);
+    let pieces = vec![
+        format!("{head}{a}").into_bytes(),
+        b.as_bytes().to_vec(),
+        c.as_bytes().to_vec(),
+    ];
+    let local = GarbageServer::start_routes(
+        vec![
+            (
+                "/api/tags",
+                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
+            ),
+            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
+            (
+                "/api/version",
+                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
+            ),
+        ],
+        Garbage::Pieces(pieces),
+    )
+    .await;
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+
+    let r = fleet
+        .post(
+            "/api/generate",
+            json!({"model": "llama3.2:latest", "prompt": "hi", "stream": false}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"].to_str().unwrap(),
+        answer.len().to_string()
+    );
+    assert_eq!(r.text().await.unwrap(), answer);
+    let records = fleet.records(1).await;
+    assert_eq!(records[0].outcome, "ok", "{:?}", records[0]);
+    let usage = records[0].usage.expect("tokens read");
+    assert_eq!((usage.input_tokens, usage.output_tokens), (26, 298));
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
     // Announces 4,000 bytes, sends a few, closes: nothing reached the client
     // yet, so it gets a proper error instead of a cut-off body.

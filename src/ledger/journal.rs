@@ -117,6 +117,10 @@ pub(super) fn remove_segment(dir: &Path, n: u64) -> std::io::Result<()> {
     }
 }
 
+/// The room a journal line gets to start with: a usual record's line is
+/// 250 to 400 bytes.
+const LINE_CAPACITY: usize = 512;
+
 /// A record made ready for the journal: the record as it will be stored,
 /// and its journal line.
 pub(super) struct Prepared {
@@ -143,7 +147,11 @@ pub(super) fn prepare(mut record: Record) -> Prepared {
         record.duration_ms = 0.0;
     }
     // A Record is strings, numbers and a timestamp: it always serializes.
-    let mut line = serde_json::to_vec(&record).unwrap_or_default();
+    // Sized for a usual record at once rather than grown by doubling.
+    let mut line = Vec::with_capacity(LINE_CAPACITY);
+    if serde_json::to_writer(&mut line, &record).is_err() {
+        line.clear();
+    }
     line.push(b'\n');
     Prepared { record, line }
 }

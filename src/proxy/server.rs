@@ -931,17 +931,27 @@ async fn relay_whole(upstream: Answer, r: Relay) -> Response {
         done: false,
         success: status.is_success(),
     };
-    let mut body: Vec<u8> = Vec::new();
+    // An answer that came in one chunk (the usual case) is sent as that
+    // chunk; only one that came in several is copied into one buffer.
+    let mut body = Bytes::new();
+    let mut joined: Option<Vec<u8>> = None;
     let broke_off = loop {
         match s.upstream.next().await {
             Some(Ok(chunk)) => {
                 s.tap.feed(&chunk);
-                if (body.len() + chunk.len()) as u64 > WHOLE_BODY_MAX {
+                let held = joined.as_ref().map_or(body.len(), Vec::len);
+                if (held + chunk.len()) as u64 > WHOLE_BODY_MAX {
                     break Some(format!(
                         "the machine's answer is longer than the {WHOLE_BODY_MAX} bytes it announced"
                     ));
                 }
-                body.extend_from_slice(&chunk);
+                if body.is_empty() && joined.is_none() {
+                    body = chunk;
+                } else {
+                    joined
+                        .get_or_insert_with(|| body.to_vec())
+                        .extend_from_slice(&chunk);
+                }
             }
             Some(Err(e)) => break Some(format!("the machine's answer broke off: {e}")),
             None => break None,
@@ -960,6 +970,7 @@ async fn relay_whole(upstream: Answer, r: Relay) -> Response {
         rec.ttfb_ms = Some(s.guard.started.elapsed().as_secs_f64() * 1000.0);
     }
     settle(&mut s, None).await;
+    let body = joined.map_or(body, Bytes::from);
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     if let Some(ct) = content_type {

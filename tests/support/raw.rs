@@ -96,6 +96,9 @@ pub enum Garbage {
     Json(String),
     /// Exactly these bytes (status line, headers, body), then close.
     Raw(Vec<u8>),
+    /// These pieces of bytes, each written and flushed 20 ms after the last
+    /// (so that they arrive as separate reads), then close.
+    Pieces(Vec<Vec<u8>>),
     /// Reads the request, then never writes and keeps the connection open
     /// (like [`HangingServer`], but for chosen paths only).
     Hang,
@@ -293,6 +296,15 @@ async fn answer(
                 .await
         }
         Garbage::Raw(bytes) => stream.write_all(bytes).await,
+        Garbage::Pieces(pieces) => {
+            for piece in pieces {
+                if stream.write_all(piece).await.is_err() || stream.flush().await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
         Garbage::Hang => {
             // Holds the stream until the server is dropped, which aborts
             // this task.
