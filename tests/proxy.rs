@@ -1130,6 +1130,31 @@ async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
     fleet.running.shutdown().await;
 }
 
+/// A fleet whose own Ollama is a raw server: the documented `/api/tags`,
+/// `/api/ps` and `/api/version`, and `answer` to everything else; the peer
+/// is a closed port. Waits until the health poll has seen it.
+async fn raw_ollama(answer: Garbage) -> (GarbageServer, Fleet) {
+    let local = GarbageServer::start_routes(
+        vec![
+            (
+                "/api/tags",
+                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
+            ),
+            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
+            (
+                "/api/version",
+                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
+            ),
+        ],
+        answer,
+    )
+    .await;
+    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
+    let fleet = start(&local.url(), &closed, "").await;
+    fleet.probed(1).await;
+    (local, fleet)
+}
+
 #[tokio::test]
 async fn a_whole_answer_in_several_pieces_reaches_the_client_whole_and_metered() {
     // A non-streamed answer of announced length, arriving in three reads:
@@ -1146,24 +1171,7 @@ async fn a_whole_answer_in_several_pieces_reaches_the_client_whole_and_metered()
         b.as_bytes().to_vec(),
         c.as_bytes().to_vec(),
     ];
-    let local = GarbageServer::start_routes(
-        vec![
-            (
-                "/api/tags",
-                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
-            ),
-            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
-            (
-                "/api/version",
-                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
-            ),
-        ],
-        Garbage::Pieces(pieces),
-    )
-    .await;
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let (_local, fleet) = raw_ollama(Garbage::Pieces(pieces)).await;
 
     let r = fleet
         .post(
@@ -1189,24 +1197,7 @@ async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
     // Announces 4,000 bytes, sends a few, closes: nothing reached the client
     // yet, so it gets a proper error instead of a cut-off body.
     let cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n{\"model\":\"llama3.2:latest\",\"created_at\":".to_vec();
-    let local = GarbageServer::start_routes(
-        vec![
-            (
-                "/api/tags",
-                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
-            ),
-            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
-            (
-                "/api/version",
-                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
-            ),
-        ],
-        Garbage::Raw(cut),
-    )
-    .await;
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
-    fleet.probed(1).await;
+    let (_local, fleet) = raw_ollama(Garbage::Raw(cut)).await;
 
     let r = fleet
         .post(

@@ -649,13 +649,46 @@ function renderAll() {
   if (snap) {
     $("version").textContent = `ClawFleet ${snap.clawfleet_version}`;
     $("notices").replaceChildren(...(snap.notices || []).map((n) => el("div", { class: "notice" }, n)));
-    $("machines").replaceChildren(...snap.machines.map(machineCard));
+    renderMachines(snap);
     const fs = fleetState(snap.machines);
     $("fleet-state").textContent = fs;
     $("fleet-state").dataset.state = fs;
     renderProxy();
   }
   renderSettings();
+}
+
+// A click is a press and a release on the same button. The machine cards
+// are rebuilt on every snapshot, and a rebuild between the two swallows the
+// click: while a pointer is pressed on them, the rebuild waits for the
+// release (the window losing focus counts as one), or PRESS_MAX_MS should
+// neither ever come.
+const press = { held: false, pending: false, timer: null };
+const PRESS_MAX_MS = 10000;
+
+function renderMachines(snap) {
+  if (press.held) {
+    press.pending = true;
+    return;
+  }
+  $("machines").replaceChildren(...snap.machines.map(machineCard));
+}
+
+function pressed() {
+  press.held = true;
+  clearTimeout(press.timer);
+  press.timer = setTimeout(released, PRESS_MAX_MS);
+}
+
+function released() {
+  if (!press.held) return;
+  press.held = false;
+  clearTimeout(press.timer);
+  if (!press.pending) return;
+  press.pending = false;
+  // After the click this release completes: it is dispatched in the same
+  // task, before any timer.
+  setTimeout(() => S.snap && renderMachines(S.snap), 0);
 }
 
 function addHistory(snap) {
@@ -761,6 +794,10 @@ function showTab() {
 
 async function start() {
   window.addEventListener("hashchange", showTab);
+  $("machines").addEventListener("pointerdown", pressed);
+  window.addEventListener("pointerup", released, true);
+  window.addEventListener("pointercancel", released, true);
+  window.addEventListener("blur", released);
   showTab();
   $("mode").addEventListener("change", () => setMode({ mode: $("mode").value }, "/fleet/v1/heal/mode"));
   $("paused").addEventListener("change", () => setMode(undefined, $("paused").checked ? "/fleet/v1/heal/pause" : "/fleet/v1/heal/resume"));

@@ -210,7 +210,22 @@ test("a heal button needs the token, then runs the action and its outcome reache
   await page.locator("#token-state", { hasText: "saved" }).waitFor();
   await page.goto(base + "/#fleet");
   const again = page.locator('[data-machine="macmini"] button[data-action="unload-model"][data-target="gpt-oss:20b"]');
-  await again.click();
+  // A press held for 600 ms, across a live update as often as not: the
+  // cards are rebuilt on every snapshot, and the rebuild waits for the
+  // release, so the click is not lost. A row that comes and goes with this
+  // machine's real state (zombies, reaped or not) can still move the button
+  // between Playwright's aim and its press: then the press went elsewhere,
+  // and it is made again.
+  const started = page.locator('[data-machine="macmini"] :is(.heal-result.ok, button.busy)').first();
+  for (let attempt = 1; ; attempt++) {
+    await again.click({ delay: 600 });
+    try {
+      await started.waitFor({ timeout: 3000 });
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
   const result = page.locator('[data-machine="macmini"] .heal-result.ok', { hasText: "Unloaded gpt-oss:20b on Mac Mini" });
   await result.waitFor({ timeout: 20000 });
   // The probe saw it gone: no model is loaded any more.
