@@ -168,9 +168,9 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
 
 /// The proxy as served: the inference endpoints (`POST` to one of
 /// [`Endpoint::ALL`]'s paths, also under `/via/<machine>`: the requests
-/// Clawdbot sends all day) go
-/// straight to [`infer`] behind the same Host/Origin check; everything else
-/// goes through the [`router`]. The router boxes each request's service,
+/// Clawdbot sends all day) go straight to [`infer`] behind the same
+/// Host/Origin check; everything else goes through the [`router`]. The
+/// router boxes each request's service,
 /// handler and middleware futures; this path does not. In a profile of
 /// the daemon under `cargo xtask bench proxy` at concurrency 16, axum and
 /// the serving glue went from 7.5% of its CPU to 1.9%, about 6 µs per
