@@ -688,7 +688,7 @@ function released() {
   press.pending = false;
   // After the click this release completes: it is dispatched in the same
   // task, before any timer.
-  setTimeout(() => S.snap && renderMachines(S.snap), 0);
+  setTimeout(renderAll, 0);
 }
 
 function addHistory(snap) {
