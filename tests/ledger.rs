@@ -66,6 +66,26 @@ fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
 
+/// Another connection holding SQLite's write lock on `path`: the ledger's
+/// writer waits on it (its busy timeout, 5 s) until it is let go
+/// (`ROLLBACK`) or dropped.
+fn write_locked(path: &Path) -> Connection {
+    let lock = raw(path);
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    lock
+}
+
+/// The rows in the file, and how many distinct clients they name.
+fn rows_and_clients(path: &Path) -> (i64, i64) {
+    raw(path)
+        .query_row(
+            "SELECT count(*), count(DISTINCT client) FROM requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
 fn clients(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| r.client.clone()).collect()
 }
@@ -233,13 +253,7 @@ async fn ten_thousand_concurrent_records_land_exactly_once() {
     );
     h.flush().await.unwrap();
 
-    let (rows, distinct): (i64, i64) = raw(&path)
-        .query_row(
-            "SELECT count(*), count(DISTINCT client) FROM requests",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (rows, distinct) = rows_and_clients(&path);
     assert_eq!((rows, distinct), (10_000, 10_000));
     let got: HashSet<String> = clients(&h.recent(20_000).await.unwrap())
         .into_iter()
@@ -259,8 +273,7 @@ async fn a_burst_past_what_is_kept_in_memory_lands_exactly_once() {
     let path = db_in(&dir);
     let ledger = Ledger::open(&path).unwrap();
     let h = ledger.handle();
-    let lock = raw(&path);
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = write_locked(&path);
     h.record(rec(t0(), "first")).await.unwrap();
     // The writer rotates after its batch delay, then waits on the lock.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -269,13 +282,7 @@ async fn a_burst_past_what_is_kept_in_memory_lands_exactly_once() {
     }
     lock.execute_batch("ROLLBACK").unwrap();
     h.flush().await.unwrap();
-    let (rows, distinct): (i64, i64) = raw(&path)
-        .query_row(
-            "SELECT count(*), count(DISTINCT client) FROM requests",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (rows, distinct) = rows_and_clients(&path);
     assert_eq!((rows, distinct), (6_001, 6_001));
     let order: Vec<String> = raw(&path)
         .prepare("SELECT client FROM requests ORDER BY id")
@@ -667,8 +674,7 @@ async fn a_failed_store_keeps_the_records_in_the_journal_and_the_retry_stores_th
     let path = db_in(&dir);
     let ledger = Ledger::open(&path).unwrap();
     let h = ledger.handle();
-    let lock = raw(&path);
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = write_locked(&path);
     h.record(rec(t0(), "kept")).await.unwrap();
     // The store waits out SQLite's busy timeout (5 s), then fails, in words.
     let err = h.flush().await.unwrap_err().to_string();
@@ -815,8 +821,7 @@ async fn a_full_queue_makes_record_wait_and_record_nowait_drop() {
 
     // Another connection holds the write lock: the writer waits for it
     // (busy_timeout, 5 s) and the queue fills.
-    let lock = raw(&path);
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = write_locked(&path);
     for i in 0..QUEUE_CAPACITY + 10 {
         h.record_nowait(rec(t0(), &format!("c{i}")));
     }
@@ -846,8 +851,7 @@ async fn credentials_in_free_text_never_reach_the_file() {
     let h = ledger.handle();
     // Another connection holds the write lock, so the record stays in the
     // journal while we look at it there.
-    let lock = raw(&path);
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = write_locked(&path);
     h.record(Record {
         client: "127.0.0.1 curl/8.4 token=SECRETVALUE0001".into(),
         endpoint: "/v1/models?api_key=SECRETVALUE0002&beta=true".into(),

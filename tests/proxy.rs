@@ -629,68 +629,54 @@ async fn web_pages_and_foreign_hosts_cannot_use_the_proxy() {
     local.set_model_names(&["qwen3:8b"]);
     let fleet = alone(&local).await;
     let body = json!({"model": "qwen3:8b", "messages": [], "stream": false});
-    let url = format!("{}/api/chat", fleet.proxy);
-    let r = fleet
-        .client
-        .post(&url)
-        .header("origin", "https://evil.example")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let r = fleet
-        .client
-        .post(&url)
-        .header(
+    let own_page = format!("http://localhost:{}", fleet.running.api_addrs[0].port());
+    // The inference paths (the proxy's hot path, `/via/` included) and the
+    // merged listings (through its router) are all behind the same check.
+    let refused = [
+        ("/api/chat", "origin", "https://evil.example", "a web page"),
+        (
+            "/api/chat",
             "origin",
-            format!("http://localhost:{}", fleet.running.api_addrs[0].port()),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403, "not even ClawFleet's own dashboard origin");
-    let r = fleet
-        .client
-        .post(&url)
-        .header("host", "evil.example")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    // The same check guards what the proxy's hot path does not take: the
-    // `/via/<machine>` addresses and the merged listings.
-    let r = fleet
-        .client
-        .post(format!("{}/via/local/api/chat", fleet.proxy))
-        .header("origin", "https://evil.example")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-    let r = fleet
-        .client
-        .get(format!("{}/api/tags", fleet.proxy))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+            own_page.as_str(),
+            "not even ClawFleet's own dashboard",
+        ),
+        ("/api/chat", "host", "evil.example", "a foreign Host"),
+        (
+            "/via/local/api/chat",
+            "origin",
+            "https://evil.example",
+            "a web page, /via/",
+        ),
+        (
+            "/via/local/api/chat",
+            "host",
+            "evil.example",
+            "a foreign Host, /via/",
+        ),
+        (
+            "/api/tags",
+            "host",
+            "evil.example",
+            "a foreign Host, a listing",
+        ),
+    ];
+    for (path, name, value, what) in refused {
+        let url = format!("{}{path}", fleet.proxy);
+        let request = if path == "/api/tags" {
+            fleet.client.get(&url)
+        } else {
+            fleet.client.post(&url).json(&body)
+        };
+        let r = request.header(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{what}: {path} with {name}: {value}");
+    }
     assert_eq!(local.count("/api/chat"), 0);
     // A request the guard lets through is served, on both paths.
-    let r = fleet.client.post(&url).json(&body).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let r = fleet
-        .client
-        .post(format!("{}/via/local/api/chat", fleet.proxy))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    for path in ["/api/chat", "/via/local/api/chat"] {
+        let url = format!("{}{path}", fleet.proxy);
+        let r = fleet.client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
     assert_eq!(local.count("/api/chat"), 2);
     fleet.running.shutdown().await;
 }
