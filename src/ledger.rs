@@ -273,6 +273,17 @@ impl Active {
             kept: Some(Vec::new()),
         }
     }
+
+    /// The segment as the writer's backlog holds it, its file closed (it is
+    /// then read or deleted, and Windows deletes no open file).
+    fn retire(self) -> Rotated {
+        drop(self.file);
+        Rotated {
+            segment: self.segment,
+            records: self.records,
+            kept: self.kept,
+        }
+    }
 }
 
 /// The journal's state, behind one short lock taken once per record.
@@ -857,23 +868,10 @@ impl Writer {
     /// cannot be stored stays in the journal for the next open.
     fn finish(&mut self) {
         let last = self.shared.queue().active.take();
-        if let Some(Active {
-            file,
-            segment,
-            records,
-            kept,
-            ..
-        }) = last
-        {
-            // Closed before it is read or deleted (Windows deletes no open file).
-            drop(file);
-            if records > 0 {
-                self.backlog.push(Rotated {
-                    segment,
-                    records,
-                    kept,
-                });
-            } else if let Err(e) = journal::remove_segment(&self.shared.dir, segment) {
+        if let Some(last) = last.map(Active::retire) {
+            if last.records > 0 {
+                self.backlog.push(last);
+            } else if let Err(e) = journal::remove_segment(&self.shared.dir, last.segment) {
                 tracing::warn!(journal = %self.shared.dir.display(), "cannot delete an empty segment: {e}");
             }
         }
@@ -925,11 +923,7 @@ impl Writer {
         q.armed = false;
         if let Some(active) = q.active.as_mut() {
             let old = std::mem::replace(active, Active::new(file, next));
-            self.backlog.push(Rotated {
-                segment: old.segment,
-                records: old.records,
-                kept: old.kept,
-            });
+            self.backlog.push(old.retire());
         }
         Ok(())
     }
