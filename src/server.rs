@@ -44,9 +44,9 @@ impl Default for Limits {
 }
 
 /// Serves `app` on `listener` until `stop` fires, then drains. `app` is an
-/// axum [`Router`](axum::Router), or any service of the same shape (the inference proxy's
-/// `proxy::server::ProxyApp`, which answers its hot path without the
-/// router's boxing).
+/// axum [`Router`](axum::Router), or any service of the same shape (the
+/// inference proxy's `proxy::server::ProxyApp`, which answers its hot path
+/// without the router's boxing).
 pub async fn serve<S>(listener: TcpListener, app: S, limits: Limits, stop: CancellationToken)
 where
     S: tower::Service<
