@@ -8,6 +8,7 @@
 
 pub mod circuit;
 pub mod errors;
+mod h1;
 pub mod route;
 pub mod server;
 mod upstream;

@@ -2,27 +2,22 @@
 //! relay reads whichever client carried it.
 //!
 //! Plain-HTTP addresses reached directly (this machine's Ollama; peers when
-//! no `[proxy] socks5` is set) go through hyper's pooled HTTP/1 client: a
-//! request is one parsed URI, two headers and the body's bytes, with no
-//! redirect, retry or timeout layers around it (the proxy keeps its own
-//! first-byte limit). In the proxy benchmark the daemon's CPU per request
-//! at concurrency 16 went from 111.8 to 104.9 µs with it (BENCHMARKS.md,
-//! session 6). HTTPS addresses and everything through SOCKS5 keep reqwest,
-//! which has the TLS and SOCKS5 connectors.
+//! no `[proxy] socks5` is set) go through the proxy's own HTTP/1.1 client,
+//! [`super::h1`], on the request's own task: no redirect, retry or timeout
+//! layers, no connection task to hand the request to (the proxy keeps its
+//! own first-byte limit). HTTPS addresses and everything through SOCKS5
+//! keep reqwest, which has the TLS and SOCKS5 connectors.
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::h1;
 use crate::net;
 
 /// An answer's body, chunk by chunk; an error is why it broke off, in words.
@@ -51,30 +46,6 @@ impl Answer {
         }
     }
 
-    fn from_hyper(response: hyper::Response<hyper::body::Incoming>) -> Self {
-        let (head, body) = response.into_parts();
-        let content_length = head
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        // Data frames only: trailers (which Ollama does not send) are
-        // skipped rather than mistaken for body bytes.
-        let body = body.into_data_stream().filter_map(|frame| async move {
-            match frame {
-                Ok(data) if data.is_empty() => None,
-                Ok(data) => Some(Ok(data)),
-                Err(e) => Some(Err(net::describe_chain(String::new(), &e))),
-            }
-        });
-        Self {
-            status: head.status,
-            content_type: head.headers.get(header::CONTENT_TYPE).cloned(),
-            content_length,
-            body: Box::pin(body),
-        }
-    }
-
     /// The body, whole, if it is at most `limit` bytes.
     pub async fn read_limited(mut self, limit: usize) -> Result<Vec<u8>, String> {
         if self.content_length.is_some_and(|n| n > limit as u64) {
@@ -95,8 +66,8 @@ impl Answer {
 /// Where one upstream URL is sent from, decided once per URL.
 #[derive(Clone)]
 enum Target {
-    /// Plain HTTP, reached directly: hyper.
-    Plain(hyper::Uri),
+    /// Plain HTTP, reached directly: [`h1`].
+    Plain(h1::Target),
     /// HTTPS, or a peer through SOCKS5: reqwest.
     Other(reqwest::Url, Via),
 }
@@ -107,29 +78,9 @@ enum Via {
     Peers,
 }
 
-/// The first words of a hyper client error, as reqwest would say them.
-fn failure_head(err: &hyper_util::client::legacy::Error) -> &'static str {
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return "timed out";
-        }
-        source = s.source();
-    }
-    if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    }
-}
-
-type PlainClient = Client<HttpConnector, Full<Bytes>>;
-
 /// The proxy's upstream clients, and the URLs already parsed.
 pub(super) struct Upstreams {
-    plain: PlainClient,
+    plain: Arc<h1::Pool>,
     direct: reqwest::Client,
     peers: reqwest::Client,
     socks5: bool,
@@ -148,16 +99,8 @@ impl Upstreams {
             Some(addr) => net::upstream_client(connect, Some(addr))?,
             None => direct.clone(),
         };
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect));
-        let plain = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(net::POOL_IDLE)
-            .pool_max_idle_per_host(net::POOL_MAX_IDLE_PER_HOST)
-            .build(connector);
         Ok(Self {
-            plain,
+            plain: h1::Pool::new(connect),
             direct,
             peers,
             socks5: socks5.is_some(),
@@ -186,11 +129,9 @@ impl Upstreams {
             Via::Peers
         };
         let target = match (url.scheme(), via) {
+            // The normalised form (IDNA, percent-encoding) reqwest would send.
             ("http", Via::Direct) => Target::Plain(
-                // The normalised form (IDNA, percent-encoding) reqwest would send.
-                url.as_str()
-                    .parse()
-                    .map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?,
+                h1::Target::new(&url).map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?,
             ),
             _ => Target::Other(url, via),
         };
@@ -211,23 +152,7 @@ impl Upstreams {
         payload: Bytes,
     ) -> Result<Answer, String> {
         match self.target(base, path, is_self)? {
-            Target::Plain(uri) => {
-                let request = Request::post(uri)
-                    .header(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )
-                    .header(
-                        header::USER_AGENT,
-                        HeaderValue::from_static(net::USER_AGENT),
-                    )
-                    .body(Full::new(payload))
-                    .map_err(|e| format!("cannot make the request: {e}"))?;
-                match self.plain.request(request).await {
-                    Ok(response) => Ok(Answer::from_hyper(response)),
-                    Err(e) => Err(net::describe_chain(failure_head(&e).to_owned(), &e)),
-                }
-            }
+            Target::Plain(target) => self.plain.post(&target, payload).await,
             Target::Other(url, via) => {
                 let client = match via {
                     Via::Direct => &self.direct,
@@ -278,7 +203,7 @@ mod tests {
         assert!(why.contains("refused"), "{why}");
     }
 
-    /// A plain-HTTP answer through hyper: the request as sent on the wire,
+    /// A plain-HTTP answer through [`h1`]: the request as sent on the wire,
     /// the head, and a chunked body read back chunk by chunk.
     #[tokio::test]
     async fn a_plain_http_answer_keeps_its_head_and_body() {
