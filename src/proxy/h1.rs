@@ -257,38 +257,52 @@ impl Pool {
     }
 
     /// A new connection to `target`, each of its addresses in turn, within
-    /// the connect timeout.
+    /// the connect timeout. Each address gets an equal share of the time
+    /// left, as hyper's connector does, so that a black-holed first address
+    /// (an IPv6 route to nowhere) leaves time for the next.
     async fn connect(&self, target: &Target) -> Result<Conn, String> {
         let timeout = self.connect_timeout;
-        let connected = tokio::time::timeout(timeout, async {
-            let addrs: Vec<SocketAddr> = match &target.host {
-                url::Host::Ipv4(ip) => vec![SocketAddr::from((*ip, target.port))],
-                url::Host::Ipv6(ip) => vec![SocketAddr::from((*ip, target.port))],
-                url::Host::Domain(name) => tokio::net::lookup_host((name.as_str(), target.port))
-                    .await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || {
+            format!(
+                "timed out: no connection to {} within {} ms",
+                target.key,
+                timeout.as_millis()
+            )
+        };
+        let addrs: Vec<SocketAddr> = match &target.host {
+            url::Host::Ipv4(ip) => vec![SocketAddr::from((*ip, target.port))],
+            url::Host::Ipv6(ip) => vec![SocketAddr::from((*ip, target.port))],
+            url::Host::Domain(name) => {
+                let resolved = tokio::time::timeout_at(
+                    deadline,
+                    tokio::net::lookup_host((name.as_str(), target.port)),
+                )
+                .await
+                .map_err(|_| timed_out())?;
+                resolved
                     .map_err(|e| format!("connection failed: cannot resolve {name}: {e}"))?
-                    .collect(),
-            };
-            let mut last = None;
-            for addr in addrs {
-                match TcpStream::connect(addr).await {
-                    Ok(tcp) => return Ok(tcp),
-                    Err(e) => last = Some(format!("connection failed: {addr}: {e}")),
-                }
-            }
-            Err(last.unwrap_or_else(|| format!("connection failed: {} has no address", target.key)))
-        })
-        .await;
-        let tcp = match connected {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(format!(
-                    "timed out: no connection to {} within {} ms",
-                    target.key,
-                    timeout.as_millis()
-                ));
+                    .collect()
             }
         };
+        let mut last = None;
+        let count = addrs.len();
+        let mut connected = None;
+        for (i, addr) in addrs.into_iter().enumerate() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let share = left / u32::try_from(count - i).unwrap_or(u32::MAX);
+            match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    connected = Some(tcp);
+                    break;
+                }
+                Ok(Err(e)) => last = Some(format!("connection failed: {addr}: {e}")),
+                Err(_) => last = Some(timed_out()),
+            }
+        }
+        let tcp = connected.ok_or_else(|| {
+            last.unwrap_or_else(|| format!("connection failed: {} has no address", target.key))
+        })?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("connection failed: cannot set TCP_NODELAY: {e}"))?;
         Ok(Conn {

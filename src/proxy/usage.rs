@@ -979,15 +979,36 @@ impl JsonScan {
             if matches!(self.root, Root::Broken) {
                 return;
             }
-            if self.in_string && !self.escaped && !self.reading_key {
+            if self.in_string && !self.escaped {
                 // Inside a string only a quote or a backslash changes the
                 // state: jump to the next one (a model's answer is one long
-                // string), keeping the bytes passed when capturing.
+                // string), keeping the bytes passed when capturing or
+                // reading a key.
                 let run = memchr::memchr2(b'"', b'\\', &chunk[at..]).unwrap_or(chunk.len() - at);
                 if run > 0 {
+                    let passed = &chunk[at..at + run];
                     if self.capture.is_some() {
-                        self.keep_all(&chunk[at..at + run]);
+                        self.keep_all(passed);
                     }
+                    if self.reading_key {
+                        self.key_part(passed);
+                    }
+                    at += run;
+                    continue;
+                }
+            } else if !self.in_string
+                && self.root == Root::Open
+                && self.capture.is_none()
+                && !self.value_next
+            {
+                // Between strings, outside a kept value: numbers, literals
+                // and white space change nothing until the next structural
+                // byte (a body is mostly numbers once its text is skipped).
+                let run = chunk[at..]
+                    .iter()
+                    .position(|c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']' | b':' | b','))
+                    .unwrap_or(chunk.len() - at);
+                if run > 0 {
                     at += run;
                     continue;
                 }
@@ -1049,12 +1070,19 @@ impl JsonScan {
             return;
         }
         if self.reading_key {
-            if self.key_len < KEY_MAX {
-                self.key[self.key_len] = b;
-                self.key_len += 1;
-            } else {
-                self.key_too_long = true;
-            }
+            self.key_part(&[b]);
+        }
+    }
+
+    /// Adds `part` to the key being read; past [`KEY_MAX`] it is too long
+    /// to be one of ours.
+    fn key_part(&mut self, part: &[u8]) {
+        let room = KEY_MAX - self.key_len;
+        let take = part.len().min(room);
+        self.key[self.key_len..self.key_len + take].copy_from_slice(&part[..take]);
+        self.key_len += take;
+        if part.len() > room {
+            self.key_too_long = true;
         }
     }
 

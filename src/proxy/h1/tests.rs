@@ -589,3 +589,37 @@ async fn a_closed_port_is_a_connection_failure_in_words() {
     assert!(err.starts_with("connection failed: "), "{err}");
     assert!(err.contains("refused"), "{err}");
 }
+
+#[tokio::test]
+async fn a_connection_that_never_completes_times_out_in_words() {
+    // A listener whose accept queue is full drops further SYNs: connecting
+    // to it hangs, as to a black-holed machine.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::new();
+    let full = loop {
+        match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) if held.len() < 64 => held.push(tcp),
+            Ok(Ok(_)) => break false,
+            Ok(Err(e)) => panic!("connecting to fill the queue: {e}"),
+            Err(_) => break true,
+        }
+    };
+    assert!(full, "the accept queue never filled");
+    let target = Target::new(&url::Url::parse(&format!("http://{addr}/api/chat")).expect("url"))
+        .expect("target");
+    let pool = Pool::new(Duration::from_millis(300));
+    let err = pool
+        .post(&target, Bytes::from_static(b"{}"))
+        .await
+        .err()
+        .expect("no connection");
+    assert_eq!(
+        err,
+        format!("timed out: no connection to {addr} within 300 ms")
+    );
+}

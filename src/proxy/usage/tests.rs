@@ -582,6 +582,12 @@ fn whole_body_cases() -> Vec<Case> {
             done(usage(122, 33, 0, 0), Some("stop"), "llama3.2"),
         ),
         case(
+            "ollama json: a long key that starts like ours, and an escaped one, are not ours",
+            Wire::OllamaJson,
+            r#"{"model":"m","eval_count_of_every_token_in_this_answer":7,"eval\u005fcount":9, "prompt_eval_count" : 1 ,"eval_count":2,"done":true}"#,
+            done(usage(1, 2, 0, 0), None, "m"),
+        ),
+        case(
             "ollama json load (docs): not billable",
             Wire::OllamaJson,
             r#"{"model":"llama3.2","created_at":"2024-09-12T21:17:29.110811Z","message":{"role":"assistant","content":""},"done_reason":"load","done":true}"#,
