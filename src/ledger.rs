@@ -594,14 +594,11 @@ impl LedgerHandle {
     /// order.
     pub async fn record(&self, record: Record) -> Result<(), LedgerError> {
         let mut slot = Some(journal::prepare(record));
+        // The usual case first: room in the queue, and no waiter to set up.
+        let mut outcome = self.shared.append(&mut slot);
         loop {
-            let room = self.shared.room.notified();
-            tokio::pin!(room);
-            // Registered before looking, so a commit in between is not missed.
-            room.as_mut().enable();
-            match self.shared.append(&mut slot) {
+            match outcome {
                 Ok(()) => return Ok(()),
-                Err(Refused::Full) => room.await,
                 Err(Refused::Closed) => return Err(self.closed()),
                 Err(Refused::Io(source)) => {
                     return Err(LedgerError::Journal {
@@ -610,6 +607,17 @@ impl LedgerHandle {
                         source,
                     });
                 }
+                Err(Refused::Full) => {}
+            }
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before looking again, so a commit in between is
+            // not missed.
+            room.as_mut().enable();
+            outcome = self.shared.append(&mut slot);
+            if matches!(outcome, Err(Refused::Full)) {
+                room.await;
+                outcome = self.shared.append(&mut slot);
             }
         }
     }

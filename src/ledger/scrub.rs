@@ -69,6 +69,13 @@ fn looks_like_key(word: &str) -> bool {
     word.len() >= MIN_KEY_LEN && KEY_PREFIXES.iter().any(|p| word.starts_with(p))
 }
 
+/// Whether `word` ends with `suffix` (lowercase), in any case, without
+/// making a lowercase copy of every word of every record.
+fn ends_with_ignoring_case(word: &str, suffix: &str) -> bool {
+    word.len() >= suffix.len()
+        && word.as_bytes()[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
 /// `text` with every credential-shaped word replaced by `[redacted]`;
 /// borrowed, unchanged, when there is none.
 pub(super) fn scrub(text: &str) -> Cow<'_, str> {
@@ -95,13 +102,12 @@ pub(super) fn scrub(text: &str) -> Cow<'_, str> {
         let word = &text[range.clone()];
         let separator = &text[prev_end..range.start];
         prev_end = range.end;
-        let lower = word.to_ascii_lowercase();
         let is_value = match next.take() {
             Some(Next::Secret) => true,
             Some(Next::ValueIfAssigned) => separator.contains(['=', ':']),
             None => false,
         };
-        if is_value && (lower == "bearer" || lower == "basic") {
+        if is_value && (word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("basic")) {
             // `Authorization: Bearer <token>`: the scheme is not the secret.
             next = Some(Next::Secret);
             continue;
@@ -110,9 +116,12 @@ pub(super) fn scrub(text: &str) -> Cow<'_, str> {
             secrets.push(range);
             continue;
         }
-        if lower == "bearer" {
+        if word.eq_ignore_ascii_case("bearer") {
             next = Some(Next::Secret);
-        } else if SECRET_NAME_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
+        } else if SECRET_NAME_SUFFIXES
+            .iter()
+            .any(|s| ends_with_ignoring_case(word, s))
+        {
             next = Some(Next::ValueIfAssigned);
         }
     }
@@ -163,6 +172,11 @@ mod tests {
                 "sent Authorization: Bearer [redacted]",
             ),
             ("bearer token9", "bearer [redacted]"),
+            ("BEARER token9", "BEARER [redacted]"),
+            (
+                "env OPENAI_API_KEY=hunter2 Db_Password: swordfish",
+                "env OPENAI_API_KEY=[redacted] Db_Password: [redacted]",
+            ),
             (
                 "/v1/models?api_key=hunter2&beta=true",
                 "/v1/models?api_key=[redacted]&beta=true",
