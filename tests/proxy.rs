@@ -801,9 +801,21 @@ async fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_is_recorded() {
         .await;
     let first = response.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
+    assert_eq!(local.abandoned_streams(), 0);
     drop(response);
     let records = fleet.records(1).await;
     assert_eq!(records[0].outcome, "client_disconnected");
+    // The generation upstream is cancelled too: the fake sees its stream
+    // abandoned (the proxy closed the connection) long before its end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while local.abandoned_streams() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        local.abandoned_streams(),
+        1,
+        "the upstream stream was not cancelled"
+    );
     fleet.running.shutdown().await;
 }
 
@@ -828,6 +840,7 @@ async fn streaming_is_not_buffered() {
     assert!(local.last_request("/api/chat").is_some());
     let rest = response.text().await.unwrap();
     assert!(rest.contains("\"done\":true"));
+    assert_eq!(local.abandoned_streams(), 0, "a stream read to its end");
     fleet.running.shutdown().await;
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -260,6 +261,8 @@ struct Settings {
     counts: HashMap<String, usize>,
     requests: Vec<Recorded>,
     next_id: u64,
+    /// Streamed answers whose reader went away before their last chunk.
+    abandoned_streams: usize,
 }
 
 impl Default for Settings {
@@ -278,6 +281,7 @@ impl Default for Settings {
             counts: HashMap::new(),
             requests: Vec::new(),
             next_id: 1,
+            abandoned_streams: 0,
         }
     }
 }
@@ -473,6 +477,12 @@ impl FakeOllama {
     /// buffered).
     pub fn set_chunk_delay(&self, delay: Duration) {
         lock(&self.state).chunk_delay = delay;
+    }
+
+    /// How many streamed answers were dropped before their last chunk was
+    /// taken: the client (or the proxy in front) closed the connection.
+    pub fn abandoned_streams(&self) -> usize {
+        lock(&self.state).abandoned_streams
     }
 
     /// The assistant's answer; streamed word by word.
@@ -840,6 +850,8 @@ struct Answer {
     chunk_delay: Duration,
     id: String,
     include_usage: bool,
+    /// Where an abandoned stream is counted.
+    state: Shared,
 }
 
 /// Checks the request, updates loaded models, and takes what the answer
@@ -887,6 +899,7 @@ fn begin(state: &Shared, api: Api, body: &Bytes) -> Result<(Answer, Value), Box<
         chunk_delay: s.chunk_delay,
         id,
         include_usage,
+        state: state.clone(),
     };
     Ok((answer, request))
 }
@@ -1084,6 +1097,21 @@ async fn openai_chat(State(state): State<Shared>, body: Bytes) -> Response {
     streamed(events, error_event, &answer, "text/event-stream")
 }
 
+/// Counts a streamed answer as abandoned when it is dropped (hyper drops a
+/// body whose connection went away) before its last chunk was taken.
+struct StreamEnd {
+    state: Shared,
+    reached: AtomicBool,
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        if !self.reached.load(Ordering::SeqCst) {
+            lock(&self.state).abandoned_streams += 1;
+        }
+    }
+}
+
 /// A 200 whose body is `items`, one chunk each, with the configured delay
 /// between them and the configured fault (after content chunks only).
 fn streamed(
@@ -1108,8 +1136,14 @@ fn streamed(
         }
     }
     let delay = answer.chunk_delay;
-    let stream =
-        futures_util::stream::iter(out.into_iter().enumerate()).then(move |(i, item)| async move {
+    let last = out.len().saturating_sub(1);
+    let end = Arc::new(StreamEnd {
+        state: answer.state.clone(),
+        reached: AtomicBool::new(false),
+    });
+    let stream = futures_util::stream::iter(out.into_iter().enumerate()).then(move |(i, item)| {
+        let end = end.clone();
+        async move {
             if i > 0 && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -1118,8 +1152,12 @@ fn streamed(
                 // before it sees the error and drops the connection.
                 tokio::task::yield_now().await;
             }
+            if i == last {
+                end.reached.store(true, Ordering::SeqCst);
+            }
             item
-        });
+        }
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
