@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// The longest chunk-size line (size and extensions).
 const MAX_CHUNK_LINE: usize = 4096;
-/// How much room a read is given at least.
+/// How much room a read is given: see [`make_room`].
 const READ_ROOM: usize = 8 * 1024;
 /// A body up to this size is copied behind the head and sent in the same
 /// `write`; a longer one goes as a second buffer of one `writev`.
@@ -206,9 +206,15 @@ impl Pool {
         }
     }
 
+    /// The idle connections, locked (a panic while they were held leaves
+    /// them usable: every change to them is one push, pop or removal).
+    fn idle(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The most recently used idle connection to `key` that is still open.
     fn checkout(&self, key: &str) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle();
         let list = idle.by_host.get_mut(key)?;
         let mut cx = Context::from_waker(Waker::noop());
         while let Some((conn, since)) = list.pop() {
@@ -228,7 +234,7 @@ impl Pool {
     /// Keeps `conn` for the next request to `key`, within the limits.
     fn checkin(&self, key: &Arc<str>, conn: Conn) {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle();
         if now.duration_since(idle.swept) >= self.idle_timeout {
             let timeout = self.idle_timeout;
             idle.by_host.retain(|_, list| {
@@ -245,14 +251,14 @@ impl Pool {
 
     /// Closes every idle connection to `key` (its server went away).
     fn forget(&self, key: &str) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.idle();
         idle.by_host.remove(key);
     }
 
     /// How many connections to `key` are idle.
     #[cfg(test)]
     fn idle_count(&self, key: &str) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = self.idle();
         idle.by_host.get(key).map_or(0, Vec::len)
     }
 
@@ -350,7 +356,7 @@ async fn exchange(
         if let Some(head) = parse_head(&mut conn.buf)? {
             return Ok(head);
         }
-        conn.buf.reserve(READ_ROOM);
+        make_room(&mut conn.buf);
         let n = conn.tcp.read_buf(&mut conn.buf).await.map_err(|e| {
             if received {
                 Failure::Said(format!("request failed: reading the answer: {e}"))
@@ -371,6 +377,15 @@ async fn exchange(
             });
         }
         received = true;
+    }
+}
+
+/// Room for the next read in `buf`: at least half of [`READ_ROOM`], else
+/// [`READ_ROOM`] more (a fresh buffer when the last one went out as body
+/// bytes still in use).
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_ROOM / 2 {
+        buf.reserve(READ_ROOM);
     }
 }
 
@@ -696,9 +711,7 @@ impl Stream for Body {
                     return Poll::Ready(Some(Err(e)));
                 }
             }
-            if conn.buf.capacity() - conn.buf.len() < READ_ROOM / 2 {
-                conn.buf.reserve(READ_ROOM);
-            }
+            make_room(&mut conn.buf);
             match tokio_util::io::poll_read_buf(Pin::new(&mut conn.tcp), cx, &mut conn.buf) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {

@@ -66,8 +66,9 @@ impl Answer {
 /// Where one upstream URL is sent from, decided once per URL.
 #[derive(Clone)]
 enum Target {
-    /// Plain HTTP, reached directly: [`h1`].
-    Plain(h1::Target),
+    /// Plain HTTP, reached directly: [`h1`]. Shared, so that taking it from
+    /// the cache for each request copies no host name.
+    Plain(Arc<h1::Target>),
     /// HTTPS, or a peer through SOCKS5: reqwest.
     Other(reqwest::Url, Via),
 }
@@ -130,9 +131,9 @@ impl Upstreams {
         };
         let target = match (url.scheme(), via) {
             // The normalised form (IDNA, percent-encoding) reqwest would send.
-            ("http", Via::Direct) => Target::Plain(
+            ("http", Via::Direct) => Target::Plain(Arc::new(
                 h1::Target::new(&url).map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?,
-            ),
+            )),
             _ => Target::Other(url, via),
         };
         targets
