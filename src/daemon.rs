@@ -269,7 +269,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
             max_connections: 8192,
             ..server::Limits::default()
         };
-        server::serve(proxy_listener, proxy_app, limits, stop).await;
+        server::serve_with_front(proxy_listener, proxy_app.clone(), proxy_app, limits, stop).await;
     });
     tasks.spawn(publish_proxy_figures(
         collector.clone(),

@@ -1286,3 +1286,83 @@ async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
         "{e}"
     );
 }
+
+/// One answer with a `Content-Length` off a raw connection: status and
+/// body. `buf` keeps what was read past it.
+async fn raw_answer(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> (u16, Value) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+            let status: u16 = head[9..12].parse().unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| panic!("no content-length: {head}"))
+                .parse()
+                .unwrap();
+            if buf.len() >= end + 4 + length {
+                let body = serde_json::from_slice(&buf[end + 4..end + 4 + length]).unwrap();
+                buf.drain(..end + 4 + length);
+                return (status, body);
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read_buf(buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(buf));
+    }
+}
+
+#[tokio::test]
+async fn one_connection_carries_inference_listings_and_chunked_uploads_in_any_order() {
+    use tokio::io::AsyncWriteExt;
+    let local = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    let fleet = alone(&local).await;
+    let mut s = tokio::net::TcpStream::connect(fleet.running.proxy_addr)
+        .await
+        .unwrap();
+    let chat = r#"{"model":"qwen3:8b","stream":false,"messages":[{"role":"user","content":"hi"}]}"#;
+    let post = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{chat}",
+        chat.len()
+    );
+    let chunked = format!(
+        "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chat}\r\n0\r\n\r\n",
+        chat.len()
+    );
+    let tags = "GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut buf = Vec::new();
+    // Two inference requests sent at once, then a listing, then a chunked
+    // upload, then inference again: the proxy's own server answers the
+    // first ones and hands the connection to hyper at the listing, with
+    // the bytes it had read.
+    s.write_all(format!("{post}{post}").as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (status, body) = raw_answer(&mut s, &mut buf).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["done"], true, "{body}");
+    }
+    for request in [tags, &chunked, &post] {
+        s.write_all(request.as_bytes()).await.unwrap();
+        let (status, body) = raw_answer(&mut s, &mut buf).await;
+        assert_eq!(status, 200, "{body}");
+        if request == tags {
+            assert_eq!(body["models"][0]["name"], "qwen3:8b", "{body}");
+        } else {
+            assert_eq!(body["done"], true, "{body}");
+        }
+    }
+    assert_eq!(local.count("/api/chat"), 4);
+    let records = fleet.records(4).await;
+    assert!(records.iter().all(|r| r.status == 200), "{records:?}");
+    fleet.running.shutdown().await;
+}

@@ -24,6 +24,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info_span, warn};
 
+mod front;
+
 use super::circuit::{Admission, Circuit, CircuitConfig};
 use super::errors::{ApiShape, ErrorKind, error_body, stream_error_frame};
 use super::route::{self, Candidate, RouteError};
@@ -220,19 +222,40 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for ProxyApp {
                 request,
             ));
         };
-        let request = request.map(Body::new);
-        if let Err(refusal) =
-            crate::api::host::check(&self.allowed, request.headers(), request.uri())
-        {
-            let response = crate::api::host::refuse(refusal);
-            return futures_util::future::Either::Left(
-                futures_util::future::ready(Ok(response)).boxed(),
-            );
-        }
-        let proxy = self.proxy.clone();
         futures_util::future::Either::Left(
-            async move { Ok(infer(State(proxy), endpoint, prefer, request).await) }.boxed(),
+            self.answer(request.map(Body::new), endpoint, prefer)
+                .map(Ok)
+                .boxed(),
         )
+    }
+}
+
+impl ProxyApp {
+    /// Answers a request of the hot path: the Host/Origin check, then
+    /// [`infer`].
+    fn answer(
+        &self,
+        request: Request,
+        endpoint: Endpoint,
+        prefer: Option<String>,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let checked = crate::api::host::check(&self.allowed, request.headers(), request.uri());
+        let proxy = self.proxy.clone();
+        async move {
+            match checked {
+                Ok(()) => infer(State(proxy), endpoint, prefer, request).await,
+                Err(refusal) => crate::api::host::refuse(refusal),
+            }
+        }
+    }
+}
+
+impl crate::server::Front for ProxyApp {
+    fn serve(
+        self,
+        connection: crate::server::FrontConnection,
+    ) -> impl Future<Output = Option<crate::server::Handoff>> + Send {
+        front::serve(self, connection)
     }
 }
 
