@@ -25,6 +25,7 @@
 //! side while an answer is on its way drops the answer (which cancels the
 //! request upstream).
 
+use std::io::Write as _;
 use std::ops::Range;
 
 use axum::body::{Body, HttpBody};
@@ -332,7 +333,7 @@ async fn respond(
             return Err(Broke("the answer is longer than its Content-Length".into()));
         }
         if chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            let _ = write!(out, "{:x}\r\n", data.len());
         }
         if data.len() <= COPY_MAX {
             out.extend_from_slice(&data);
@@ -423,9 +424,7 @@ fn write_head(
     match length {
         _ if bodyless => {}
         Some(n) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
+            let _ = write!(out, "content-length: {n}\r\n");
         }
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
