@@ -269,6 +269,12 @@ pub(super) async fn serve(app: ProxyApp, connection: FrontConnection) -> Option<
             let _ = stream.shutdown().await;
             return None;
         }
+        // A large body was read into room made for it: what is left of
+        // that room would keep the whole allocation alive while the
+        // connection idles. Start small again.
+        if buf.capacity() > READ_AHEAD {
+            buf = BytesMut::from(&buf[..]);
+        }
     }
 }
 
