@@ -54,6 +54,32 @@ impl Default for Limits {
     }
 }
 
+/// What a listener serves: an axum [`Router`](axum::Router), or any
+/// service of the same shape.
+pub trait App:
+    tower::Service<
+        axum::http::Request<Incoming>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            axum::http::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// A listener's own HTTP/1.1 server for the requests it answers all day,
 /// run first on each connection it accepts.
 pub trait Front: Clone + Send + Sync + 'static {
@@ -85,68 +111,37 @@ pub struct Handoff {
 enum NoFront {}
 
 impl Front for NoFront {
-    #[allow(clippy::manual_async_fn)]
-    fn serve(self, _: FrontConnection) -> impl Future<Output = Option<Handoff>> + Send {
-        async move { match self {} }
+    async fn serve(self, _: FrontConnection) -> Option<Handoff> {
+        match self {}
     }
 }
 
 /// Serves `app` on `listener` until `stop` fires, then drains. `app` is an
 /// axum [`Router`](axum::Router), or any service of the same shape.
-pub async fn serve<S>(listener: TcpListener, app: S, limits: Limits, stop: CancellationToken)
-where
-    S: tower::Service<
-            axum::http::Request<Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+pub async fn serve<S: App>(listener: TcpListener, app: S, limits: Limits, stop: CancellationToken) {
     run(listener, app, None::<NoFront>, limits, stop).await;
 }
 
 /// [`serve`], with `front` trying each connection first (the inference
 /// proxy's `proxy::server::ProxyApp`, which answers its hot path without
 /// hyper); hyper gets what `front` hands over.
-pub async fn serve_with_front<S, F>(
+pub async fn serve_with_front<S: App, F: Front>(
     listener: TcpListener,
     app: S,
     front: F,
     limits: Limits,
     stop: CancellationToken,
-) where
-    S: tower::Service<
-            axum::http::Request<Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    F: Front,
-{
+) {
     run(listener, app, Some(front), limits, stop).await;
 }
 
-async fn run<S, F>(
+async fn run<S: App, F: Front>(
     listener: TcpListener,
     app: S,
     front: Option<F>,
     limits: Limits,
     stop: CancellationToken,
-) where
-    S: tower::Service<
-            axum::http::Request<Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    F: Front,
-{
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
