@@ -211,7 +211,7 @@ pub(super) async fn serve(app: ProxyApp, connection: FrontConnection) -> Option<
     tokio::pin!(stopped);
     loop {
         let deadline = Instant::now() + header_read_timeout;
-        let head = loop {
+        let mut head = loop {
             match parse(&buf, max_body) {
                 Parse::Ready(head) => break head,
                 Parse::Hyper => return handoff(stream, buf),
@@ -256,7 +256,7 @@ pub(super) async fn serve(app: ProxyApp, connection: FrontConnection) -> Option<
         let body = buf.split_to(head.body_len).freeze();
         let close = head.close;
         let endpoint = head.endpoint;
-        let prefer = head.prefer.clone();
+        let prefer = head.prefer.take();
         let response = app
             .answer(request(head, &bytes, body, peer), endpoint, prefer)
             .await;
