@@ -23,12 +23,16 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(1024)
+}
+
+fn fixture_with(max_body: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         r#"this_machine = "local"
 data_dir = {data:?}
 [proxy]
-max_body_bytes = 1024
+max_body_bytes = {max_body}
 [[machines]]
 id = "local"
 name = "Local"
@@ -351,6 +355,33 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     assert!(body.contains("gone"), "{body}");
     drop(client);
     assert!(served.await.unwrap().is_none(), "closed, not handed over");
+}
+
+#[tokio::test]
+async fn a_large_body_is_read_as_it_comes_and_the_connection_goes_on() {
+    let f = fixture_with(1 << 20);
+    let (mut client, served, _stop) = connect(&f.app, Duration::from_secs(10)).await;
+    let pad = "x".repeat(300_000);
+    let large = post(
+        "/api/chat",
+        &format!(r#"{{"model":"big","pad":"{pad}"}}"#),
+        "",
+    );
+    let mut buf = Vec::new();
+    for piece in large.as_bytes().chunks(70_000) {
+        client.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, _, body) = answer_from(&mut client, &mut buf).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("big"), "{body}");
+    let small = post("/api/chat", r#"{"model":"small"}"#, "");
+    client.write_all(small.as_bytes()).await.unwrap();
+    let (status, _, body) = answer_from(&mut client, &mut buf).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("small"), "{body}");
+    drop(client);
+    assert!(served.await.unwrap().is_none());
 }
 
 #[tokio::test]
