@@ -206,9 +206,10 @@ async fn run<S: App, F: Front>(
         });
     }
     drop(listener);
-    // Every open connection holds a permit: all of them back means all
-    // closed, hyper's (told to finish by `graceful`) and the front's (which
-    // close once idle when `stop` fires).
+    // `graceful` tells hyper's connections to finish and waits for every
+    // connection task's watcher, the front's too (they close once idle when
+    // `stop` fires); every task also holds a permit, so all permits back
+    // means all closed, whoever served them.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let drained = async {
         graceful.shutdown().await;
