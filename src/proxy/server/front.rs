@@ -49,7 +49,7 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Bytes of later requests read while an answer is written, at most; past
 /// this the client is not read until the answer is done.
-pub(super) const READ_AHEAD: usize = 64 * 1024;
+const READ_AHEAD: usize = 64 * 1024;
 /// Room made in the read buffer before a read.
 const READ_CHUNK: usize = 8 * 1024;
 /// Body chunks up to this size are copied next to their framing and written
