@@ -20,8 +20,9 @@
 //! limit for each request head (one timer per connection, moved only when
 //! it fires), `Connection: close`, a `Date` header, `Content-Length` when
 //! the answer's length is known and chunked framing otherwise, the head and
-//! the first body bytes in one write, each body chunk written as soon as no
-//! other is ready (streams are not buffered), and a client that closes its
+//! the body in one write when the body is there already (the head goes
+//! alone when it is not), each body chunk written as soon as no other is
+//! ready (streams are not buffered), and a client that closes its
 //! side while an answer is on its way drops the answer (which cancels the
 //! request upstream).
 
