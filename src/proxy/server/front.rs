@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::{Endpoint, ProxyApp, hot_path};
+use crate::proxy::h1::parse_length;
 use crate::server::{FrontConnection, Handoff};
 
 /// A request head longer than this goes to hyper (which allows more).
@@ -122,7 +123,7 @@ fn parse(buf: &[u8], max_body: u64) -> Parse {
             return Parse::Hyper;
         }
         if name == header::CONTENT_LENGTH {
-            match (body_len, decimal(h.value)) {
+            match (body_len, parse_length(h.value)) {
                 (None, Some(n)) => body_len = Some(n),
                 _ => return Parse::Hyper,
             }
@@ -160,14 +161,6 @@ fn parse(buf: &[u8], max_body: u64) -> Parse {
         uri,
         headers,
     })
-}
-
-/// A `Content-Length` value: digits only, no sign, no list.
-fn decimal(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// The request the handler gets: `head` read from `bytes`, its body, the
@@ -309,7 +302,7 @@ async fn respond(
             parts
                 .headers
                 .get(header::CONTENT_LENGTH)
-                .and_then(|v| decimal(v.as_bytes()))
+                .and_then(|v| parse_length(v.as_bytes()))
         })
     };
     let chunked = length.is_none();
