@@ -255,10 +255,10 @@ fn heads_of_the_hot_path_are_read_and_everything_else_is_left_to_hyper() {
 
 #[test]
 fn content_lengths_are_plain_decimals() {
-    assert_eq!(decimal(b"0"), Some(0));
-    assert_eq!(decimal(b"0042"), Some(42));
+    assert_eq!(parse_length(b"0"), Some(0));
+    assert_eq!(parse_length(b"0042"), Some(42));
     assert_eq!(
-        decimal(b"9999999999999999999"),
+        parse_length(b"9999999999999999999"),
         Some(9_999_999_999_999_999_999)
     );
     for bad in [
@@ -271,7 +271,12 @@ fn content_lengths_are_plain_decimals() {
         b"0x10",
         b"99999999999999999999",
     ] {
-        assert_eq!(decimal(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            parse_length(bad),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
@@ -478,14 +483,25 @@ fn streamed(rx: mpsc::Receiver<&'static str>) -> Response {
     Response::new(Body::from_stream(chunks))
 }
 
-#[tokio::test]
-async fn a_stream_goes_out_chunk_by_chunk_as_it_comes() {
-    let (mut server, mut client) = pair().await;
+/// A streamed answer being written by `respond`: the client's end, the
+/// sender of its chunks, and the writer's outcome.
+async fn streaming() -> (
+    TcpStream,
+    mpsc::Sender<&'static str>,
+    tokio::task::JoinHandle<Result<(), Broke>>,
+) {
+    let (mut server, client) = pair().await;
     let (tx, rx) = mpsc::channel(1);
     let writer = tokio::spawn(async move {
         let (mut buf, mut out) = (BytesMut::new(), Vec::new());
         respond(&mut server, &mut buf, &mut out, streamed(rx), false).await
     });
+    (client, tx, writer)
+}
+
+#[tokio::test]
+async fn a_stream_goes_out_chunk_by_chunk_as_it_comes() {
+    let (mut client, tx, writer) = streaming().await;
     let mut got = Vec::new();
     tx.send("{\"a\":1}\n").await.unwrap();
     while !got.ends_with(b"8\r\n{\"a\":1}\n\r\n") {
@@ -513,12 +529,7 @@ async fn a_stream_goes_out_chunk_by_chunk_as_it_comes() {
 
 #[tokio::test]
 async fn a_client_that_leaves_mid_stream_drops_the_answer() {
-    let (mut server, mut client) = pair().await;
-    let (tx, rx) = mpsc::channel(1);
-    let writer = tokio::spawn(async move {
-        let (mut buf, mut out) = (BytesMut::new(), Vec::new());
-        respond(&mut server, &mut buf, &mut out, streamed(rx), false).await
-    });
+    let (mut client, tx, writer) = streaming().await;
     tx.send("first\n").await.unwrap();
     let mut got = Vec::new();
     while !got.ends_with(b"first\n\r\n") {
