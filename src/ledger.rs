@@ -2,12 +2,13 @@
 //!
 //! One [`Ledger`] owns one database file and its journal
 //! (`ledger.sqlite-pending/`, see `ledger/journal.rs`). Recording a request
-//! costs its task one `write` of one JSON line to the journal's active
-//! segment; nothing waits for SQLite. A dedicated writer thread, the only
-//! owner of the read-write connection, wakes at most every
-//! [`BATCH_EVERY`] while records arrive (never while none do), moves the
-//! journal to a fresh segment, stores the old one's records in one
-//! transaction and deletes it. Under load that is hundreds of rows per
+//! costs its task one JSON line appended to the journal's active segment (a
+//! copy into a mapped file on Linux, one `write` elsewhere); nothing waits
+//! for SQLite. A dedicated writer thread, the only owner of the read-write
+//! connection, wakes at most every [`BATCH_EVERY`] while records arrive
+//! (never while none do), moves the journal to a fresh segment, stores the
+//! old one's records in one transaction and then deletes it or keeps it,
+//! emptied, for the next rotation. Under load that is hundreds of rows per
 //! commit, instead of a commit and two thread wake-ups per request.
 //!
 //! [`LedgerHandle::record`] returns once its line is written: from then on the
@@ -39,7 +40,6 @@ mod scrub;
 mod stats;
 
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
@@ -248,10 +248,8 @@ enum Command {
 
 /// The segment records are appended to.
 struct Active {
-    file: File,
+    file: journal::Segment,
     segment: u64,
-    /// Bytes written: where to cut back to if a write fails half-way.
-    len: u64,
     records: usize,
     /// The records written, as written, for the writer to store without
     /// reading the segment back; `None` past [`KEEP_MAX`] (it then reads).
@@ -264,21 +262,19 @@ struct Active {
 const KEEP_MAX: usize = 4096;
 
 impl Active {
-    fn new(file: File, segment: u64) -> Self {
+    fn new(file: journal::Segment, segment: u64) -> Self {
         Self {
             file,
             segment,
-            len: 0,
             records: 0,
             kept: Some(Vec::new()),
         }
     }
 
-    /// The segment as the writer's backlog holds it, its file closed (it is
-    /// then read or deleted, and Windows deletes no open file).
+    /// The segment as the writer's backlog holds it.
     fn retire(self) -> Rotated {
-        drop(self.file);
         Rotated {
+            file: self.file,
             segment: self.segment,
             records: self.records,
             kept: self.kept,
@@ -345,13 +341,11 @@ impl Shared {
         let Some(prepared) = slot.take() else {
             return Ok(());
         };
-        if let Err(e) = active.file.write_all(&prepared.line) {
-            // A partial line would spoil the next one: cut it off.
-            let _ = active.file.set_len(active.len);
+        let mut prepared = prepared;
+        if let Err(e) = active.file.append(&mut prepared.line) {
             *slot = Some(prepared);
             return Err(Refused::Io(e));
         }
-        active.len += prepared.line.len() as u64;
         active.records += 1;
         if let Some(kept) = active.kept.as_mut() {
             if kept.len() < KEEP_MAX {
@@ -440,13 +434,15 @@ impl Ledger {
         }
         let mut conn = schema::open_writer(path)?;
         let (dir, lock) = journal::lock(path)?;
+        remove_spare(&dir);
         let last = recover(path, &dir, &mut conn)?;
         let first = last + 1;
-        let file = journal::create_segment(&dir, first).map_err(|source| LedgerError::Journal {
-            path: dir.clone(),
-            action: "create a segment",
-            source,
-        })?;
+        let file =
+            journal::Segment::create(&dir, first).map_err(|source| LedgerError::Journal {
+                path: dir.clone(),
+                action: "create a segment",
+                source,
+            })?;
         let reader = schema::open_reader(path)?;
         let mut live = live::LiveStats::new(LIVE_WINDOW);
         let now = Timestamp::now();
@@ -482,6 +478,7 @@ impl Ledger {
             rx,
             retention,
             backlog: Vec::new(),
+            spare: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -588,7 +585,9 @@ impl LedgerHandle {
     /// `Ok(())`, the record survives the process being killed, and reads
     /// from any handle see it.
     ///
-    /// Costs one `write` on the calling thread. Waits (asynchronously) only
+    /// Costs one line appended to the journal on the calling thread (a copy
+    /// into a mapped file on Linux, one `write` elsewhere). Waits
+    /// (asynchronously) only
     /// while [`QUEUE_CAPACITY`] records are journaled and not yet stored.
     /// Records recorded one after another from one task are stored in that
     /// order.
@@ -806,11 +805,46 @@ fn recent_rows(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Record>>
 
 /// A segment rotated out and not yet committed.
 struct Rotated {
+    /// Still open: once stored it is closed and deleted, or kept as the
+    /// spare.
+    file: journal::Segment,
     segment: u64,
     /// How many records it was given.
     records: usize,
     /// Those records, when they were kept in memory ([`Active::kept`]).
     kept: Option<Vec<Record>>,
+}
+
+/// Lets go of a segment whose records are stored (or that holds none): kept,
+/// emptied, as the `spare` when there is none yet, else closed and deleted.
+/// Numbered at most `committed_segment`: if it cannot be deleted, the next
+/// open deletes it without storing it again.
+fn let_go(spare: &mut Option<journal::Segment>, dir: &Path, segment: journal::Segment) {
+    let segment = match spare {
+        None => match segment.recycle(dir) {
+            Ok(emptied) => {
+                *spare = Some(emptied);
+                return;
+            }
+            Err(segment) => segment,
+        },
+        Some(_) => segment,
+    };
+    let n = segment.number();
+    segment.close();
+    if let Err(e) = journal::remove_segment(dir, n) {
+        tracing::warn!(journal = %dir.display(), "cannot delete stored segment {n}: {e}");
+    }
+}
+
+/// Deletes the spare segment a run left (it holds nothing to store).
+fn remove_spare(dir: &Path) {
+    match std::fs::remove_file(journal::spare_path(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(journal = %dir.display(), "cannot delete the spare segment: {e}");
+        }
+        _ => {}
+    }
 }
 
 /// The writer thread: the only owner of the read-write connection.
@@ -821,6 +855,8 @@ struct Writer {
     retention: Retention,
     /// Segments rotated out and not yet committed: oldest first.
     backlog: Vec<Rotated>,
+    /// A stored segment, emptied, for the next rotation to reuse.
+    spare: Option<journal::Segment>,
     /// The journal's lock, held until the writer stops.
     _lock: File,
 }
@@ -876,11 +912,13 @@ impl Writer {
     /// cannot be stored stays in the journal for the next open.
     fn finish(&mut self) {
         let last = self.shared.queue().active.take();
+        let shared = self.shared.clone();
+        let dir = &shared.dir;
         if let Some(last) = last.map(Active::retire) {
             if last.records > 0 {
                 self.backlog.push(last);
-            } else if let Err(e) = journal::remove_segment(&self.shared.dir, last.segment) {
-                tracing::warn!(journal = %self.shared.dir.display(), "cannot delete an empty segment: {e}");
+            } else {
+                let_go(&mut None, dir, last.file);
             }
         }
         if let Err(reason) = self.commit() {
@@ -890,6 +928,13 @@ impl Writer {
                 records = left,
                 "{reason}; they stay in the journal and are stored when the ledger next opens"
             );
+            for rotated in self.backlog.drain(..) {
+                rotated.file.close();
+            }
+        }
+        if let Some(spare) = self.spare.take() {
+            spare.close();
+            remove_spare(dir);
         }
         // Whoever waits for room learns at once that the ledger is closed.
         self.shared.room.notify_waiters();
@@ -918,8 +963,15 @@ impl Writer {
                 }
             }
         };
-        // Created outside the lock: only this thread numbers segments.
-        let file = journal::create_segment(&self.shared.dir, next).map_err(|e| {
+        // Made outside the lock: only this thread numbers segments.
+        let dir = &self.shared.dir;
+        let file = match self.spare.take() {
+            Some(spare) => spare
+                .reuse(dir, next)
+                .or_else(|_| journal::Segment::create(dir, next)),
+            None => journal::Segment::create(dir, next),
+        };
+        let file = file.map_err(|e| {
             let reason = format!(
                 "cannot create journal segment {next} in {}: {e}",
                 self.shared.dir.display()
@@ -929,10 +981,14 @@ impl Writer {
         })?;
         let mut q = self.shared.queue();
         q.armed = false;
-        if let Some(active) = q.active.as_mut() {
-            let old = std::mem::replace(active, Active::new(file, next));
-            self.backlog.push(old.retire());
-        }
+        let Some(active) = q.active.as_mut() else {
+            drop(q);
+            file.close();
+            return Ok(());
+        };
+        let old = std::mem::replace(active, Active::new(file, next));
+        drop(q);
+        self.backlog.push(old.retire());
         Ok(())
     }
 
@@ -984,17 +1040,13 @@ impl Writer {
         }
         let mut stored = 0;
         for Rotated {
-            segment: n,
+            file,
             records: count,
             ..
         } in self.backlog.drain(..)
         {
             stored += count;
-            // Numbered at most `committed_segment` now: if it cannot be
-            // deleted, the next open deletes it without storing it again.
-            if let Err(e) = journal::remove_segment(dir, n) {
-                tracing::warn!(journal = %dir.display(), "cannot delete stored segment {n}: {e}");
-            }
+            let_go(&mut self.spare, dir, file);
         }
         let mut q = self.shared.queue();
         q.uncommitted = q.uncommitted.saturating_sub(stored);

@@ -647,10 +647,12 @@ async fn what_a_killed_run_left_in_the_journal_is_stored_once_on_open() {
     .unwrap();
 
     let ledger = Ledger::open(&path).unwrap();
-    // Only the new, empty, active segment is left.
+    // Only the new, empty, active segment is left (a mapped one is the
+    // zero bytes it reserved).
     let left = segments_of(&path);
     assert_eq!(left.len(), 1, "{left:?}");
-    assert_eq!(std::fs::metadata(&left[0]).unwrap().len(), 0);
+    let bytes = std::fs::read(&left[0]).unwrap();
+    assert!(bytes.iter().all(|b| *b == 0), "no line in it");
     assert!(left[0].ends_with(format!("{:020}.ndjson", committed + 2)));
     let h = ledger.handle();
     let mut got = clients(&h.recent(10).await.unwrap());
@@ -665,6 +667,59 @@ async fn what_a_killed_run_left_in_the_journal_is_stored_once_on_open() {
     assert_eq!(
         clients(&ledger.handle().recent(10).await.unwrap()),
         ["after", "left 2", "left 1", "stored"]
+    );
+}
+
+#[tokio::test]
+async fn a_stored_segment_is_reused_and_a_spare_left_behind_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let spare = path.with_file_name("ledger.sqlite-pending").join("spare");
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let h = ledger.handle();
+        #[cfg(target_os = "linux")]
+        let mut spare_before: Option<u64> = None;
+        for client in ["a", "b", "c"] {
+            h.record(rec(t0(), client)).await.unwrap();
+            h.flush().await.unwrap();
+            let active = segments_of(&path);
+            assert_eq!(active.len(), 1, "only the active one: {active:?}");
+            // Linux maps segments and keeps a stored one, emptied, for the
+            // next rotation; elsewhere each is deleted once stored.
+            assert_eq!(spare.exists(), cfg!(target_os = "linux"), "after {client}");
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                let bytes = std::fs::read(&spare).unwrap();
+                assert!(bytes.iter().all(|b| *b == 0), "emptied after {client}");
+                // The spare of the last rotation is the active segment now.
+                let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+                if let Some(before) = spare_before {
+                    assert_eq!(inode(&active[0]), before, "reused after {client}");
+                }
+                spare_before = Some(inode(&spare));
+            }
+        }
+        assert_eq!(clients(&h.recent(10).await.unwrap()), ["c", "b", "a"]);
+        ledger.close().unwrap();
+    }
+    assert!(!spare.exists(), "closing deletes the spare");
+    assert_eq!(segments_of(&path), Vec::<PathBuf>::new());
+
+    // A spare a killed run left, holding a line (its emptying cut short):
+    // deleted when the ledger opens, never stored.
+    let line = format!(
+        "{:020}\t{}\n",
+        1,
+        serde_json::to_string(&rec(t0(), "x")).unwrap()
+    );
+    std::fs::write(&spare, line).unwrap();
+    let ledger = Ledger::open(&path).unwrap();
+    assert!(!spare.exists());
+    assert_eq!(
+        clients(&ledger.handle().recent(10).await.unwrap()),
+        ["c", "b", "a"]
     );
 }
 
