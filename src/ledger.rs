@@ -1146,7 +1146,7 @@ fn tokens(n: u64) -> i64 {
 }
 
 /// Reading the ledger for the cost engine, on a connection of its own
-/// ([`open_read_only`]): it runs in other processes too (`clawfleet costs`).
+/// ([`usage::open_read_only`]): it runs in other processes too (`clawfleet costs`).
 pub mod usage {
     use std::path::Path;
 

@@ -183,7 +183,7 @@ const SUMMARY_MAX_CHARS: usize = 2_000;
 const SUMMARY_MAX_EVENTS: usize = 200;
 
 /// The events as lines for the model, newest last, at most
-/// [`SUMMARY_MAX_EVENTS`], each line capped.
+/// `SUMMARY_MAX_EVENTS`, each line capped.
 pub fn summary_input(events: &[Event]) -> String {
     let skip = events.len().saturating_sub(SUMMARY_MAX_EVENTS);
     let mut out = String::new();

@@ -169,8 +169,8 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
 }
 
 /// The proxy as served: the inference endpoints (`POST` to one of
-/// [`Endpoint::ALL`]'s paths, also under `/via/<machine>`: the requests
-/// Clawdbot sends all day) go straight to [`infer`] behind the same
+/// `Endpoint::ALL`'s paths, also under `/via/<machine>`: the requests
+/// Clawdbot sends all day) go straight to `infer` behind the same
 /// Host/Origin check; everything else goes through the [`router`]. The
 /// router boxes each request's service,
 /// handler and middleware futures; this path does not. In a profile of
