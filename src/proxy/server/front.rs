@@ -25,6 +25,11 @@
 //! ready (streams are not buffered), and a client that closes its
 //! side while an answer is on its way drops the answer (which cancels the
 //! request upstream).
+//!
+//! And one thing hyper's server does not do: a body that stops coming (no
+//! byte of it for as long as a head may take) gets `408 Request Timeout`
+//! and the connection is closed, so a stalled upload cannot hold one of the
+//! listener's connections, or a graceful shutdown, for ever.
 
 use std::io::Write as _;
 use std::ops::Range;
@@ -54,6 +59,8 @@ const MAX_HEADERS: usize = 64;
 const READ_AHEAD: usize = 64 * 1024;
 /// Room made in the read buffer before a read.
 const READ_CHUNK: usize = 8 * 1024;
+/// What a client whose body stopped coming is told before the close.
+const BODY_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 53\r\n\r\nThe request body stopped coming: send it again whole.";
 /// Body chunks up to this size are copied next to their framing and written
 /// in one piece; larger ones are written from where they are.
 const COPY_MAX: usize = 16 * 1024;
@@ -237,13 +244,23 @@ pub(super) async fn serve(app: ProxyApp, connection: FrontConnection) -> Option<
             // Room as the body comes, not for what the head claims: a client
             // that announces 32 MiB and sends nothing costs 64 KiB.
             buf.reserve((whole - buf.len()).min(READ_AHEAD));
-            match stream.read_buf(&mut buf).await {
+            // A timer only here: a usual body came with its head.
+            match tokio::time::timeout(header_read_timeout, stream.read_buf(&mut buf)).await {
                 // A body cut short: hyper gives the handler what came, and
                 // its refusal is recorded like any other.
-                Ok(0) => return handoff(stream, buf),
-                Ok(_) => {}
-                Err(e) => {
+                Ok(Ok(0)) => return handoff(stream, buf),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
                     debug!(%peer, "connection ended: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    debug!(
+                        %peer,
+                        "no byte of the request body within {header_read_timeout:?}: answering 408 and closing"
+                    );
+                    let _ = stream.write_all(BODY_TIMED_OUT).await;
+                    let _ = stream.shutdown().await;
                     return None;
                 }
             }

@@ -437,6 +437,41 @@ async fn each_head_has_its_own_time_limit_and_a_silent_client_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_body_that_stops_coming_is_answered_408_and_a_slow_one_is_read() {
+    let f = fixture();
+    let limit = Duration::from_millis(400);
+    let (mut client, served, _stop) = connect(&f.app, limit).await;
+    // A body in three pieces 250 ms apart: longer than the limit in all,
+    // never silent for as long.
+    let request = post("/api/chat", r#"{"model":"slow-but-steady"}"#, "");
+    let (head, body) = request.split_at(request.len() - 20);
+    client.write_all(head.as_bytes()).await.unwrap();
+    for piece in [&body[..10], &body[10..]] {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        client.write_all(piece.as_bytes()).await.unwrap();
+    }
+    let (status, _, text) = answer(&mut client).await;
+    assert_eq!(status, 404);
+    assert!(text.contains("slow-but-steady"), "{text}");
+
+    // Then a body that stops half-way: 408, in words, and the close.
+    let request = post("/api/chat", r#"{"model":"stalled"}"#, "");
+    client
+        .write_all(&request.as_bytes()[..request.len() - 5])
+        .await
+        .unwrap();
+    let (status, headers, text) = answer(&mut client).await;
+    assert_eq!(status, 408);
+    assert!(headers.contains(&("connection".to_owned(), "close".to_owned())));
+    assert_eq!(
+        text,
+        "The request body stopped coming: send it again whole."
+    );
+    assert_eq!(rest(&mut client).await, b"");
+    assert!(served.await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn stopping_closes_an_idle_connection() {
     let f = fixture();
     let (mut client, served, stop) = connect(&f.app, Duration::from_secs(10)).await;
