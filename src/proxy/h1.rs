@@ -110,6 +110,11 @@ struct Conn {
 struct Idle {
     by_host: HashMap<Arc<str>, Vec<(Conn, Instant)>>,
     swept: Instant,
+    /// For a host name with several addresses, the one the last connection
+    /// went to: tried first next time, so that a black-holed address (an
+    /// IPv6 route to nowhere) costs its share of the connect timeout once,
+    /// not on every new connection. One entry per machine's address.
+    good_addr: HashMap<Arc<str>, SocketAddr>,
 }
 
 /// Keep-alive connections to the model servers, shared by all requests.
@@ -154,6 +159,7 @@ impl Pool {
             idle: Mutex::new(Idle {
                 by_host: HashMap::new(),
                 swept: Instant::now(),
+                good_addr: HashMap::new(),
             }),
         })
     }
@@ -262,10 +268,17 @@ impl Pool {
         idle.by_host.get(key).map_or(0, Vec::len)
     }
 
+    /// The address of `key` the last connection went to, if it had several.
+    #[cfg(test)]
+    fn good_addr(&self, key: &str) -> Option<SocketAddr> {
+        self.idle().good_addr.get(key).copied()
+    }
+
     /// A new connection to `target`, each of its addresses in turn, within
-    /// the connect timeout. Each address gets an equal share of the time
-    /// left, as hyper's connector does, so that a black-holed first address
-    /// (an IPv6 route to nowhere) leaves time for the next.
+    /// the connect timeout: the one that worked last time first, then the
+    /// others in the resolver's order. Each address gets an equal share of
+    /// the time left, as hyper's connector does, so that a black-holed
+    /// address (an IPv6 route to nowhere) leaves time for the next.
     async fn connect(&self, target: &Target) -> Result<Conn, String> {
         let timeout = self.connect_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -291,6 +304,23 @@ impl Pool {
                     .collect()
             }
         };
+        self.connect_to(&target.key, addrs, deadline, timed_out)
+            .await
+    }
+
+    /// [`Pool::connect`] once `key`'s addresses are known.
+    async fn connect_to(
+        &self,
+        key: &Arc<str>,
+        mut addrs: Vec<SocketAddr>,
+        deadline: tokio::time::Instant,
+        timed_out: impl Fn() -> String,
+    ) -> Result<Conn, String> {
+        let several = addrs.len() > 1;
+        if several {
+            let good = self.idle().good_addr.get(key).copied();
+            good_first(&mut addrs, good);
+        }
         let mut last = None;
         let count = addrs.len();
         let mut connected = None;
@@ -299,6 +329,9 @@ impl Pool {
             let share = left / u32::try_from(count - i).unwrap_or(u32::MAX);
             match tokio::time::timeout(share, TcpStream::connect(addr)).await {
                 Ok(Ok(tcp)) => {
+                    if several {
+                        self.idle().good_addr.insert(key.clone(), addr);
+                    }
                     connected = Some(tcp);
                     break;
                 }
@@ -307,7 +340,7 @@ impl Pool {
             }
         }
         let tcp = connected.ok_or_else(|| {
-            last.unwrap_or_else(|| format!("connection failed: {} has no address", target.key))
+            last.unwrap_or_else(|| format!("connection failed: {key} has no address"))
         })?;
         tcp.set_nodelay(true)
             .map_err(|e| format!("connection failed: cannot set TCP_NODELAY: {e}"))?;
@@ -315,6 +348,14 @@ impl Pool {
             tcp,
             buf: BytesMut::new(),
         })
+    }
+}
+
+/// Moves `good` to the front of `addrs` when it is one of them; the others
+/// keep their order.
+fn good_first(addrs: &mut [SocketAddr], good: Option<SocketAddr>) {
+    if let Some(at) = good.and_then(|good| addrs.iter().position(|a| *a == good)) {
+        addrs[..=at].rotate_right(1);
     }
 }
 

@@ -575,6 +575,66 @@ async fn a_host_name_is_resolved_and_its_addresses_tried_in_turn() {
     assert!(request.contains("\r\nhost: localhost:"), "{request}");
 }
 
+#[test]
+fn the_address_that_worked_goes_first_and_the_rest_keep_their_order() {
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let order = |good: Option<u16>| {
+        let mut addrs = vec![addr(1), addr(2), addr(3), addr(4)];
+        good_first(&mut addrs, good.map(addr));
+        addrs.iter().map(SocketAddr::port).collect::<Vec<_>>()
+    };
+    assert_eq!(order(None), [1, 2, 3, 4]);
+    assert_eq!(order(Some(1)), [1, 2, 3, 4]);
+    assert_eq!(order(Some(3)), [3, 1, 2, 4]);
+    assert_eq!(order(Some(4)), [4, 1, 2, 3]);
+    assert_eq!(order(Some(9)), [1, 2, 3, 4], "no longer resolved: ignored");
+}
+
+/// A host name with several addresses: the one a connection went to is
+/// tried first next time, and when it stops answering the next one that
+/// does takes its place.
+#[tokio::test]
+async fn the_address_that_worked_is_tried_first_until_it_stops_working() {
+    let pool = pool();
+    let key: Arc<str> = Arc::from("fleet-peer:11434");
+    let connect = |addrs: Vec<SocketAddr>| {
+        let (pool, key) = (pool.clone(), key.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            let conn = pool
+                .connect_to(&key, addrs, deadline, || "timed out".to_owned())
+                .await
+                .expect("connected");
+            conn.tcp.peer_addr().expect("peer")
+        }
+    };
+    // Listening (the kernel completes the handshake without an accept).
+    let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (a_addr, b_addr) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+    let refused = {
+        let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        closed.local_addr().expect("addr")
+    };
+
+    assert_eq!(pool.good_addr(&key), None);
+    assert_eq!(connect(vec![refused, a_addr]).await, a_addr);
+    assert_eq!(pool.good_addr(&key), Some(a_addr));
+    // The resolver now lists b first: a, which worked, is still tried first.
+    assert_eq!(connect(vec![b_addr, a_addr]).await, a_addr);
+    // a goes away: refused, then b, which is remembered instead.
+    drop(a);
+    assert_eq!(connect(vec![b_addr, a_addr]).await, b_addr);
+    assert_eq!(pool.good_addr(&key), Some(b_addr));
+    // A single address is nothing to remember.
+    let single: Arc<str> = Arc::from("one-address:11434");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    pool.connect_to(&single, vec![b_addr], deadline, || "timed out".to_owned())
+        .await
+        .expect("connected");
+    assert_eq!(pool.good_addr(&single), None);
+}
+
 #[tokio::test]
 async fn a_closed_port_is_a_connection_failure_in_words() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
