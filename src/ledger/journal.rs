@@ -135,11 +135,15 @@ impl Segment {
     /// platform: what [`Segment::create`] falls back to.
     #[cfg(test)]
     fn create_written(dir: &Path, n: u64) -> std::io::Result<Segment> {
-        let mut segment = Segment::create(dir, n)?;
+        let segment = Segment::create(dir, n)?;
         #[cfg(target_os = "linux")]
-        if segment.map.take().is_some() {
-            segment.file.set_len(0)?;
-        }
+        let segment = {
+            let mut segment = segment;
+            if segment.map.take().is_some() {
+                segment.file.set_len(0)?;
+            }
+            segment
+        };
         Ok(segment)
     }
 
