@@ -249,7 +249,6 @@ enum Command {
 /// The segment records are appended to.
 struct Active {
     file: journal::Segment,
-    segment: u64,
     records: usize,
     /// The records written, as written, for the writer to store without
     /// reading the segment back; `None` past [`KEEP_MAX`] (it then reads).
@@ -262,10 +261,9 @@ struct Active {
 const KEEP_MAX: usize = 4096;
 
 impl Active {
-    fn new(file: journal::Segment, segment: u64) -> Self {
+    fn new(file: journal::Segment) -> Self {
         Self {
             file,
-            segment,
             records: 0,
             kept: Some(Vec::new()),
         }
@@ -275,7 +273,6 @@ impl Active {
     fn retire(self) -> Rotated {
         Rotated {
             file: self.file,
-            segment: self.segment,
             records: self.records,
             kept: self.kept,
         }
@@ -338,10 +335,9 @@ impl Shared {
         if q.uncommitted >= QUEUE_CAPACITY {
             return Err(Refused::Full);
         }
-        let Some(prepared) = slot.take() else {
+        let Some(mut prepared) = slot.take() else {
             return Ok(());
         };
-        let mut prepared = prepared;
         if let Err(e) = active.file.append(&mut prepared.line) {
             *slot = Some(prepared);
             return Err(Refused::Io(e));
@@ -462,7 +458,7 @@ impl Ledger {
             path: path.to_path_buf(),
             dir,
             queue: Mutex::new(Queue {
-                active: Some(Active::new(file, first)),
+                active: Some(Active::new(file)),
                 uncommitted: 0,
                 armed: false,
             }),
@@ -808,7 +804,6 @@ struct Rotated {
     /// Still open: once stored it is closed and deleted, or kept as the
     /// spare.
     file: journal::Segment,
-    segment: u64,
     /// How many records it was given.
     records: usize,
     /// Those records, when they were kept in memory ([`Active::kept`]).
@@ -956,7 +951,7 @@ impl Writer {
         let next = {
             let mut q = self.shared.queue();
             match &q.active {
-                Some(a) if a.records > 0 => a.segment + 1,
+                Some(a) if a.records > 0 => a.file.number() + 1,
                 _ => {
                     q.armed = false;
                     return Ok(());
@@ -986,7 +981,7 @@ impl Writer {
             file.close();
             return Ok(());
         };
-        let old = std::mem::replace(active, Active::new(file, next));
+        let old = std::mem::replace(active, Active::new(file));
         drop(q);
         self.backlog.push(old.retire());
         Ok(())
@@ -1007,14 +1002,14 @@ impl Writer {
     }
 
     fn try_commit(&mut self) -> Result<(), String> {
-        let Some(newest) = self.backlog.last().map(|r| r.segment) else {
+        let Some(newest) = self.backlog.last().map(|r| r.file.number()) else {
             return Ok(());
         };
         let dir = &self.shared.dir;
         // The segments whose records were not kept are read back.
         for rotated in &mut self.backlog {
             if rotated.kept.is_none() {
-                let n = rotated.segment;
+                let n = rotated.file.number();
                 let read = journal::read_segments(dir, [n]).map_err(|(n, e)| {
                     format!("cannot read journal segment {n} in {}: {e}", dir.display())
                 })?;
