@@ -113,6 +113,9 @@ impl Segment {
                 Ok(map) => Some(map),
                 Err(e) => {
                     tracing::debug!(journal = %dir.display(), "journal segments are written, not mapped: {e}");
+                    // Room reserved before the mapping failed would put
+                    // zeros before the first written line.
+                    file.set_len(0)?;
                     None
                 }
             };
@@ -333,11 +336,11 @@ fn read_segment(dir: &Path, n: u64) -> std::io::Result<(Vec<Record>, usize)> {
     for line in BufReader::new(file).split(b'\n') {
         let line = line?;
         // A mapped segment ends in zero bytes it reserved and did not use.
-        let end = line.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        let line = &line[..end];
-        if line.is_empty() {
+        let Some(start) = line.iter().position(|b| *b != 0) else {
             continue;
-        }
+        };
+        let end = line.iter().rposition(|b| *b != 0).map_or(start, |i| i + 1);
+        let line = &line[start..end];
         let json = match line.split_at_checked(TAG_LEN) {
             _ if line.starts_with(b"{") => line,
             Some((tag, json)) if tag.ends_with(b"\t") => {
@@ -658,13 +661,19 @@ mod tests {
         bytes.extend(tagged(11, "stored in 11"));
         bytes.extend(bare("from an earlier version"));
         bytes.extend(tagged(12, "mine 2"));
+        // Zeros before a line: room a failed mapping had reserved.
+        bytes.extend([0; 16]);
+        bytes.extend(tagged(12, "after zeros"));
         bytes.extend(b"not a line of the journal\n");
         bytes.extend(b"00000000000000000x12\t{}\n");
         std::fs::write(segment_path(dir.path(), 12), bytes).expect("written");
         let (records, bad) = read_segment(dir.path(), 12).expect("read");
         assert_eq!(
             (clients(&records), bad),
-            (vec!["mine 1", "from an earlier version", "mine 2"], 2)
+            (
+                vec!["mine 1", "from an earlier version", "mine 2", "after zeros"],
+                2
+            )
         );
     }
 
