@@ -19,6 +19,7 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod report;
+pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod sqlite;

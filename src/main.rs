@@ -80,6 +80,13 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Secrets in the OS keychain (macOS Keychain, Windows Credential
+    /// Manager, GNOME Keyring / KWallet): set (from standard input, never
+    /// the command line), check or delete. NAME: anthropic.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// The event log (findings, actions, outcomes, alarms), newest first.
     Events {
         /// Print as JSON.
@@ -126,6 +133,29 @@ enum TokenCommand {
     /// (never from the command line, where other users could see it);
     /// restart the daemon or tray app afterwards.
     Set,
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret read from standard input (prompted for, not echoed,
+    /// on a terminal), replacing the one there. The daemon uses it within a
+    /// minute.
+    Set {
+        /// Which secret: anthropic (the Anthropic API key the proxy sends
+        /// for clients that send none).
+        name: String,
+    },
+    /// Say whether the secret is stored and readable, showing only its
+    /// first and last characters and its length.
+    Check {
+        /// Which secret.
+        name: String,
+    },
+    /// Remove the secret from the keychain.
+    Delete {
+        /// Which secret.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +234,15 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Token { command } => token(explicit, command),
         Command::Clawdbot { command } => clawdbot_cmd(explicit, command),
+        Command::Secret { command } => {
+            let explicit = explicit.map(Path::to_path_buf);
+            tokio::task::spawn_blocking(move || secret_cmd(explicit.as_deref(), command))
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                })
+        }
         Command::Events { json, limit } => events(explicit, json, limit),
         Command::Config { command } => match command {
             ConfigCommand::Init { force } => config_init(explicit, force),
@@ -333,6 +372,100 @@ fn token(explicit: Option<&Path>, command: TokenCommand) -> ExitCode {
                     eprintln!("error: {e}");
                     ExitCode::from(2)
                 }
+            }
+        }
+    }
+}
+
+/// `clawfleet secret`: blocking keychain calls, off the async workers.
+fn secret_cmd(explicit: Option<&Path>, command: SecretCommand) -> ExitCode {
+    use clawfleet::secret::{self, Secret};
+    let (SecretCommand::Set { name }
+    | SecretCommand::Check { name }
+    | SecretCommand::Delete { name }) = &command;
+    let Some(which) = Secret::parse(name) else {
+        let names: Vec<&str> = Secret::ALL.iter().map(|s| s.name()).collect();
+        eprintln!(
+            "error: no secret called {:?}: ClawFleet keeps {}",
+            net::preview(name.as_bytes(), 40),
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    };
+    match command {
+        SecretCommand::Set { .. } => {
+            let prompt = format!("{} (not shown): ", which.what());
+            let value = match secret::read_value(&prompt) {
+                Ok(v) => v,
+                Err(e) => return fail(&format!("reading the value from standard input: {e}")),
+            };
+            match secret::set(which, &value) {
+                Ok(()) => {
+                    eprintln!(
+                        "stored in {}; a running daemon uses it within a minute",
+                        which.location()
+                    );
+                    secret_notes(explicit, which);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        SecretCommand::Check { .. } => match secret::get(which) {
+            Ok(value) => {
+                println!(
+                    "{} in {}: {}",
+                    which.what(),
+                    which.location(),
+                    secret::masked(&value)
+                );
+                secret_notes(explicit, which);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        SecretCommand::Delete { .. } => match secret::delete(which) {
+            Ok(true) => {
+                eprintln!("deleted from {}", which.location());
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!(
+                    "nothing to delete: no {} in {}",
+                    which.what(),
+                    which.location()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+/// What the config in use does with a keychain secret, when it would not
+/// use it.
+fn secret_notes(explicit: Option<&Path>, which: clawfleet::secret::Secret) {
+    let Ok(loaded) = config::load(explicit) else {
+        return;
+    };
+    let proxy = &loaded.config.proxy;
+    match which {
+        clawfleet::secret::Secret::Anthropic => {
+            if let Some(file) = &proxy.anthropic_key_file {
+                eprintln!(
+                    "note: [proxy] anthropic_key_file ({}) is set in {}: the proxy uses that file, not the keychain",
+                    file.display(),
+                    loaded.source
+                );
+            } else if !proxy.anthropic_key_keychain {
+                eprintln!(
+                    "note: [proxy] anthropic_key_keychain = false in {}: the proxy does not read the keychain",
+                    loaded.source
+                );
             }
         }
     }

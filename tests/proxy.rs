@@ -844,79 +844,15 @@ async fn streaming_is_not_buffered() {
     fleet.running.shutdown().await;
 }
 
-/// A stand-in for the Anthropic Messages API: checks the key and version
-/// headers, answers the documented stream (named events, usage in
-/// `message_start` and cumulative in `message_delta`) or a whole message.
-async fn fake_anthropic() -> (String, tokio::task::JoinHandle<()>) {
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::response::IntoResponse;
-    async fn messages(headers: HeaderMap, body: axum::body::Bytes) -> axum::response::Response {
-        if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some("sk-ant-test-123") {
-            return (
-                StatusCode::UNAUTHORIZED,
-                r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
-            )
-                .into_response();
-        }
-        if headers.get("anthropic-version").is_none() {
-            return (StatusCode::BAD_REQUEST, "missing anthropic-version").into_response();
-        }
-        let req: Value = serde_json::from_slice(&body).unwrap();
-        if req["stream"] == true {
-            let events = [
-                (
-                    "message_start",
-                    json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}),
-                ),
-                (
-                    "content_block_start",
-                    json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
-                ),
-                ("ping", json!({"type": "ping"})),
-                (
-                    "content_block_delta",
-                    json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}),
-                ),
-                (
-                    "content_block_stop",
-                    json!({"type":"content_block_stop","index":0}),
-                ),
-                (
-                    "message_delta",
-                    json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}),
-                ),
-                ("message_stop", json!({"type":"message_stop"})),
-            ];
-            let text: String = events
-                .iter()
-                .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
-                .collect();
-            ([("content-type", "text/event-stream")], text).into_response()
-        } else {
-            (
-                [("content-type", "application/json")],
-                json!({"id":"msg_2","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"}],"model":"claude-sonnet-4-5","stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}}).to_string(),
-            )
-                .into_response()
-        }
-    }
-    let app = axum::Router::new().route("/v1/messages", axum::routing::post(messages));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, task)
-}
-
 #[tokio::test]
 async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
-    let (anthropic, task) = fake_anthropic().await;
+    let (anthropic, task) = support::fake_anthropic().await;
     let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
     let fleet = start(
         &closed,
         &closed,
-        &format!("anthropic_url = \"{anthropic}\""),
+        // The user's own keychain stays out of this test.
+        &format!("anthropic_url = \"{anthropic}\"\nanthropic_key_keychain = false"),
     )
     .await;
     let url = format!("{}/v1/messages", fleet.proxy);
@@ -966,6 +902,16 @@ async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
     assert_eq!(r.status(), 401);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["type"], "authentication_error");
+    // An OAuth token (a Claude subscription) goes as the client sent it.
+    let r = fleet
+        .client
+        .post(&url)
+        .header("authorization", support::ANTHROPIC_TEST_BEARER)
+        .json(&whole)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the bearer token was passed on");
     // No key at all and no key file: a clear refusal in Anthropic's shape.
     let r = fleet.client.post(&url).json(&whole).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -978,7 +924,7 @@ async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
         "{err}"
     );
 
-    let records = fleet.records(3).await;
+    let records = fleet.records(5).await;
     let streamed = records
         .iter()
         .find(|r| r.stream && r.status == 200)
@@ -1000,7 +946,9 @@ async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
     assert_eq!(plain.usage.unwrap().output_tokens, 3);
     let all = serde_json::to_string(&records).unwrap();
     assert!(
-        !all.contains("sk-ant-test-123") && !all.contains("sk-ant-wrong"),
+        !all.contains("sk-ant-test-123")
+            && !all.contains("sk-ant-wrong")
+            && !all.contains("sk-ant-oat01"),
         "no key in the ledger"
     );
     fleet.running.shutdown().await;
@@ -1011,7 +959,7 @@ async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
 #[tokio::test]
 async fn an_anthropic_key_file_is_used_only_when_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let (anthropic, task) = fake_anthropic().await;
+    let (anthropic, task) = support::fake_anthropic().await;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("anthropic.key");
     std::fs::write(&key, "sk-ant-test-123\n").unwrap();

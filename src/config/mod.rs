@@ -179,6 +179,10 @@ pub struct ProxyConfig {
     /// none.
     #[serde(default)]
     pub anthropic_key_file: Option<PathBuf>,
+    /// With no key file, read the key for clients that send none from the
+    /// OS keychain (`clawfleet secret set anthropic` stores it there).
+    #[serde(default = "d_true")]
+    pub anthropic_key_keychain: bool,
     /// Days of request history kept in the ledger.
     #[serde(default = "d_retention_days")]
     pub ledger_retention_days: u32,
@@ -195,6 +199,7 @@ impl Default for ProxyConfig {
             allowed_origins: Vec::new(),
             anthropic_url: d_anthropic_url(),
             anthropic_key_file: None,
+            anthropic_key_keychain: true,
             ledger_retention_days: d_retention_days(),
         }
     }

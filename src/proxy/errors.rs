@@ -51,6 +51,8 @@ pub enum ErrorKind {
     Upstream,
     /// The proxy refuses this request (e.g. model management from a peer).
     Forbidden,
+    /// No credential to send upstream (no API key anywhere).
+    Unauthenticated,
 }
 
 impl ErrorKind {
@@ -63,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Overloaded => 503,
             ErrorKind::Upstream => 502,
             ErrorKind::Forbidden => 403,
+            ErrorKind::Unauthenticated => 401,
         }
     }
 
@@ -73,9 +76,10 @@ impl ErrorKind {
     /// `api_error` instead; the SDKs dispatch on the status, not the type.)
     fn openai_type(self) -> &'static str {
         match self {
-            ErrorKind::BadRequest | ErrorKind::ModelNotFound | ErrorKind::PayloadTooLarge => {
-                "invalid_request_error"
-            }
+            ErrorKind::BadRequest
+            | ErrorKind::ModelNotFound
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::Unauthenticated => "invalid_request_error",
             ErrorKind::Overloaded | ErrorKind::Upstream => "server_error",
             ErrorKind::Forbidden => "request_forbidden",
         }
@@ -98,6 +102,7 @@ impl ErrorKind {
             ErrorKind::Overloaded => "overloaded_error",
             ErrorKind::Upstream => "api_error",
             ErrorKind::Forbidden => "permission_error",
+            ErrorKind::Unauthenticated => "authentication_error",
         }
     }
 }
@@ -416,6 +421,14 @@ mod tests {
                 403,
                 json!({"type": "error", "error": {"type": "permission_error", "message": "no"}}),
             ),
+            (
+                Anthropic,
+                401,
+                Unauthenticated,
+                "no key",
+                401,
+                json!({"type": "error", "error": {"type": "authentication_error", "message": "no key"}}),
+            ),
             // Statuses: a usable one is kept, a nonsense one replaced, and
             // overloaded is always 503.
             (
@@ -481,6 +494,7 @@ mod tests {
             (Overloaded, 503),
             (Upstream, 502),
             (Forbidden, 403),
+            (Unauthenticated, 401),
         ] {
             assert_eq!(kind.default_status(), status);
             assert_eq!(error_body(ApiShape::Ollama, 0, kind, "x").0, status);

@@ -37,6 +37,7 @@ use crate::fleet::Fleet;
 use crate::ledger::{LedgerHandle, Record};
 use crate::net;
 use crate::probe::SnapshotRx;
+use crate::secret::{KeychainSecret, Secret};
 
 /// Response header naming the machine that served.
 pub const MACHINE_HEADER: &str = "x-clawfleet-machine";
@@ -51,7 +52,10 @@ pub struct Proxy {
     upstreams: Upstreams,
     circuits: Mutex<HashMap<String, Circuit>>,
     ledger: LedgerHandle,
+    /// The key for Anthropic clients that send none: the key file's, read
+    /// at start, else the OS keychain's, read when first needed.
     anthropic_key: Option<String>,
+    anthropic_keychain: Option<KeychainSecret>,
 }
 
 impl Proxy {
@@ -69,6 +73,8 @@ impl Proxy {
             Some(path) => Some(net::read_secret_file(path)?),
             None => None,
         };
+        let anthropic_keychain = (anthropic_key.is_none() && config.proxy.anthropic_key_keychain)
+            .then(|| KeychainSecret::new(Secret::Anthropic));
         Ok(Self {
             config,
             fleet,
@@ -77,6 +83,7 @@ impl Proxy {
             circuits: Mutex::new(HashMap::new()),
             ledger,
             anthropic_key,
+            anthropic_keychain,
         })
     }
 
@@ -1320,8 +1327,52 @@ fn pass_through(upstream: reqwest::Response) -> Response {
 /// the client's Host) stays here.
 const ANTHROPIC_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta", "content-type"];
 
-/// `POST /v1/messages`, passed to Anthropic and metered. The key is the
-/// client's (`x-api-key`), else the configured key file's.
+/// How a request to Anthropic authenticates; the value is marked sensitive.
+enum Credential {
+    /// `x-api-key`.
+    ApiKey(HeaderValue),
+    /// `Authorization` as the client sent it (an OAuth bearer token).
+    Bearer(HeaderValue),
+}
+
+/// The client's credential (`x-api-key`, else `Authorization`), else the key
+/// file's, else the OS keychain's; and whether it came from the keychain.
+/// `Err` says, for a 401, why there is none.
+async fn anthropic_credential(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+) -> Result<(Credential, bool), String> {
+    let sensitive = |mut v: HeaderValue| {
+        v.set_sensitive(true);
+        v
+    };
+    if let Some(v) = headers.get("x-api-key") {
+        return Ok((Credential::ApiKey(sensitive(v.clone())), false));
+    }
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return Ok((Credential::Bearer(sensitive(v.clone())), false));
+    }
+    let key_header = |key: &str| {
+        HeaderValue::from_str(key)
+            .map(sensitive)
+            .map_err(|_| "the configured Anthropic key is not a valid header value".to_owned())
+    };
+    if let Some(key) = &proxy.anthropic_key {
+        return Ok((Credential::ApiKey(key_header(key)?), false));
+    }
+    let Some(keychain) = &proxy.anthropic_keychain else {
+        return Err("no Anthropic API key: the request sent none (x-api-key or Authorization); set [proxy] anthropic_key_file, or anthropic_key_keychain = true and `clawfleet secret set anthropic`".to_owned());
+    };
+    match keychain.get().await {
+        Ok(key) => Ok((Credential::ApiKey(key_header(&key)?), true)),
+        Err(e) => Err(format!(
+            "no Anthropic API key: the request sent none (x-api-key or Authorization), no [proxy] anthropic_key_file is set, and {e}"
+        )),
+    }
+}
+
+/// `POST /v1/messages`, passed to Anthropic and metered. The credential is
+/// the client's, else the configured key's ([`anthropic_credential`]).
 async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     let started = Instant::now();
     let started_at = Timestamp::now();
@@ -1352,18 +1403,17 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let stream = fields.stream() == Some(true);
     record.requested_model = Some(model);
     record.stream = stream;
-    let key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| proxy.anthropic_key.clone());
-    let Some(key) = key else {
-        let r = Refusal(
-            401,
-            ErrorKind::Forbidden,
-            "no Anthropic API key: send x-api-key, or set [proxy] anthropic_key_file".to_owned(),
-        );
-        return refuse(&proxy.ledger, record, started, shape, r);
+    let (credential, from_keychain) = match anthropic_credential(&proxy, &headers).await {
+        Ok(c) => c,
+        Err(why) => {
+            return refuse(
+                &proxy.ledger,
+                record,
+                started,
+                shape,
+                Refusal(401, ErrorKind::Unauthenticated, why),
+            );
+        }
     };
     let url = format!(
         "{}/v1/messages",
@@ -1378,15 +1428,21 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     if !headers.contains_key("anthropic-version") {
         upstream = upstream.header("anthropic-version", "2023-06-01");
     }
-    let mut key_header =
-        HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static(""));
-    key_header.set_sensitive(true);
-    upstream = upstream.header("x-api-key", key_header);
+    upstream = match credential {
+        Credential::ApiKey(key) => upstream.header("x-api-key", key),
+        Credential::Bearer(token) => upstream.header(header::AUTHORIZATION, token),
+    };
     record.machine = Some("anthropic".to_owned());
 
     let first_byte = Duration::from_secs(proxy.config.proxy.first_byte_timeout_secs);
     let why = match tokio::time::timeout(first_byte, upstream.send()).await {
         Ok(Ok(response)) => {
+            if from_keychain && response.status() == StatusCode::UNAUTHORIZED {
+                // Refused: read the keychain again next time, not in a minute.
+                if let Some(k) = &proxy.anthropic_keychain {
+                    k.forget().await;
+                }
+            }
             return relay(
                 Answer::from_reqwest(response),
                 Relay {

@@ -7,16 +7,19 @@
 //!   stop and come back on the same port.
 //! - [`HangingServer`]: accepts TCP connections and never writes a byte.
 //! - [`GarbageServer`]: answers with raw, broken or surprising HTTP.
+//! - [`fake_anthropic`]: Anthropic's Messages API, streamed and whole.
 //! - [`free_closed_port`]: a port where nothing listens (connection refused).
 //!
 //! Everything binds 127.0.0.1 only and stops when dropped.
 
+mod anthropic;
 mod fake_ollama;
 mod raw;
 pub mod socks;
 
 use std::time::Duration;
 
+pub use anthropic::{ANTHROPIC_TEST_BEARER, ANTHROPIC_TEST_KEY, fake_anthropic};
 pub use fake_ollama::{
     DOC_PS_JSON, DOC_TAGS_JSON, DOC_VERSION_JSON, FakeLoaded, FakeModel, FakeOllama, FakeUsage,
     Recorded, StreamFault,

@@ -92,7 +92,9 @@ fn status(what: &str, cmd: &mut Command) -> Result {
 /// app (`src-tauri/`) builds against WebKitGTK, AppIndicator, librsvg and
 /// libxdo, and its tests run it under Xvfb on a private D-Bus session with
 /// WebKitWebDriver, a notification server (dunst) and python3-gi for the
-/// StatusNotifier watcher.
+/// StatusNotifier watcher; `tests/secret.rs` stores keys in GNOME Keyring's
+/// Secret Service on a private session bus (dbus) and reads them back with
+/// `secret-tool` (libsecret-tools).
 const APT_PACKAGES: &[&str] = &[
     "chromium",
     "microsocks",
@@ -114,6 +116,9 @@ const APT_PACKAGES: &[&str] = &[
     "python3-gi",
     "gir1.2-glib-2.0",
     "dunst",
+    "dbus",
+    "gnome-keyring",
+    "libsecret-tools",
 ];
 
 /// Installs missing Debian packages; does nothing (and needs no network) when
