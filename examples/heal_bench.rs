@@ -35,9 +35,16 @@ const OPEN_SERVICES: usize = 8;
 const CLOSED_SERVICES: usize = 2;
 const CYCLES: usize = 60;
 
+/// No CPU clock of the process here: the CPU column reads zero.
+#[cfg(not(unix))]
+fn cpu() -> Duration {
+    Duration::ZERO
+}
+
 /// CPU time used by this process so far (all threads), user + system, from
 /// the scheduler's exact accounting (`getrusage` counts in ticks on some
 /// kernels).
+#[cfg(unix)]
 fn cpu() -> Duration {
     let mut t = libc::timespec {
         tv_sec: 0,

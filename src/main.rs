@@ -385,9 +385,9 @@ fn secret_cmd(explicit: Option<&Path>, command: SecretCommand) -> ExitCode {
     | SecretCommand::Delete { name }) = &command;
     let Some(which) = Secret::parse(name) else {
         let names: Vec<&str> = Secret::ALL.iter().map(|s| s.name()).collect();
+        // Not echoed: a key pasted where the name goes must not be printed.
         eprintln!(
-            "error: no secret called {:?}: ClawFleet keeps {}",
-            net::preview(name.as_bytes(), 40),
+            "error: that is not a secret's name: ClawFleet keeps {} (the value itself comes on standard input, never the command line)",
             names.join(", ")
         );
         return ExitCode::from(2);

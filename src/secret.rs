@@ -306,10 +306,11 @@ pub fn read_value(prompt: &str) -> std::io::Result<String> {
         eprint!("{prompt}");
         std::io::stderr().flush()?;
     }
-    let echo = tty.then(EchoOff::new).flatten();
     let mut line = String::new();
-    let read = stdin.lock().take(MAX_LEN as u64 + 2).read_line(&mut line);
-    drop(echo);
+    let read = {
+        let _echo = tty.then(EchoOff::new).flatten();
+        stdin.lock().take(MAX_LEN as u64 + 2).read_line(&mut line)
+    };
     if tty {
         eprintln!();
     }

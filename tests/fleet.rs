@@ -14,7 +14,7 @@
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -756,7 +756,7 @@ fn token_show_and_set_through_the_cli_never_take_it_from_argv() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let path: PathBuf = dir.path().join("data").join("fleet.token");
+        let path: std::path::PathBuf = dir.path().join("data").join("fleet.token");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

@@ -247,13 +247,15 @@ async fn the_anthropic_key_is_stored_in_the_secret_service_and_sent_for_keyless_
         err.contains("white space") && !err.contains("one two"),
         "{err}"
     );
-    // An unknown name is refused with the names there are.
-    let out = ss.clawfleet_secret(&["set", "openai"], "x\n");
+    // An unknown name is refused with the names there are; a key pasted
+    // in its place is not printed back.
+    let out = ss.clawfleet_secret(&["set", "sk-ant-api03-PASTEDPASTED"], "x\n");
     assert_eq!(out.status.code(), Some(2));
+    let (stdout, err) = text(&out);
+    assert!(err.contains("ClawFleet keeps anthropic"), "{err}");
     assert!(
-        text(&out).1.contains("ClawFleet keeps anthropic"),
-        "{:?}",
-        text(&out)
+        !err.contains("PASTED") && !stdout.contains("PASTED"),
+        "{err}"
     );
 
     // A wrong key first.

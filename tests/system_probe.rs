@@ -1,9 +1,12 @@
 //! The system probe against this real machine: plausible figures, and a real
 //! zombie process found with its parent.
 
+#[cfg(unix)]
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use clawfleet::probe::system::SystemProbe;
 
@@ -84,8 +87,10 @@ fn sample_system_gives_plausible_figures() {
 }
 
 /// Kills the zombie's parent when the test ends, pass or fail.
+#[cfg(unix)]
 struct KillOnDrop(Child);
 
+#[cfg(unix)]
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -8,6 +8,10 @@
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
 //! - `cargo xtask bench tray` — the tray app's memory, CPU and start time.
 //! - `cargo xtask bench fleet` — polling 20 peers: CPU and staleness.
+//! - `cargo xtask check-windows` — clippy of the whole workspace for
+//!   Windows (x86_64-pc-windows-gnu, with MinGW): the `cfg(windows)` code
+//!   compiles and is lint-clean, though it cannot run here. Not part of
+//!   `test`: it fetches a Rust target, which CI may not reach.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
         ["bench", "tray"] => bench_tray(),
         ["bench", "fleet"] => bench_fleet(),
         ["deps"] => ensure_system_packages(),
+        ["check-windows"] => check_windows(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -39,7 +44,8 @@ fn main() -> ExitCode {
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
-                 deps                 install the system packages the build and tests need"
+                 deps                 install the system packages the build and tests need\n  \
+                 check-windows        clippy of the workspace for Windows (fetches the target and MinGW)"
             );
             return ExitCode::from(2);
         }
@@ -194,6 +200,44 @@ fn run(rest: &[&str]) -> Result {
         cmd.args(rest);
     }
     status("running clawfleet", &mut cmd)
+}
+
+/// Clippy for Windows over every target of the workspace, in its own
+/// target folder. Needs the Rust target (rustup) and MinGW's C compiler for
+/// the crates that build C (SQLite, ring).
+fn check_windows() -> Result {
+    const TARGET: &str = "x86_64-pc-windows-gnu";
+    if cfg!(target_os = "linux") && !on_path("x86_64-w64-mingw32-gcc") {
+        let mut apt = Command::new("apt-get");
+        apt.args([
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "gcc-mingw-w64-x86-64",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+        status("installing MinGW (gcc-mingw-w64-x86-64)", &mut apt)?;
+    }
+    status(
+        &format!("rustup target add {TARGET}"),
+        Command::new("rustup").args(["target", "add", TARGET]),
+    )?;
+    status(
+        &format!("cargo clippy --target {TARGET}"),
+        cargo()
+            .args(["clippy", "--workspace", "--all-targets", "--target", TARGET])
+            .args(["--", "-D", "warnings"])
+            .env(
+                "CARGO_TARGET_DIR",
+                root().join("target").join("windows-check"),
+            ),
+    )
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 fn test(rest: &[&str]) -> Result {
