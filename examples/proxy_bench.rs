@@ -13,6 +13,13 @@
 //! as `--bare-relay URL`: hyper's server in front of hyper's pooled client,
 //! nothing else), the cost of being a proxy at all on the same cores: the
 //! reference the proxy's own work is judged against.
+//!
+//! The throughput rounds run twice: with the fake in this process, beside
+//! the load generator (the stricter baseline: a direct request goes between
+//! two tasks of one runtime), and with the fake in a process of its own
+//! (this program again, as `--fake`), as Clawdbot and Ollama are; a second
+//! daemon and a second bare relay serve that fake. Those rounds come last,
+//! after the first-byte and stream measurements.
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -207,18 +214,40 @@ fn cpu_secs(pid: &str) -> f64 {
 }
 
 /// One throughput round: requests per second, and the CPU microseconds per
-/// request this process (load generator and fake) and the daemon spent.
+/// request the load generator and the fake (this process, and the fake's
+/// own when it has one) and the daemon spent.
 struct Round {
     rps: f64,
     bench_us: f64,
     daemon_us: f64,
 }
 
-async fn round(client: &reqwest::Client, base: &str, c: usize, secs: u64, daemon: u32) -> Round {
+/// Where the throughput rounds send their requests: the fake (and its
+/// process, when it has its own), the bare relay and the daemon in front of
+/// it.
+#[derive(Clone)]
+struct Setup {
+    fake: String,
+    fake_pid: Option<u32>,
+    relay: String,
+    relay_pid: u32,
+    proxy: String,
+    daemon_pid: u32,
+}
+
+async fn round(
+    client: &reqwest::Client,
+    base: &str,
+    c: usize,
+    secs: u64,
+    daemon: u32,
+    fake: Option<u32>,
+) -> Round {
     let daemon = daemon.to_string();
-    let (b0, d0) = (cpu_secs("self"), cpu_secs(&daemon));
+    let bench = || cpu_secs("self") + fake.map_or(0.0, |p| cpu_secs(&p.to_string()));
+    let (b0, d0) = (bench(), cpu_secs(&daemon));
     let rps = throughput(client, base, c, secs).await;
-    let (b1, d1) = (cpu_secs("self"), cpu_secs(&daemon));
+    let (b1, d1) = (bench(), cpu_secs(&daemon));
     let n = (rps * secs as f64).max(1.0);
     Round {
         rps,
@@ -270,20 +299,14 @@ async fn first_bytes(client: &reqwest::Client, base: &str, n: usize) -> Vec<f64>
     out
 }
 
-#[tokio::main]
-async fn main() {
-    if let [_, flag, upstream] = std::env::args().collect::<Vec<_>>().as_slice()
-        && flag == "--bare-relay"
-    {
-        return bare_relay(upstream).await;
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let bin = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "target/release/clawfleet".to_owned());
-    let fake = fake_ollama().await;
-    let dir = std::env::temp_dir().join(format!("clawfleet-proxy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+/// Starts `clawfleet serve` with `fake` as its one machine's Ollama;
+/// returns it, its pid and its proxy's URL.
+fn start_daemon(
+    bin: &str,
+    fake: &str,
+    dir: &std::path::Path,
+) -> (std::process::Child, u32, String) {
+    std::fs::create_dir_all(dir).expect("temp dir");
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -294,7 +317,7 @@ async fn main() {
         ),
     )
     .expect("config");
-    let mut child = Command::new(&bin)
+    let mut child = Command::new(bin)
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -316,40 +339,79 @@ async fn main() {
         !proxy.is_empty(),
         "the daemon did not print its proxy address"
     );
-    let mut relay_child = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--bare-relay", &fake])
+    (child, pid, proxy)
+}
+
+/// This program again, with `args` (`--bare-relay URL`, `--fake`); returns
+/// it, its pid and the address it printed first.
+fn start_self(args: &[&str]) -> (std::process::Child, u32, String) {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the bare relay");
-    let relay_pid = relay_child.id();
-    let relay = BufReader::new(relay_child.stdout.take().expect("stdout"))
+        .expect("start this program again");
+    let pid = child.id();
+    let url = BufReader::new(child.stdout.take().expect("stdout"))
         .lines()
         .next()
         .and_then(Result::ok)
-        .expect("the bare relay's address");
+        .expect("its address");
+    (child, pid, url)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, upstream] = args.as_slice()
+        && flag == "--bare-relay"
+    {
+        return bare_relay(upstream).await;
+    }
+    if let [_, flag] = args.as_slice()
+        && flag == "--fake"
+    {
+        println!("{}", fake_ollama().await);
+        return std::future::pending().await;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bin = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "target/release/clawfleet".to_owned());
+    let fake = fake_ollama().await;
+    let dir = std::env::temp_dir().join(format!("clawfleet-proxy-bench-{}", std::process::id()));
+    let (mut child, pid, proxy) = start_daemon(&bin, &fake, &dir.join("in-process"));
+    let (mut relay_child, relay_pid, relay) = start_self(&["--bare-relay", &fake]);
+    // The fake in a process of its own, with its own daemon and relay.
+    let (mut fake_child, fake_pid, fake_own) = start_self(&["--fake"]);
+    let (mut child_own, pid_own, proxy_own) =
+        start_daemon(&bin, &fake_own, &dir.join("own-process"));
+    let (mut relay_child_own, relay_pid_own, relay_own) = start_self(&["--bare-relay", &fake_own]);
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()
         .expect("client");
-    // Wait until the health poll has seen the model.
+    // Wait until each daemon's health poll has seen the model.
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = client
-            .post(format!("{proxy}/api/generate"))
-            .body(SMALL)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            break;
+    for p in [&proxy, &proxy_own] {
+        loop {
+            let ok = client
+                .post(format!("{p}/api/generate"))
+                .body(SMALL)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never served the model"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the proxy never served the model"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     eprintln!("latency at concurrency 1…");
@@ -361,15 +423,15 @@ async fn main() {
     // Direct, the bare relay and the proxy alternate, ROUNDS rounds of 3 s
     // each, and the median of each is taken: a burst of other work on this
     // shared machine then spoils one round of one side, not the ratio.
-    let rounds = |c: usize| {
-        let (client, fake, proxy, relay) =
-            (client.clone(), fake.clone(), proxy.clone(), relay.clone());
+    let rounds = |c: usize, at: Setup, label: &'static str| {
+        let client = client.clone();
         async move {
             let (mut d, mut b, mut p) = (Vec::new(), Vec::new(), Vec::new());
+            let fp = at.fake_pid;
             for _ in 0..ROUNDS {
-                d.push(round(&client, &fake, c, 3, pid).await);
-                b.push(round(&client, &relay, c, 3, relay_pid).await);
-                p.push(round(&client, &proxy, c, 3, pid).await);
+                d.push(round(&client, &at.fake, c, 3, at.daemon_pid, fp).await);
+                b.push(round(&client, &at.relay, c, 3, at.relay_pid, fp).await);
+                p.push(round(&client, &at.proxy, c, 3, at.daemon_pid, fp).await);
             }
             let median = |mut v: Vec<Round>| {
                 v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
@@ -377,7 +439,7 @@ async fn main() {
             };
             let (d, b, p) = (median(d), median(b), median(p));
             println!(
-                "concurrency {c}, median rounds, CPU per request: direct {:.1} µs (load generator + fake); \
+                "{label}, concurrency {c}, median rounds, CPU per request: direct {:.1} µs (load generator + fake); \
                  bare relay {:.1} µs (load generator + fake) + {:.1} µs (the relay); \
                  proxied {:.1} µs (load generator + fake) + {:.1} µs (the proxy)",
                 d.bench_us, b.bench_us, b.daemon_us, p.bench_us, p.daemon_us
@@ -385,8 +447,24 @@ async fn main() {
             (d.rps, b.rps, p.rps)
         }
     };
-    let (d16, b16, p16) = rounds(16).await;
-    let (d64, b64, p64) = rounds(64).await;
+    let beside = Setup {
+        fake: fake.clone(),
+        fake_pid: None,
+        relay: relay.clone(),
+        relay_pid,
+        proxy: proxy.clone(),
+        daemon_pid: pid,
+    };
+    let own = Setup {
+        fake: fake_own.clone(),
+        fake_pid: Some(fake_pid),
+        relay: relay_own.clone(),
+        relay_pid: relay_pid_own,
+        proxy: proxy_own.clone(),
+        daemon_pid: pid_own,
+    };
+    let (d16, b16, p16) = rounds(16, beside.clone(), "fake beside the load generator").await;
+    let (d64, b64, p64) = rounds(64, beside, "fake beside the load generator").await;
     eprintln!("time to first byte…");
     let (d_ttfb, p_ttfb) = (
         first_bytes(&client, &fake, 500).await,
@@ -436,12 +514,23 @@ async fn main() {
         }
     }
     let rss_after = procfs::status_kib(&pid.to_string(), "VmRSS:");
+    // Last, so that its daemon's ledger, storing what these rounds sent,
+    // does not share the cores with the measurements above.
+    eprintln!("throughput, the fake in its own process…");
+    let (od16, ob16, op16) = rounds(16, own.clone(), "fake in its own process").await;
+    let (od64, ob64, op64) = rounds(64, own, "fake in its own process").await;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
-    let _ = relay_child.kill();
-    let _ = relay_child.wait();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid_own.to_string()])
+        .status();
+    let _ = child_own.wait();
+    for c in [&mut relay_child, &mut relay_child_own, &mut fake_child] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     let row = |name: &str, d: f64, p: f64, unit: &str| {
@@ -505,6 +594,34 @@ async fn main() {
         "\nThe proxy's throughput against the bare relay's, same rounds: concurrency 16 {:.2}×, concurrency 64 {:.2}×.",
         p16 / b16,
         p64 / b64
+    );
+    println!(
+        "\nThe fake in a process of its own (as Ollama is), throughput:\n\n\
+         | figure | direct | through the proxy | added | ratio |\n|---|---|---|---|---|"
+    );
+    row(
+        "throughput, concurrency 16 (median of 5 rounds)",
+        od16,
+        op16,
+        "req/s",
+    );
+    row(
+        "throughput, concurrency 64 (median of 5 rounds)",
+        od64,
+        op64,
+        "req/s",
+    );
+    row(
+        "throughput, concurrency 16, bare hyper relay (reference)",
+        od16,
+        ob16,
+        "req/s",
+    );
+    row(
+        "throughput, concurrency 64, bare hyper relay (reference)",
+        od64,
+        ob64,
+        "req/s",
     );
     let per_stream = (rss_during.saturating_sub(rss_before)) as f64 / opened.max(1) as f64;
     println!(
