@@ -105,29 +105,32 @@ impl Proxy {
     }
 
     fn admit(&self, machine: &str) -> Admission {
-        let mut circuits = self
-            .circuits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        circuits
-            .entry(machine.to_owned())
-            .or_insert_with(|| Circuit::new(CircuitConfig::default()))
-            .allow(Instant::now())
+        self.with_circuit(machine, |c| c.allow(Instant::now()))
     }
 
     fn report(&self, machine: &str, ok: bool) {
+        self.with_circuit(machine, |c| {
+            if ok {
+                c.success();
+            } else {
+                c.failure(Instant::now());
+            }
+        });
+    }
+
+    /// `f` on `machine`'s circuit, made on first use. The name is copied
+    /// only then, not on every request.
+    fn with_circuit<T>(&self, machine: &str, f: impl FnOnce(&mut Circuit) -> T) -> T {
         let mut circuits = self
             .circuits
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let circuit = circuits
-            .entry(machine.to_owned())
-            .or_insert_with(|| Circuit::new(CircuitConfig::default()));
-        if ok {
-            circuit.success();
-        } else {
-            circuit.failure(Instant::now());
+        if let Some(c) = circuits.get_mut(machine) {
+            return f(c);
         }
+        f(circuits
+            .entry(machine.to_owned())
+            .or_insert_with(|| Circuit::new(CircuitConfig::default())))
     }
 }
 
