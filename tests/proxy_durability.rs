@@ -25,7 +25,6 @@ use std::time::Duration;
 use clawfleet::ledger::Ledger;
 use serde_json::{Value, json};
 use support::{FakeOllama, FakeUsage};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const REQUESTS: u64 = 50;
@@ -39,65 +38,22 @@ impl Drop for Daemon {
     }
 }
 
-fn config(data: &Path, ollama: &str) -> String {
-    format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[probes]
-ollama_interval_secs = 1
-timeout_ms = 1000
-pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{ollama}"
-"#,
-        none = data.join("none.json"),
-    )
-}
-
-/// Starts `clawfleet serve` and returns it with its proxy's address, read
-/// from the second line it prints.
+/// Starts `clawfleet serve` on a one-machine config and returns it with its
+/// proxy's address.
 async fn serve(dir: &Path, ollama: &str) -> (Daemon, String) {
     let path = dir.join("config.toml");
-    std::fs::write(&path, config(&dir.join("data"), ollama)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-        .arg("--config")
+    std::fs::write(
+        &path,
+        support::one_machine_config(&dir.join("data"), ollama, ""),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
+    cmd.arg("--config")
         .arg(&path)
         .arg("serve")
         .env("CLAWFLEET_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start clawfleet serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut read = Vec::new();
-    while read.len() < 2 {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("clawfleet prints its addresses")
-            .unwrap()
-            .unwrap_or_else(|| panic!("clawfleet closed stdout after {read:?}"));
-        read.push(line);
-    }
-    assert!(
-        read[0].starts_with("clawfleet: fleet API on http://"),
-        "{read:?}"
-    );
-    let proxy = read[1]
-        .strip_prefix("clawfleet: inference proxy on ")
-        .unwrap_or_else(|| panic!("second line names the proxy: {read:?}"))
-        .trim()
-        .to_owned();
+        .stderr(Stdio::inherit());
+    let (child, proxy) = support::serve(cmd).await;
     (Daemon(child), proxy)
 }
 

@@ -12,12 +12,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 /// A session bus and an unlocked GNOME Keyring on it, in a private home;
 /// both killed when dropped.
@@ -182,32 +182,9 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
-fn config(data: &Path, anthropic: &str, closed: &str) -> String {
-    format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-anthropic_url = "{anthropic}"
-[probes]
-pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{closed}"
-"#,
-        none = data.join("none.json"),
-    )
-}
-
 async fn ask(client: &reqwest::Client, proxy: &str) -> (u16, Value) {
     let r = client
-        .post(format!("http://{proxy}/v1/messages"))
+        .post(format!("{proxy}/v1/messages"))
         .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 8,
             "messages": [{"role": "user", "content": "hi"}]}))
         .send()
@@ -226,7 +203,11 @@ async fn the_anthropic_key_is_stored_in_the_secret_service_and_sent_for_keyless_
     let (anthropic, task) = support::fake_anthropic().await;
     let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
     let data = ss.home.path().join("data-dir");
-    std::fs::write(ss.config_path(), config(&data, &anthropic, &closed)).unwrap();
+    std::fs::write(
+        ss.config_path(),
+        support::one_machine_config(&data, &closed, &format!("anthropic_url = \"{anthropic}\"")),
+    )
+    .unwrap();
     let key = support::ANTHROPIC_TEST_KEY;
     let wrong = "sk-ant-api03-WRONGWRONGWRONG-0000";
 
@@ -265,34 +246,15 @@ async fn the_anthropic_key_is_stored_in_the_secret_service_and_sent_for_keyless_
     assert!(err.contains("stored in the Secret Service"), "{err}");
     assert!(!stdout.contains(wrong) && !err.contains(wrong));
 
-    let mut serve = tokio::process::Command::from({
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
-        ss.env(&mut c)
-            .arg("--config")
-            .arg(ss.config_path())
-            .arg("serve")
-            .env("CLAWFLEET_LOG", "debug");
-        c
-    })
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
-    let mut proxy = None;
-    while proxy.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("clawfleet prints its addresses")
-            .unwrap()
-            .expect("clawfleet serve ended early");
-        proxy = line
-            .strip_prefix("clawfleet: inference proxy on ")
-            .map(|a| a.trim().trim_start_matches("http://").to_owned());
-    }
-    let proxy = proxy.unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
+    ss.env(&mut cmd)
+        .arg("--config")
+        .arg(ss.config_path())
+        .arg("serve")
+        .env("CLAWFLEET_LOG", "debug");
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stderr(Stdio::piped());
+    let (mut serve, proxy) = support::serve(cmd).await;
     let client = support::client();
 
     // The keychain's key is sent: Anthropic refuses the wrong one, and its

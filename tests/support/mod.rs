@@ -8,6 +8,8 @@
 //! - [`HangingServer`]: accepts TCP connections and never writes a byte.
 //! - [`GarbageServer`]: answers with raw, broken or surprising HTTP.
 //! - [`fake_anthropic`]: Anthropic's Messages API, streamed and whole.
+//! - [`one_machine_config`], [`serve`]: the real `clawfleet serve` as a
+//!   child process on a one-machine config, with its proxy's address.
 //! - [`free_closed_port`]: a port where nothing listens (connection refused).
 //!
 //! Everything binds 127.0.0.1 only and stops when dropped.
@@ -89,4 +91,66 @@ pub async fn ledger_records(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A config of one machine, `local`, whose Ollama is `ollama`: both
+/// listeners on port 0 of loopback, Ollama polled every second, pm2 and
+/// Clawdbot as good as off; `proxy_extra` goes under `[proxy]`.
+pub fn one_machine_config(data: &std::path::Path, ollama: &str, proxy_extra: &str) -> String {
+    format!(
+        r#"this_machine = "local"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
+{proxy_extra}
+[probes]
+ollama_interval_secs = 1
+timeout_ms = 1000
+pm2_interval_secs = 3600
+clawdbot_interval_secs = 3600
+[clawdbot]
+config_path = {none:?}
+[[machines]]
+id = "local"
+name = "Local"
+ollama_url = "{ollama}"
+"#,
+        none = data.join("none.json"),
+    )
+}
+
+/// Starts `cmd` (the `clawfleet` binary with `--config PATH serve` and
+/// whatever environment the caller gave it; stdout is taken here) and
+/// returns it, killed when dropped, with its proxy's URL, read from the
+/// second line it prints.
+pub async fn serve(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start clawfleet serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut read = Vec::new();
+    while read.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("clawfleet prints its addresses")
+            .expect("read clawfleet's stdout")
+            .unwrap_or_else(|| panic!("clawfleet closed stdout after {read:?}"));
+        read.push(line);
+    }
+    assert!(
+        read[0].starts_with("clawfleet: fleet API on http://"),
+        "{read:?}"
+    );
+    let proxy = read[1]
+        .strip_prefix("clawfleet: inference proxy on ")
+        .unwrap_or_else(|| panic!("second line names the proxy: {read:?}"))
+        .trim()
+        .to_owned();
+    (child, proxy)
 }
