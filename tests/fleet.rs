@@ -719,23 +719,13 @@ fn token_show_and_set_through_the_cli_never_take_it_from_argv() {
     )
     .unwrap();
     let cli = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::output_with_stdin(
+            std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+                .arg("--config")
+                .arg(&config)
+                .args(args),
+            stdin,
+        )
     };
     let shown = cli(&["token", "show"], "");
     assert!(shown.status.success());

@@ -144,25 +144,14 @@ impl SecretService {
 
     /// `clawfleet secret ARGS` with `stdin`, on the test's config.
     fn clawfleet_secret(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .env(&mut Command::new(env!("CARGO_BIN_EXE_clawfleet")))
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("secret")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::output_with_stdin(
+            self.env(&mut Command::new(env!("CARGO_BIN_EXE_clawfleet")))
+                .arg("--config")
+                .arg(self.config_path())
+                .arg("secret")
+                .args(args),
+            stdin,
+        )
     }
 }
 

@@ -154,3 +154,23 @@ pub async fn serve(mut cmd: tokio::process::Command) -> (tokio::process::Child, 
         .to_owned();
     (child, proxy)
 }
+
+/// Runs `cmd` with `stdin` as its standard input and its output captured
+/// (how the CLI takes secrets: never from argv).
+pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write its stdin");
+    child.wait_with_output().expect("its output")
+}
