@@ -810,10 +810,8 @@ struct Rotated {
     kept: Option<Vec<Record>>,
 }
 
-/// Lets go of a segment whose records are stored (or that holds none): kept,
-/// emptied, as the `spare` when there is none yet, else closed and deleted.
-/// Numbered at most `committed_segment`: if it cannot be deleted, the next
-/// open deletes it without storing it again.
+/// Lets go of a segment whose records are stored: kept, emptied, as the
+/// `spare` when there is none yet, else discarded.
 fn let_go(spare: &mut Option<journal::Segment>, dir: &Path, segment: journal::Segment) {
     let segment = match spare {
         None => match segment.recycle(dir) {
@@ -825,10 +823,17 @@ fn let_go(spare: &mut Option<journal::Segment>, dir: &Path, segment: journal::Se
         },
         Some(_) => segment,
     };
+    discard(dir, segment);
+}
+
+/// Closes and deletes a segment that holds nothing left to store: stored
+/// already (numbered at most `committed_segment`: if it cannot be deleted,
+/// the next open deletes it without storing it again) or given no record.
+fn discard(dir: &Path, segment: journal::Segment) {
     let n = segment.number();
     segment.close();
     if let Err(e) = journal::remove_segment(dir, n) {
-        tracing::warn!(journal = %dir.display(), "cannot delete stored segment {n}: {e}");
+        tracing::warn!(journal = %dir.display(), "cannot delete journal segment {n}: {e}");
     }
 }
 
@@ -913,7 +918,8 @@ impl Writer {
             if last.records > 0 {
                 self.backlog.push(last);
             } else {
-                let_go(&mut None, dir, last.file);
+                // Not made the spare: the ledger is closing.
+                discard(dir, last.file);
             }
         }
         if let Err(reason) = self.commit() {
