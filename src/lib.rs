@@ -5,7 +5,6 @@
 //! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
-pub mod clawdbot;
 pub mod config;
 pub mod cost;
 pub mod daemon;
@@ -15,6 +14,7 @@ pub mod heal;
 pub mod history;
 pub mod ledger;
 pub mod net;
+pub mod openclaw;
 pub mod peers;
 pub mod probe;
 pub mod proxy;

@@ -69,11 +69,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Join Clawdbot to the fleet: point its Ollama providers at this
+    /// Join OpenClaw to the fleet: point its Ollama providers at this
     /// machine's proxy (each keeps the machine it named first), or undo it.
-    Clawdbot {
+    /// `clawdbot` is the same command, under OpenClaw's old name.
+    #[command(name = "openclaw", alias = "clawdbot")]
+    OpenClaw {
         #[command(subcommand)]
-        command: ClawdbotCommand,
+        command: OpenClawCommand,
     },
     /// The fleet token: every machine of a fleet has the same one.
     Token {
@@ -104,7 +106,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum ClawdbotCommand {
+enum OpenClawCommand {
     /// Point every provider whose baseUrl is an Ollama of the fleet at this
     /// machine's proxy. Only those values change; the original is kept
     /// beside the file. Running it twice changes nothing the second time.
@@ -233,7 +235,7 @@ async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Token { command } => token(explicit, command),
-        Command::Clawdbot { command } => clawdbot_cmd(explicit, command),
+        Command::OpenClaw { command } => openclaw_cmd(explicit, command),
         Command::Secret { command } => {
             let explicit = explicit.map(Path::to_path_buf);
             tokio::task::spawn_blocking(move || secret_cmd(explicit.as_deref(), command))
@@ -252,15 +254,15 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn clawdbot_cmd(explicit: Option<&Path>, command: ClawdbotCommand) -> ExitCode {
-    use clawfleet::clawdbot::wire;
+fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
+    use clawfleet::openclaw::wire;
     let loaded = match load(explicit) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let config = &loaded.config;
     let Some(path) =
-        clawfleet::probe::clawdbot::config_path(config.clawdbot.config_path.as_deref())
+        clawfleet::openclaw::config::config_path(config.openclaw.config_path.as_deref())
     else {
         eprintln!(
             "error: no home folder to find Clawdbot's config in: set CLAWDBOT_CONFIG_PATH or [clawdbot] config_path"
@@ -269,7 +271,7 @@ fn clawdbot_cmd(explicit: Option<&Path>, command: ClawdbotCommand) -> ExitCode {
     };
     let data_dir = config.data_dir();
     match command {
-        ClawdbotCommand::Wire { dry_run, json } => {
+        OpenClawCommand::Wire { dry_run, json } => {
             let fleet = clawfleet::fleet::Fleet::resolve(config, &clawfleet::daemon::os_hostname());
             let proxy = wire::proxy_base(&config.proxy.listen);
             match wire::wire(&path, &data_dir, &fleet, &proxy, dry_run) {
@@ -317,7 +319,7 @@ fn clawdbot_cmd(explicit: Option<&Path>, command: ClawdbotCommand) -> ExitCode {
                 }
             }
         }
-        ClawdbotCommand::Unwire { force } => match wire::unwire(&path, &data_dir, force) {
+        OpenClawCommand::Unwire { force } => match wire::unwire(&path, &data_dir, force) {
             Ok(backup) => {
                 println!(
                     "restored {} from {} (kept); restart Clawdbot's gateway to use it",

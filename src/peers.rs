@@ -181,7 +181,7 @@ pub fn merge(ours: &mut MachineSnapshot, theirs: MachineSnapshot, keep_our_ollam
         services,
         pm2,
         pm2_state,
-        clawdbot,
+        openclaw,
         probed_at,
         costs,
         ..
@@ -201,13 +201,13 @@ pub fn merge(ours: &mut MachineSnapshot, theirs: MachineSnapshot, keep_our_ollam
     ours.services = services;
     ours.pm2 = pm2;
     ours.pm2_state = pm2_state;
-    ours.clawdbot = clawdbot;
+    ours.openclaw = openclaw;
     ours.costs = costs;
     ours.probed_at.system = probed_at.system;
     ours.probed_at.processes = probed_at.processes;
     ours.probed_at.services = probed_at.services;
     ours.probed_at.pm2 = probed_at.pm2;
-    ours.probed_at.clawdbot = probed_at.clawdbot;
+    ours.probed_at.openclaw = probed_at.openclaw;
     if !keep_our_ollama {
         ours.ollama = ollama;
         ours.probed_at.ollama = probed_at.ollama;

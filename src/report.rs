@@ -248,7 +248,7 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         }
 
         out.push('\n');
-        out.push_str(&clawdbot_lines(m));
+        out.push_str(&openclaw_lines(m));
         if !m.zombies.is_empty() {
             out.push('\n');
             let mut t = Table::new(&["ZOMBIE", "NAME", "PARENT"]);
@@ -381,8 +381,8 @@ fn machine_row(m: &MachineSnapshot) -> Vec<String> {
     ]
 }
 
-fn clawdbot_lines(m: &MachineSnapshot) -> String {
-    let Some(c) = &m.clawdbot else {
+fn openclaw_lines(m: &MachineSnapshot) -> String {
+    let Some(c) = &m.openclaw else {
         return "CLAWDBOT  not probed yet\n".to_owned();
     };
     let mut out = String::new();

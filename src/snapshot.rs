@@ -122,8 +122,11 @@ pub struct MachineSnapshot {
     pub pm2: Vec<Pm2App>,
     /// Whether pm2 could be asked at all.
     pub pm2_state: Option<Pm2State>,
-    /// Clawdbot's configuration and gateway, on this machine.
-    pub clawdbot: Option<ClawdbotStatus>,
+    /// OpenClaw (or a legacy Clawdbot) on this machine: its install, config,
+    /// gateway, agents and heartbeat. A peer running an older ClawFleet
+    /// sends it as `clawdbot`.
+    #[serde(alias = "clawdbot")]
+    pub openclaw: Option<OpenClawStatus>,
     /// For a peer with a `fleet_url`: whether its last poll answered.
     pub fleet_api_reachable: Option<bool>,
     /// For a peer with a `fleet_url`: how polling it goes.
@@ -152,8 +155,9 @@ pub struct PartTimes {
     pub services: Option<Timestamp>,
     /// pm2.
     pub pm2: Option<Timestamp>,
-    /// Clawdbot.
-    pub clawdbot: Option<Timestamp>,
+    /// OpenClaw.
+    #[serde(alias = "clawdbot")]
+    pub openclaw: Option<Timestamp>,
     /// The last poll of the peer's fleet API (answered or not).
     pub peer: Option<Timestamp>,
 }
@@ -421,7 +425,7 @@ pub enum Pm2State {
 
 /// Clawdbot on this machine: its model chain and its gateway.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClawdbotStatus {
+pub struct OpenClawStatus {
     /// The config file looked at.
     pub config_path: Option<String>,
     /// Whether that file exists.
@@ -441,7 +445,7 @@ pub struct ClawdbotStatus {
     pub subagent_model: Option<String>,
     /// Configured model providers (never with their keys).
     #[serde(default)]
-    pub providers: Vec<ClawdbotProvider>,
+    pub providers: Vec<OpenClawProvider>,
     /// `gateway.port` (default 18789).
     pub gateway_port: u16,
     /// `gateway.bind`.
@@ -450,24 +454,24 @@ pub struct ClawdbotStatus {
     pub gateway_listening: Option<bool>,
     /// The gateway's websocket `health`, when its port is open.
     #[serde(default)]
-    pub gateway_health: Option<crate::probe::gateway::GatewayHealth>,
+    pub gateway_health: Option<crate::openclaw::gateway::GatewayHealth>,
     /// Its model chains against what the fleet can serve now.
     #[serde(default)]
-    pub chain: Option<crate::clawdbot::chain::ChainView>,
+    pub chain: Option<crate::openclaw::chain::ChainView>,
     /// Its agents, from its state folder: sessions and last turn.
     #[serde(default)]
-    pub agents: Vec<crate::probe::sessions::AgentSessions>,
+    pub agents: Vec<crate::openclaw::sessions::AgentSessions>,
     /// The last heartbeat turn, and whether it is overdue (older than twice
     /// the interval).
     #[serde(default)]
-    pub heartbeat: Option<crate::probe::sessions::Heartbeat>,
+    pub heartbeat: Option<crate::openclaw::sessions::Heartbeat>,
     /// When this was read.
     pub checked_at: Option<Timestamp>,
 }
 
 /// A Clawdbot model provider, without secrets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClawdbotProvider {
+pub struct OpenClawProvider {
     /// Provider name (`ollama-macmini`).
     pub name: String,
     /// `baseUrl`.

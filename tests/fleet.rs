@@ -60,7 +60,7 @@ ollama_interval_secs = 1
 processes_interval_secs = 5
 services_interval_secs = 5
 pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
+openclaw_interval_secs = 3600
 timeout_ms = 1000
 [clawdbot]
 config_path = {none:?}

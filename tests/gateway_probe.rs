@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use clawfleet::probe::gateway;
+use clawfleet::openclaw::gateway;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

@@ -120,7 +120,7 @@ processes_interval_secs = 5
 ollama_interval_secs = 60
 services_interval_secs = 60
 pm2_interval_secs = 1
-clawdbot_interval_secs = 3600
+openclaw_interval_secs = 3600
 pm2_program = {pm2:?}
 [clawdbot]
 config_path = {none:?}

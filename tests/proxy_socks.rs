@@ -40,7 +40,7 @@ first_byte_timeout_secs = 5
 ollama_interval_secs = 1
 timeout_ms = 1000
 pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
+openclaw_interval_secs = 3600
 [clawdbot]
 config_path = {none:?}
 [[machines]]

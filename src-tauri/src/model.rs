@@ -65,7 +65,7 @@ pub fn machine_state(m: &MachineSnapshot, findings: usize) -> MachineState {
             .any(|a| a.status != "online" && (a.expected || a.status != "missing"))
         || !m.zombies.is_empty()
         || (m.is_self && findings > 0)
-        || m.clawdbot
+        || m.openclaw
             .as_ref()
             .is_some_and(|c| c.gateway_listening == Some(false));
     if degraded {

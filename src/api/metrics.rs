@@ -479,7 +479,7 @@ pub fn render(snap: &Snapshot) -> String {
         "1 when Clawdbot's gateway port accepts connections.",
     );
     for m in ms {
-        if let Some(listening) = m.clawdbot.as_ref().and_then(|c| c.gateway_listening) {
+        if let Some(listening) = m.openclaw.as_ref().and_then(|c| c.gateway_listening) {
             f.sample(
                 "clawfleet_clawdbot_gateway_up",
                 &[("machine", &m.id)],
@@ -495,7 +495,7 @@ pub fn render(snap: &Snapshot) -> String {
         "1 when Clawdbot's gateway completed the websocket handshake and its health said ok.",
     );
     for m in ms {
-        if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.gateway_health.as_ref()) {
+        if let Some(h) = m.openclaw.as_ref().and_then(|c| c.gateway_health.as_ref()) {
             f.sample(
                 "clawfleet_clawdbot_gateway_healthy",
                 &[("machine", &m.id)],
@@ -510,7 +510,7 @@ pub fn render(snap: &Snapshot) -> String {
         "Session transcripts each Clawdbot agent keeps.",
     );
     for m in ms {
-        for a in m.clawdbot.iter().flat_map(|c| &c.agents) {
+        for a in m.openclaw.iter().flat_map(|c| &c.agents) {
             f.sample(
                 "clawfleet_clawdbot_sessions",
                 &[("machine", &m.id), ("agent", &a.id)],
@@ -525,7 +525,7 @@ pub fn render(snap: &Snapshot) -> String {
         "When each Clawdbot agent's last assistant turn was (Unix time).",
     );
     for m in ms {
-        for a in m.clawdbot.iter().flat_map(|c| &c.agents) {
+        for a in m.openclaw.iter().flat_map(|c| &c.agents) {
             if let Some(at) = a.last_turn_at {
                 f.sample(
                     "clawfleet_clawdbot_last_turn_timestamp_seconds",
@@ -542,7 +542,7 @@ pub fn render(snap: &Snapshot) -> String {
         "1 when Clawdbot's last heartbeat is older than twice its interval (or none was found).",
     );
     for m in ms {
-        if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.heartbeat.as_ref()) {
+        if let Some(h) = m.openclaw.as_ref().and_then(|c| c.heartbeat.as_ref()) {
             f.sample(
                 "clawfleet_clawdbot_heartbeat_overdue",
                 &[("machine", &m.id), ("model", &h.model)],
@@ -558,7 +558,7 @@ pub fn render(snap: &Snapshot) -> String {
     );
     for m in ms {
         if let Some(at) = m
-            .clawdbot
+            .openclaw
             .as_ref()
             .and_then(|c| c.heartbeat.as_ref())
             .and_then(|h| h.last_at)

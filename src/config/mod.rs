@@ -52,9 +52,11 @@ pub struct Config {
     /// Self-healing policy.
     #[serde(default)]
     pub heal: HealConfig,
-    /// Where Clawdbot keeps its config.
-    #[serde(default)]
-    pub clawdbot: ClawdbotConfig,
+    /// Where OpenClaw keeps its config and state, when not where OpenClaw
+    /// itself would look. `[clawdbot]`, the old name, is read too (and
+    /// `config check` says so).
+    #[serde(default, alias = "clawdbot")]
+    pub openclaw: OpenClawConfig,
     /// Cost estimates: prices, transcripts, budgets and the credit-leak alarm.
     #[serde(default)]
     pub costs: CostsConfig,
@@ -281,9 +283,10 @@ pub struct ProbeConfig {
     /// `pm2 jlist` (starts a Node process: keep it slow).
     #[serde(default = "d_pm2")]
     pub pm2_interval_secs: u64,
-    /// Clawdbot's config file.
-    #[serde(default = "d_clawdbot")]
-    pub clawdbot_interval_secs: u64,
+    /// OpenClaw: its config, gateway, agents and heartbeat. The old name
+    /// `clawdbot_interval_secs` is read too.
+    #[serde(default = "d_openclaw", alias = "clawdbot_interval_secs")]
+    pub openclaw_interval_secs: u64,
     /// Time limit for one HTTP or TCP probe.
     #[serde(default = "d_timeout_ms")]
     pub timeout_ms: u64,
@@ -305,7 +308,7 @@ impl Default for ProbeConfig {
             ollama_interval_secs: d_ollama(),
             services_interval_secs: d_services(),
             pm2_interval_secs: d_pm2(),
-            clawdbot_interval_secs: d_clawdbot(),
+            openclaw_interval_secs: d_openclaw(),
             timeout_ms: d_timeout_ms(),
             pm2_timeout_ms: d_pm2_timeout_ms(),
             pm2_program: d_pm2_program(),
@@ -515,7 +518,7 @@ impl HealMode {
 /// `[clawdbot]`: where its config lives, when not in the usual place.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClawdbotConfig {
+pub struct OpenClawConfig {
     /// Path of `clawdbot.json`. Default: `$CLAWDBOT_CONFIG_PATH`, else
     /// `$CLAWDBOT_STATE_DIR/clawdbot.json`, else `~/.clawdbot/clawdbot.json`.
     #[serde(default)]
@@ -755,7 +758,7 @@ fn d_services() -> u64 {
 fn d_pm2() -> u64 {
     30
 }
-fn d_clawdbot() -> u64 {
+fn d_openclaw() -> u64 {
     30
 }
 fn d_timeout_ms() -> u64 {
@@ -912,7 +915,7 @@ impl Config {
             proxy: ProxyConfig::default(),
             probes: ProbeConfig::default(),
             heal: HealConfig::default(),
-            clawdbot: ClawdbotConfig::default(),
+            openclaw: OpenClawConfig::default(),
             costs: CostsConfig::default(),
             fleet: FleetConfig::default(),
             machines: Vec::new(),

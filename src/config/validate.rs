@@ -157,7 +157,7 @@ pub fn validate(config: &Config) -> Vec<Issue> {
         ("ollama_interval_secs", p.ollama_interval_secs),
         ("services_interval_secs", p.services_interval_secs),
         ("pm2_interval_secs", p.pm2_interval_secs),
-        ("clawdbot_interval_secs", p.clawdbot_interval_secs),
+        ("openclaw_interval_secs", p.openclaw_interval_secs),
     ] {
         if value == 0 || value > 86_400 {
             c.push(

@@ -156,7 +156,7 @@ impl Settings {
     ) -> Settings {
         let costs = &config.costs;
         let clawdbot_config =
-            crate::probe::clawdbot::config_path(config.clawdbot.config_path.as_deref());
+            crate::openclaw::config::config_path(config.openclaw.config_path.as_deref());
         let transcripts_dir = costs.read_transcripts.then(|| {
             costs.transcripts_dir.clone().or_else(|| {
                 clawdbot_config
@@ -237,7 +237,7 @@ fn clawdbot_providers(path: Option<&Path>, fleet_hosts: &[(String, String)]) -> 
     let Ok(meta) = std::fs::metadata(path) else {
         return out;
     };
-    if meta.len() > crate::probe::clawdbot::MAX_CONFIG_BYTES {
+    if meta.len() > crate::openclaw::config::MAX_CONFIG_BYTES {
         return out;
     }
     let Ok(text) = std::fs::read_to_string(path) else {

@@ -212,7 +212,7 @@ pub fn check(
     }
 
     // The Clawdbot gateway.
-    if let Some(c) = &m.clawdbot
+    if let Some(c) = &m.openclaw
         && c.config_found
         && c.gateway_listening == Some(false)
     {
@@ -231,7 +231,7 @@ pub fn check(
     // The gateway listens but its websocket is silent or says it is not
     // healthy: a restart is the fix. A refused handshake (a wrong token in
     // Clawdbot's config) is for a human: restarting would not change it.
-    if let Some(c) = &m.clawdbot
+    if let Some(c) = &m.openclaw
         && c.gateway_listening == Some(true)
         && let Some(h) = &c.gateway_health
         && !h.ok
@@ -257,7 +257,7 @@ pub fn check(
     // Clawdbot's chain has lost every local model: its turns now go to the
     // paid fallbacks. Said before the money is spent; the Ollama findings
     // carry the fixes.
-    if let Some(chain) = m.clawdbot.as_ref().and_then(|c| c.chain.as_ref())
+    if let Some(chain) = m.openclaw.as_ref().and_then(|c| c.chain.as_ref())
         && chain.local_all_down
     {
         let local: Vec<&str> = chain
@@ -291,7 +291,7 @@ pub fn check(
     // its interval. Left to a human (a heartbeat is skipped on purpose when
     // HEARTBEAT.md holds only headings, so restarting would not help), and
     // only once one was ever seen.
-    if let Some(h) = m.clawdbot.as_ref().and_then(|c| c.heartbeat.as_ref())
+    if let Some(h) = m.openclaw.as_ref().and_then(|c| c.heartbeat.as_ref())
         && h.overdue
         && let Some(last) = h.last_at
     {
@@ -365,18 +365,18 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::sessions::Heartbeat;
-    use crate::snapshot::ClawdbotStatus;
+    use crate::openclaw::sessions::Heartbeat;
+    use crate::snapshot::OpenClawStatus;
 
     fn with_heartbeat(h: Option<Heartbeat>) -> MachineSnapshot {
         MachineSnapshot {
             is_self: true,
             online: true,
-            clawdbot: Some(ClawdbotStatus {
+            openclaw: Some(OpenClawStatus {
                 config_found: true,
                 gateway_listening: Some(true),
                 heartbeat: h,
-                ..ClawdbotStatus::default()
+                ..OpenClawStatus::default()
             }),
             ..MachineSnapshot::default()
         }
@@ -438,10 +438,10 @@ mod tests {
 
     #[test]
     fn an_unhealthy_gateway_is_restarted_a_refused_one_is_for_a_human() {
-        use crate::probe::gateway::GatewayHealth;
+        use crate::openclaw::gateway::GatewayHealth;
         let with = |failure: &str| {
             let mut m = with_heartbeat(None);
-            if let Some(c) = m.clawdbot.as_mut() {
+            if let Some(c) = m.openclaw.as_mut() {
                 c.gateway_health = Some(GatewayHealth {
                     failure: Some(failure.into()),
                     error: Some(format!("{failure} gateway")),
@@ -461,7 +461,7 @@ mod tests {
             "a wrong token is not fixed by a restart"
         );
         let mut ok = with_heartbeat(None);
-        if let Some(c) = ok.clawdbot.as_mut() {
+        if let Some(c) = ok.openclaw.as_mut() {
             c.gateway_health = Some(GatewayHealth {
                 ok: true,
                 ..GatewayHealth::default()
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_chain_with_every_local_model_down_is_said_before_it_costs() {
-        use crate::clawdbot::chain::{ChainModel, ChainView};
+        use crate::openclaw::chain::{ChainModel, ChainView};
         let model = |role: &str, model: &str, local: bool, servable: Option<bool>| ChainModel {
             role: role.into(),
             model: model.into(),
@@ -481,7 +481,7 @@ mod tests {
             machines: vec![],
         };
         let mut m = with_heartbeat(None);
-        if let Some(c) = m.clawdbot.as_mut() {
+        if let Some(c) = m.openclaw.as_mut() {
             c.chain = Some(ChainView {
                 models: vec![
                     model("primary", "ollama-macmini/gpt-oss:20b", true, Some(false)),

@@ -552,7 +552,7 @@ impl Watcher {
                     (o.checked_at? > after).then(|| !o.loaded.iter().any(|l| &l.name == model))
                 }
                 Action::RestartGateway => {
-                    let c = m.clawdbot.as_ref()?;
+                    let c = m.openclaw.as_ref()?;
                     (c.checked_at? > after).then_some(c.gateway_listening == Some(true))
                 }
                 Action::ReapZombies | Action::Clean | Action::ShutdownSimulators => Some(true),

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::system::SystemProbe;
-use super::{clawdbot, ollama, pm2, services};
+use super::{ollama, pm2, services};
 use crate::config::{Config, MachineConfig};
 use crate::fleet::Fleet;
+use crate::openclaw::config as clawdbot;
 use crate::snapshot::{MachineSnapshot, OllamaStatus, Snapshot};
 
 /// Snapshot readers hold one of these.
@@ -103,8 +104,8 @@ impl Collector {
             &mut tasks,
             &cancel,
             "clawdbot",
-            every(p.clawdbot_interval_secs),
-            |c| Box::pin(c.probe_clawdbot()),
+            every(p.openclaw_interval_secs),
+            |c| Box::pin(c.probe_openclaw()),
         );
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined
@@ -127,7 +128,7 @@ impl Collector {
                 self.clone().probe_ollama(),
                 self.clone().probe_services(),
                 self.clone().probe_pm2(),
-                self.clone().probe_clawdbot(),
+                self.clone().probe_openclaw(),
                 tokio::time::sleep(Duration::from_millis(300)),
             )
         };
@@ -354,8 +355,8 @@ impl Collector {
         });
     }
 
-    async fn probe_clawdbot(self: Arc<Self>) {
-        let path = clawdbot::config_path(self.config.clawdbot.config_path.as_deref());
+    async fn probe_openclaw(self: Arc<Self>) {
+        let path = clawdbot::config_path(self.config.openclaw.config_path.as_deref());
         let mut status = clawdbot::probe(path.as_deref(), self.config.probes.timeout()).await;
         // Agents and sessions from the state folder (where the transcripts
         // are: `[costs] transcripts_dir`, else beside the config).
@@ -369,13 +370,13 @@ impl Collector {
                 let every = status
                     .heartbeat_every
                     .as_deref()
-                    .and_then(super::sessions::parse_every)
+                    .and_then(crate::openclaw::sessions::parse_every)
                     .unwrap_or(30 * 60);
                 (model, every)
             });
             let read = self
                 .blocking("clawdbot sessions", &self.sessions_busy, move || {
-                    super::sessions::read(
+                    crate::openclaw::sessions::read(
                         &dir,
                         heartbeat.as_ref().map(|(m, e)| (m.as_str(), *e)),
                         Timestamp::now(),
@@ -389,8 +390,8 @@ impl Collector {
         }
         let now = Timestamp::now();
         self.publish_machine(&self.fleet.this.id, |m| {
-            m.clawdbot = Some(status);
-            m.probed_at.clawdbot = Some(now);
+            m.openclaw = Some(status);
+            m.probed_at.openclaw = Some(now);
         });
     }
 }
@@ -444,15 +445,15 @@ fn refresh_chain(snap: &mut Snapshot) {
     let Some(i) = snap
         .machines
         .iter()
-        .position(|m| m.is_self && m.clawdbot.is_some())
+        .position(|m| m.is_self && m.openclaw.is_some())
     else {
         return;
     };
     let view = snap.machines[i]
-        .clawdbot
+        .openclaw
         .as_ref()
-        .map(|c| crate::clawdbot::chain::assess(c, snap));
-    if let Some(c) = snap.machines[i].clawdbot.as_mut() {
+        .map(|c| crate::openclaw::chain::assess(c, snap));
+    if let Some(c) = snap.machines[i].openclaw.as_mut() {
         c.chain = view.filter(|v| !v.models.is_empty());
     }
 }

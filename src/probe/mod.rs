@@ -2,14 +2,11 @@
 //! services, pm2 and Clawdbot. Each probe has its own time limit so a hung
 //! one never stalls the rest.
 
-pub mod clawdbot;
 mod collector;
 mod fail;
-pub mod gateway;
 pub mod ollama;
 pub mod pm2;
 pub mod services;
-pub mod sessions;
 pub mod system;
 
 pub use collector::{Collector, SnapshotRx, initial_snapshot};

@@ -311,7 +311,7 @@ system_interval_secs = 5
 ollama_interval_secs = 1
 services_interval_secs = 3600
 pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
+openclaw_interval_secs = 3600
 timeout_ms = 1000
 [clawdbot]
 config_path = ${JSON.stringify(join(dir, "no-clawdbot.json"))}

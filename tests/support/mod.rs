@@ -109,7 +109,7 @@ listen = "127.0.0.1:0"
 ollama_interval_secs = 1
 timeout_ms = 1000
 pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
+openclaw_interval_secs = 3600
 [clawdbot]
 config_path = {none:?}
 [[machines]]

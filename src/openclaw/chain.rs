@@ -5,11 +5,11 @@
 //! every local model is down is flagged: its turns are about to go to the
 //! paid fallbacks.
 //!
-//! Pure: reads a `ClawdbotStatus` and the snapshot.
+//! Pure: reads a `OpenClawStatus` and the snapshot.
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{ClawdbotStatus, Snapshot};
+use crate::snapshot::{OpenClawStatus, Snapshot};
 
 /// One model of a chain.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ fn is_local_url(url: &str, snap: &Snapshot) -> bool {
 }
 
 /// Assesses `c`'s chains against `snap`.
-pub fn assess(c: &ClawdbotStatus, snap: &Snapshot) -> ChainView {
+pub fn assess(c: &OpenClawStatus, snap: &Snapshot) -> ChainView {
     let mut entries: Vec<(&str, &str)> = Vec::new();
     if let Some(p) = &c.primary_model {
         entries.push(("primary", p));
@@ -128,10 +128,10 @@ pub fn assess(c: &ClawdbotStatus, snap: &Snapshot) -> ChainView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{ClawdbotProvider, MachineSnapshot, OllamaModel, OllamaStatus};
+    use crate::snapshot::{MachineSnapshot, OllamaModel, OllamaStatus, OpenClawProvider};
 
-    fn clawdbot() -> ClawdbotStatus {
-        ClawdbotStatus {
+    fn clawdbot() -> OpenClawStatus {
+        OpenClawStatus {
             primary_model: Some("ollama-macmini/gpt-oss:20b".into()),
             fallbacks: vec![
                 "ollama/qwen3:8b".into(),
@@ -140,23 +140,23 @@ mod tests {
             heartbeat_model: Some("ollama-macmini/gpt-oss:20b".into()),
             subagent_model: Some("ollama/qwen3:8b".into()),
             providers: vec![
-                ClawdbotProvider {
+                OpenClawProvider {
                     name: "ollama-macmini".into(),
                     base_url: Some("http://127.0.0.1:11435/via/macmini/v1".into()),
-                    ..ClawdbotProvider::default()
+                    ..OpenClawProvider::default()
                 },
-                ClawdbotProvider {
+                OpenClawProvider {
                     name: "ollama".into(),
                     base_url: Some("http://127.0.0.1:11434/v1".into()),
-                    ..ClawdbotProvider::default()
+                    ..OpenClawProvider::default()
                 },
-                ClawdbotProvider {
+                OpenClawProvider {
                     name: "anthropic".into(),
                     base_url: Some("https://api.anthropic.com".into()),
-                    ..ClawdbotProvider::default()
+                    ..OpenClawProvider::default()
                 },
             ],
-            ..ClawdbotStatus::default()
+            ..OpenClawStatus::default()
         }
     }
 

@@ -5,8 +5,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use clawfleet::probe::clawdbot::{self, DEFAULT_GATEWAY_PORT};
-use clawfleet::snapshot::{ClawdbotProvider, ClawdbotStatus};
+use clawfleet::openclaw::config::{self, DEFAULT_GATEWAY_PORT};
+use clawfleet::snapshot::{OpenClawProvider, OpenClawStatus};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -73,13 +73,13 @@ fn mac_mini_config(gateway_port: u16) -> String {
 }
 
 /// What the probe must read from the Mac Mini config.
-fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotStatus {
+fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> OpenClawStatus {
     let chain = vec![
         "ollama/qwen3:8b".to_owned(),
         "anthropic/claude-sonnet-4-5".to_owned(),
         "anthropic/claude-opus-4-5".to_owned(),
     ];
-    ClawdbotStatus {
+    OpenClawStatus {
         config_path: Some(path.display().to_string()),
         config_found: true,
         error: None,
@@ -89,7 +89,7 @@ fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotS
         heartbeat_every: Some("30m".into()),
         subagent_model: Some("ollama/gpt-oss:20b".into()),
         providers: vec![
-            ClawdbotProvider {
+            OpenClawProvider {
                 name: "ollama".into(),
                 base_url: Some("http://127.0.0.1:11434/v1".into()),
                 api: Some("openai-completions".into()),
@@ -99,7 +99,7 @@ fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotS
                     "qwen3-fast:8b".into(),
                 ],
             },
-            ClawdbotProvider {
+            OpenClawProvider {
                 name: "ollama-macbook".into(),
                 base_url: Some("http://felipes-macbook-pro-2.local:11434/v1".into()),
                 api: Some("openai-completions".into()),
@@ -118,7 +118,7 @@ fn mac_mini_status(path: &Path, gateway_port: u16, listening: bool) -> ClawdbotS
 }
 
 /// The status with `checked_at` checked and cleared, for comparing.
-fn without_time(mut status: ClawdbotStatus) -> ClawdbotStatus {
+fn without_time(mut status: OpenClawStatus) -> OpenClawStatus {
     let checked = status.checked_at.take().expect("checked_at is set");
     let age = jiff::Timestamp::now().duration_since(checked);
     assert!(age.as_secs() < 60, "checked_at {checked} is not now");
@@ -140,7 +140,7 @@ async fn mac_mini_config_with_gateway_listening() {
     let path = dir.path().join("clawdbot.json");
     std::fs::write(&path, mac_mini_config(port)).unwrap();
 
-    let status = clawdbot::probe(Some(&path), TIMEOUT).await;
+    let status = config::probe(Some(&path), TIMEOUT).await;
 
     let json = serde_json::to_string(&status).unwrap();
     for secret in [
@@ -182,11 +182,11 @@ async fn hand_edited_json5() {
     )
     .unwrap();
 
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert!(!serde_json::to_string(&status).unwrap().contains(OLLAMA_KEY));
     assert_eq!(
         status,
-        ClawdbotStatus {
+        OpenClawStatus {
             config_path: Some(path.display().to_string()),
             config_found: true,
             error: None,
@@ -195,7 +195,7 @@ async fn hand_edited_json5() {
             heartbeat_model: Some("ollama/qwen3:8b".into()),
             heartbeat_every: Some("1h".into()),
             subagent_model: Some("ollama/qwen3:8b".into()),
-            providers: vec![ClawdbotProvider {
+            providers: vec![OpenClawProvider {
                 name: "ollama".into(),
                 base_url: Some("http://127.0.0.1:11434/v1".into()),
                 api: Some("openai-completions".into()),
@@ -223,7 +223,7 @@ async fn gateway_port_closed() {
     };
     let path = dir.path().join("clawdbot.json");
     std::fs::write(&path, mac_mini_config(port)).unwrap();
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert_eq!(status, mac_mini_status(&path, port, false));
 }
 
@@ -237,7 +237,7 @@ async fn broken_file_is_located_and_default_port_still_checked() {
         "{\n  agents: {\n    defaults: {\n      model: { primary: \"ollama/gpt-oss:20b\" fallbacks: [] },\n    },\n  },\n  gateway: { port: 1 },\n}\n",
     )
     .unwrap();
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     let error = status.error.clone().expect("an error");
     // 1-based: the `f` of `fallbacks`, where the comma should be.
     assert_eq!(error, "line 4 column 46: expected comma");
@@ -261,7 +261,7 @@ async fn wrong_types_do_not_hide_the_rest() {
             "heartbeat": "30m"}}, "gateway": {"port": "18789", "bind": "loopback"}}"#,
     )
     .unwrap();
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert_eq!(status.primary_model.as_deref(), Some("ollama/gpt-oss:20b"));
     assert_eq!(status.fallbacks, Vec::<String>::new());
     assert_eq!(status.heartbeat_model, None);
@@ -281,7 +281,7 @@ async fn wrong_types_do_not_hide_the_rest() {
 async fn missing_file_is_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nowhere").join("clawdbot.json");
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert!(!status.config_found);
     assert_eq!(status.error, None);
     assert_eq!(status.config_path, Some(path.display().to_string()));
@@ -295,7 +295,7 @@ async fn unreadable_file_is_an_error() {
     // A folder where the file should be: it exists but cannot be read as one.
     let path = dir.path().join("clawdbot.json");
     std::fs::create_dir(&path).unwrap();
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert!(status.config_found);
     let error = status.error.expect("an error");
     assert!(
@@ -308,9 +308,9 @@ async fn unreadable_file_is_an_error() {
 async fn oversized_file_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clawdbot.json");
-    let padding = " ".repeat(clawdbot::MAX_CONFIG_BYTES as usize);
+    let padding = " ".repeat(config::MAX_CONFIG_BYTES as usize);
     std::fs::write(&path, format!("{{{padding}}}")).unwrap();
-    let status = without_time(clawdbot::probe(Some(&path), TIMEOUT).await);
+    let status = without_time(config::probe(Some(&path), TIMEOUT).await);
     assert!(status.config_found);
     assert_eq!(
         status.error,
@@ -320,7 +320,7 @@ async fn oversized_file_is_not_read() {
 
 #[tokio::test]
 async fn no_path_at_all() {
-    let status = without_time(clawdbot::probe(None, TIMEOUT).await);
+    let status = without_time(config::probe(None, TIMEOUT).await);
     assert_eq!(status.config_path, None);
     assert!(!status.config_found);
     assert_eq!(
@@ -334,7 +334,7 @@ async fn no_path_at_all() {
 fn configured_path_wins() {
     let configured = Path::new("/etc/clawfleet/clawdbot.json");
     assert_eq!(
-        clawdbot::config_path(Some(configured)),
+        config::config_path(Some(configured)),
         Some(configured.to_path_buf())
     );
 }

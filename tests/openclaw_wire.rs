@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clawfleet::clawdbot::wire::{self, WireError};
 use clawfleet::config::{self, Source};
 use clawfleet::fleet::Fleet;
+use clawfleet::openclaw::wire::{self, WireError};
 
 /// The reference fleet's Clawdbot config on the MacBook, as edited by hand.
 const CLAWDBOT: &str = r#"// ~/.clawdbot/clawdbot.json — edited by hand

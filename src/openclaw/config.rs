@@ -1,7 +1,7 @@
 //! Clawdbot's config (`clawdbot.json`, JSON5) and whether its gateway listens.
 //!
 //! The config holds API keys and tokens: only the fields listed in
-//! [`ClawdbotStatus`] are read out of it, and nothing else is kept or logged.
+//! [`OpenClawStatus`] are read out of it, and nothing else is kept or logged.
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 use tokio::io::AsyncReadExt;
 
-use super::json_kind;
-use crate::snapshot::{ClawdbotProvider, ClawdbotStatus};
+use crate::probe::json_kind;
+use crate::snapshot::{OpenClawProvider, OpenClawStatus};
 
 /// The gateway port when the config names none.
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
@@ -74,11 +74,11 @@ fn expand_home(value: OsString, home: Option<&Path>) -> PathBuf {
 /// in `error`, and whatever could be read is still reported. The gateway is
 /// checked on `127.0.0.1` at the configured port (the default one when the
 /// config cannot be read), within `timeout`.
-pub async fn probe(path: Option<&Path>, timeout: Duration) -> ClawdbotStatus {
-    let mut status = ClawdbotStatus {
+pub async fn probe(path: Option<&Path>, timeout: Duration) -> OpenClawStatus {
+    let mut status = OpenClawStatus {
         config_path: path.map(|p| p.display().to_string()),
         gateway_port: DEFAULT_GATEWAY_PORT,
-        ..ClawdbotStatus::default()
+        ..OpenClawStatus::default()
     };
     let mut token = None;
     match path {
@@ -136,7 +136,7 @@ async fn read_config(path: &Path) -> Result<Option<String>, String> {
 
 /// Fills `status` from the config text. Parse errors and wrong types go to
 /// `status.error`; wrong fields are skipped, the rest is still read.
-fn read_status(text: &str, status: &mut ClawdbotStatus) {
+fn read_status(text: &str, status: &mut OpenClawStatus) {
     let root: Value = match json5::from_str(text) {
         Ok(root) => root,
         Err(e) => {
@@ -186,7 +186,7 @@ fn read_status(text: &str, status: &mut ClawdbotStatus) {
                 continue;
             };
             // Only these three fields: `apiKey` and `headers` hold secrets.
-            status.providers.push(ClawdbotProvider {
+            status.providers.push(OpenClawProvider {
                 name: name.clone(),
                 base_url: notes.child_string(provider, "baseUrl", &format!("{key}.baseUrl")),
                 api: notes.child_string(provider, "api", &format!("{key}.api")),
@@ -420,10 +420,10 @@ mod tests {
         );
     }
 
-    fn read(text: &str) -> ClawdbotStatus {
-        let mut status = ClawdbotStatus {
+    fn read(text: &str) -> OpenClawStatus {
+        let mut status = OpenClawStatus {
             gateway_port: DEFAULT_GATEWAY_PORT,
-            ..ClawdbotStatus::default()
+            ..OpenClawStatus::default()
         };
         read_status(text, &mut status);
         status
