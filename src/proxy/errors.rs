@@ -42,10 +42,11 @@ pub enum ErrorKind {
     /// The request body is over the proxy's size limit.
     PayloadTooLarge,
     /// No backend can serve the request now (all down, open circuits, all
-    /// failed before the first byte). Always status 503 with the word
-    /// "overloaded" in the message: Clawdbot falls back to its next model on
-    /// that text, never on a plain 500. Send it with `x-should-retry: false`
-    /// so the client's SDK does not retry the same dead route first.
+    /// failed before the first byte). Always status 503, with the word
+    /// "overloaded" and "retry after 120 seconds" in the message (see
+    /// [`RETRY_AFTER_SECS`]), sent with `Retry-After` and
+    /// `x-should-retry: false`: the answer that makes both OpenClaw and a
+    /// legacy Clawdbot move to their next model rather than wait.
     Overloaded,
     /// A backend failed in a way the proxy passes on (bad gateway, timeout).
     Upstream,
@@ -136,15 +137,33 @@ pub fn error_body(shape: ApiShape, status: u16, kind: ErrorKind, message: &str) 
     (status, body)
 }
 
-/// A message that contains the word Clawdbot's fallback looks for.
+/// How long a client is told to wait before asking the fleet again for a
+/// model no machine can serve now.
+///
+/// OpenClaw 2026.9 retries a 503 on the same model for up to 90 s (about 8
+/// requests) before it tries its next model, unless the error text asks for
+/// a longer wait (`retry after N seconds`): then it moves on after one
+/// request. It reads the hint from the body only (`Retry-After` is sent too,
+/// for other clients). A legacy Clawdbot falls back on the word
+/// "overloaded" (`shared/interop/openclaw.md`, `clawdbot.md`).
+pub const RETRY_AFTER_SECS: u64 = 120;
+
+/// A message with the words both agents' fallback looks for: "overloaded"
+/// (legacy Clawdbot) and a retry hint longer than OpenClaw's retry window.
 fn overloaded_message(message: &str) -> Cow<'_, str> {
-    if message.to_ascii_lowercase().contains("overloaded") {
-        Cow::Borrowed(message)
-    } else if message.is_empty() {
-        Cow::Borrowed("overloaded")
-    } else {
-        Cow::Owned(format!("overloaded: {message}"))
+    let lower = message.to_ascii_lowercase();
+    let mut out = Cow::Borrowed(message);
+    if !lower.contains("overloaded") {
+        out = Cow::Owned(if message.is_empty() {
+            "overloaded".to_owned()
+        } else {
+            format!("overloaded: {message}")
+        });
     }
+    if !lower.contains("retry after") {
+        out = Cow::Owned(format!("{out}; retry after {RETRY_AFTER_SECS} seconds"));
+    }
+    out
 }
 
 /// An error to append to a stream that already began, in the stream's own
@@ -312,7 +331,7 @@ mod tests {
                 "all backends are overloaded",
                 503,
                 json!({"error": {
-                "message": "all backends are overloaded", "type": "server_error", "param": null, "code": null}}),
+                "message": "all backends are overloaded; retry after 120 seconds", "type": "server_error", "param": null, "code": null}}),
             ),
             (
                 OpenAi,
@@ -362,7 +381,7 @@ mod tests {
                 Overloaded,
                 "server overloaded",
                 503,
-                json!({"error": "server overloaded"}),
+                json!({"error": "server overloaded; retry after 120 seconds"}),
             ),
             (
                 Ollama,
@@ -403,7 +422,7 @@ mod tests {
                 Overloaded,
                 "Overloaded",
                 503,
-                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded; retry after 120 seconds"}}),
             ),
             (
                 Anthropic,
@@ -456,7 +475,7 @@ mod tests {
                 Overloaded,
                 "busy, overloaded",
                 503,
-                json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy, overloaded"}}),
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy, overloaded; retry after 120 seconds"}}),
             ),
             (
                 OpenAi,
@@ -465,7 +484,7 @@ mod tests {
                 "no backend could serve gpt-oss:20b; tried macmini (refused)",
                 503,
                 json!({"error": {
-                "message": "overloaded: no backend could serve gpt-oss:20b; tried macmini (refused)",
+                "message": "overloaded: no backend could serve gpt-oss:20b; tried macmini (refused); retry after 120 seconds",
                 "type": "server_error", "param": null, "code": null}}),
             ),
             (
@@ -474,7 +493,7 @@ mod tests {
                 Overloaded,
                 "",
                 503,
-                json!({"error": "overloaded"}),
+                json!({"error": "overloaded; retry after 120 seconds"}),
             ),
         ];
         for (shape, status, kind, message, want_status, want_body) in table {
@@ -509,11 +528,17 @@ mod tests {
                 "nothing could serve it",
                 "OVERLOADED",
                 "Overloaded: all down",
+                "overloaded; retry after 120 seconds",
             ] {
                 let (status, body) = error_body(shape, 500, ErrorKind::Overloaded, message);
                 assert_eq!(status, 503);
                 let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
                 assert!(text.contains("overloaded"), "{shape:?} {message:?}: {text}");
+                assert_eq!(
+                    text.matches("retry after 120 seconds").count(),
+                    1,
+                    "{shape:?} {message:?}: {text}"
+                );
             }
         }
     }

@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, info_span, warn};
 mod front;
 
 use super::circuit::{Admission, Circuit, CircuitConfig};
-use super::errors::{ApiShape, ErrorKind, error_body, stream_error_frame};
+use super::errors::{ApiShape, ErrorKind, RETRY_AFTER_SECS, error_body, stream_error_frame};
 use super::route::{self, Candidate, RouteError};
 use super::upstream::{Answer, BodyStream, Upstreams};
 use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, options_want_usage};
@@ -156,21 +156,33 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
                 post(via(endpoint)),
             );
     }
+    // The rest of Ollama's and OpenAI's API, at the root and under
+    // `/via/<machine>` alike: a client given a `/via/` base URL (OpenClaw's
+    // discovery, its cron pre-checks) asks `<baseUrl>/api/tags` there. The
+    // listings are the fleet's, as the inference behind that address is;
+    // model management goes to that machine's own Ollama.
+    for prefix in ["", "/via/{machine}"] {
+        router = router
+            .route(&format!("{prefix}/v1/models"), get(openai_models))
+            .route(&format!("{prefix}/v1/models/{{*model}}"), get(openai_model))
+            .route(&format!("{prefix}/api/tags"), get(ollama_tags))
+            .route(&format!("{prefix}/api/ps"), get(ollama_ps))
+            .route(&format!("{prefix}/api/version"), get(ollama_version))
+            .route(&format!("{prefix}/api/pull"), post(manage_ollama))
+            .route(&format!("{prefix}/api/push"), post(manage_ollama))
+            .route(&format!("{prefix}/api/create"), post(manage_ollama))
+            .route(&format!("{prefix}/api/copy"), post(manage_ollama))
+            .route(&format!("{prefix}/api/delete"), any(manage_ollama))
+            .route(
+                &format!("{prefix}/api/blobs/{{digest}}"),
+                any(manage_ollama),
+            );
+    }
     router
-        .route("/via/{machine}/v1/models", get(openai_models))
-        .route("/v1/models", get(openai_models))
-        .route("/v1/models/{*model}", get(openai_model))
         .route("/v1/messages", post(anthropic))
-        .route("/api/tags", get(ollama_tags))
-        .route("/api/ps", get(ollama_ps))
-        .route("/api/version", get(ollama_version))
-        .route("/api/pull", post(local_ollama))
-        .route("/api/push", post(local_ollama))
-        .route("/api/create", post(local_ollama))
-        .route("/api/copy", post(local_ollama))
-        .route("/api/delete", any(local_ollama))
-        .route("/api/blobs/{digest}", any(local_ollama))
-        .route("/", get(|| async { "Ollama is running" }))
+        .route("/", get(ollama_root))
+        .route("/via/{machine}", get(ollama_root))
+        .route("/via/{machine}/", get(ollama_root))
         .with_state(proxy)
         .layer(axum::middleware::from_fn_with_state(
             allowed,
@@ -402,11 +414,13 @@ fn fail(shape: ApiShape, status: u16, kind: ErrorKind, message: &str) -> Respons
     )
         .into_response();
     if kind == ErrorKind::Overloaded {
-        // Clawdbot's OpenAI SDK honours this: it stops retrying a fleet that
-        // is known to be down and falls back to its next model at once.
-        response
-            .headers_mut()
-            .insert("x-should-retry", HeaderValue::from_static("false"));
+        // A legacy Clawdbot's OpenAI SDK honours `x-should-retry`: it stops
+        // retrying a fleet that is known to be down. OpenClaw reads the same
+        // hint from the text (`errors::RETRY_AFTER_SECS`); other clients
+        // from `Retry-After`.
+        let headers = response.headers_mut();
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     response
 }
@@ -1277,22 +1291,64 @@ async fn openai_model(State(proxy): State<Arc<Proxy>>, Path(model): Path<String>
     }
 }
 
+/// `GET /`: what Ollama answers there, which clients use to see that it is
+/// up.
+async fn ollama_root() -> &'static str {
+    "Ollama is running"
+}
+
+/// The machine a `/via/<machine>` path names, when the route has one.
+type ViaMachine = Option<Path<std::collections::HashMap<String, String>>>;
+
 /// Model management (`pull`, `push`, `create`, `copy`, `delete`, `blobs`)
-/// goes to this machine's own Ollama, streamed both ways, unmetered.
-async fn local_ollama(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
-    let Some(base) = proxy.fleet.this.ollama_url.as_deref() else {
+/// goes to one Ollama, streamed both ways, unmetered: this machine's, or,
+/// under `/via/<machine>/`, that machine's.
+async fn manage_ollama(
+    State(proxy): State<Arc<Proxy>>,
+    via: ViaMachine,
+    request: Request,
+) -> Response {
+    let via = via.and_then(|Path(p)| p.get("machine").cloned());
+    let machine = match &via {
+        None => Some(&proxy.fleet.this),
+        Some(id) => proxy.fleet.machines().find(|m| &m.id == id),
+    };
+    let Some(machine) = machine else {
+        return fail(
+            ApiShape::Ollama,
+            404,
+            ErrorKind::BadRequest,
+            &format!(
+                "no machine {:?} in the fleet: /via/<machine>/ takes a machine id of ClawFleet's config",
+                via.unwrap_or_default()
+            ),
+        );
+    };
+    let Some(base) = machine.ollama_url.as_deref() else {
         return fail(
             ApiShape::Ollama,
             503,
             ErrorKind::Upstream,
-            "this machine has no Ollama (no ollama_url in its [[machines]] entry)",
+            &format!(
+                "the machine {} has no Ollama (no ollama_url in its [[machines]] entry)",
+                machine.id
+            ),
         );
     };
     let method = request.method().clone();
-    let path_and_query = request.uri().path_and_query().map_or_else(
-        || request.uri().path().to_owned(),
-        |p| p.as_str().to_owned(),
-    );
+    let path = request.uri().path();
+    // The path Ollama knows: without the `/via/<machine>` prefix.
+    let path = match via.as_deref() {
+        Some(_) => path
+            .strip_prefix("/via/")
+            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or(path),
+        None => path,
+    };
+    let path_and_query = match request.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
     let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
     let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
     let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
@@ -1308,7 +1364,7 @@ async fn local_ollama(State(proxy): State<Arc<Proxy>>, request: Request) -> Resp
             ApiShape::Ollama,
             502,
             ErrorKind::Upstream,
-            &format!("this machine's Ollama at {base}: {}", net::describe(&e)),
+            &format!("{}'s Ollama at {base}: {}", machine.id, net::describe(&e)),
         ),
     }
 }
