@@ -204,7 +204,7 @@ fn main() {
         local_providers: vec!["ollama*".into()],
         leak: Default::default(),
         transcripts_dir: None,
-        clawdbot_config: None,
+        agent_config: None,
         fleet_hosts: Vec::new(),
         prices_path: None,
         time_zone: Some("UTC".into()),

@@ -5,6 +5,7 @@
 //! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
 
 pub mod api;
+pub mod command;
 pub mod config;
 pub mod cost;
 pub mod daemon;
@@ -15,6 +16,7 @@ pub mod history;
 pub mod ledger;
 pub mod net;
 pub mod openclaw;
+pub mod outside;
 pub mod peers;
 pub mod probe;
 pub mod proxy;

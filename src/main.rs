@@ -261,14 +261,15 @@ fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
         Err(code) => return code,
     };
     let config = &loaded.config;
-    let Some(path) =
-        clawfleet::openclaw::config::config_path(config.openclaw.config_path.as_deref())
-    else {
-        eprintln!(
-            "error: no home folder to find Clawdbot's config in: set CLAWDBOT_CONFIG_PATH or [clawdbot] config_path"
-        );
+    let install = clawfleet::openclaw::locate::locate(
+        &config.openclaw,
+        &clawfleet::openclaw::locate::Environment::current(),
+    );
+    if install.config_path.is_empty() {
+        eprintln!("error: {}", install.found_by);
         return ExitCode::from(2);
-    };
+    }
+    let path = PathBuf::from(&install.config_path);
     let data_dir = config.data_dir();
     match command {
         OpenClawCommand::Wire { dry_run, json } => {

@@ -423,13 +423,19 @@ pub enum Pm2State {
     },
 }
 
-/// Clawdbot on this machine: its model chain and its gateway.
+/// OpenClaw (or a legacy Clawdbot) on this machine: where it is, its model
+/// chain, its gateway, its agents. Fields added since the first version are
+/// `serde(default)`, and none changed type, so peers of either version read
+/// each other's snapshots.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpenClawStatus {
-    /// The config file looked at.
+    /// The config file OpenClaw reads.
     pub config_path: Option<String>,
     /// Whether that file exists.
     pub config_found: bool,
+    /// Which install was found, how, and its version.
+    #[serde(default)]
+    pub install: Option<Install>,
     /// Why the config could not be read, when it could not.
     pub error: Option<String>,
     /// `agents.defaults.model.primary`.
@@ -446,41 +452,281 @@ pub struct OpenClawStatus {
     /// Configured model providers (never with their keys).
     #[serde(default)]
     pub providers: Vec<OpenClawProvider>,
-    /// `gateway.port` (default 18789).
+    /// The gateway's port (see `gateway_port_from`).
     pub gateway_port: u16,
+    /// What named the port: `$OPENCLAW_GATEWAY_PORT`, `gateway.port`, a
+    /// profile, the running gateway's lock file, or the default.
+    #[serde(default)]
+    pub gateway_port_from: Option<String>,
     /// `gateway.bind`.
     pub gateway_bind: Option<String>,
+    /// How ClawFleet authenticates to the gateway, in words (`token from
+    /// gateway.auth.token`), never the secret; or why it cannot.
+    #[serde(default)]
+    pub gateway_auth: Option<String>,
     /// Whether the gateway port accepts connections.
     pub gateway_listening: Option<bool>,
-    /// The gateway's websocket `health`, when its port is open.
+    /// Since when it has not, as seen by this daemon.
     #[serde(default)]
-    pub gateway_health: Option<crate::openclaw::gateway::GatewayHealth>,
+    pub gateway_down_since: Option<Timestamp>,
+    /// The gateway's health, when its port is open.
+    #[serde(default)]
+    pub gateway_health: Option<GatewayHealth>,
     /// Its model chains against what the fleet can serve now.
     #[serde(default)]
     pub chain: Option<crate::openclaw::chain::ChainView>,
-    /// Its agents, from its state folder: sessions and last turn.
+    /// Its agents: sessions, activity, model, heartbeat.
     #[serde(default)]
-    pub agents: Vec<crate::openclaw::sessions::AgentSessions>,
-    /// The last heartbeat turn, and whether it is overdue (older than twice
-    /// the interval).
+    pub agents: Vec<AgentStatus>,
+    /// A legacy Clawdbot's last heartbeat turn (OpenClaw's are per agent,
+    /// in `agents`).
     #[serde(default)]
-    pub heartbeat: Option<crate::openclaw::sessions::Heartbeat>,
+    pub heartbeat: Option<Heartbeat>,
+    /// What went wrong reading its state (an agent database refused, …).
+    #[serde(default)]
+    pub state_problems: Vec<String>,
     /// When this was read.
     pub checked_at: Option<Timestamp>,
 }
 
-/// A Clawdbot model provider, without secrets.
+/// Which agent an install is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentKind {
+    /// OpenClaw (2026.2 and later): `openclaw`, `~/.openclaw`.
+    #[default]
+    #[serde(rename = "openclaw")]
+    OpenClaw,
+    /// A legacy Clawdbot 2026.1: `clawdbot`, `~/.clawdbot`.
+    #[serde(rename = "clawdbot")]
+    Clawdbot,
+}
+
+impl AgentKind {
+    /// Its name as users know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::OpenClaw => "OpenClaw",
+            AgentKind::Clawdbot => "Clawdbot (legacy)",
+        }
+    }
+}
+
+/// The install found on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Install {
+    /// OpenClaw or a legacy Clawdbot.
+    pub kind: AgentKind,
+    /// The config file it reads.
+    pub config_path: String,
+    /// Whether that file exists.
+    pub config_found: bool,
+    /// Its state folder (agents, databases, locks).
+    pub state_dir: String,
+    /// How it was found, in words (`$OPENCLAW_STATE_DIR`, `[openclaw]
+    /// config_path in ClawFleet's config`, …).
+    pub found_by: String,
+    /// The named profile, if any.
+    pub profile: Option<String>,
+    /// Its version, when something says it.
+    pub version: Option<String>,
+    /// What said it (the running gateway, its state database, its config).
+    pub version_from: Option<String>,
+    /// Other config files and installs seen and not read, with why.
+    #[serde(default)]
+    pub also_found: Vec<String>,
+    /// Its gateway's service names and command.
+    #[serde(default)]
+    pub services: GatewayServices,
+}
+
+/// Where the gateway runs as a service, and the command that manages it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayServices {
+    /// The agent's command (`openclaw`, or `clawdbot` for a legacy one).
+    pub cli: String,
+    /// macOS launchd label (`ai.openclaw.gateway`).
+    pub launchd_label: String,
+    /// systemd user unit (`openclaw-gateway`).
+    pub systemd_unit: String,
+    /// Windows scheduled task (`OpenClaw Gateway`).
+    pub windows_task: String,
+}
+
+/// What the gateway says about itself: the handshake, then `health`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayHealth {
+    /// It answered: the handshake worked and `health` gave a snapshot.
+    pub ok: bool,
+    /// What went wrong, in words: the gateway's own when it said why.
+    pub error: Option<String>,
+    /// `refused` (it refused our credentials), `no_credential` (none was
+    /// found to send), `starting` (it says it is starting), `silent` (it
+    /// accepted the socket and said nothing), `unhealthy` (it answered
+    /// that it is not well), `broken` (not the protocol), or none when ok.
+    pub failure: Option<String>,
+    /// What to do about the failure.
+    #[serde(default)]
+    pub hint: Option<String>,
+    /// The protocol it speaks (`hello-ok`).
+    pub protocol: Option<u64>,
+    /// Its version, when it says.
+    pub server_version: Option<String>,
+    /// How long it has been up.
+    #[serde(default)]
+    pub uptime_secs: Option<u64>,
+    /// `heartbeatSeconds` from `health` (the default agent's interval).
+    pub heartbeat_seconds: Option<u64>,
+    /// The agents `health` lists (ids).
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// Its channels (Telegram, WhatsApp, Discord, …).
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+    /// Plugins that failed to load, `id: error`.
+    #[serde(default)]
+    pub plugin_errors: Vec<String>,
+    /// What it says is degraded (its event loop, its model runtime).
+    #[serde(default)]
+    pub degraded: Vec<String>,
+    /// Its last heartbeat run, when it has run one since it started.
+    #[serde(default)]
+    pub last_heartbeat: Option<GatewayHeartbeat>,
+    /// `websocket`, or `cli` when `openclaw health --json` answered instead.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Round trip of the whole exchange.
+    pub latency_ms: Option<f64>,
+}
+
+/// One channel of the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Its id (`telegram`).
+    pub id: String,
+    /// Its name as OpenClaw shows it (`Telegram`).
+    pub label: String,
+    /// `ok`, or the gateway's word for what is wrong (`disconnected`,
+    /// `not-running`, `stale-socket`, `stuck`, …).
+    pub state: String,
+    /// Connected now, when it says.
+    pub connected: Option<bool>,
+    /// Its last error, when it says.
+    pub last_error: Option<String>,
+}
+
+/// The gateway's last heartbeat run (kept in its memory: none after a
+/// restart until one runs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayHeartbeat {
+    /// When it ran.
+    pub at: Option<Timestamp>,
+    /// `sent`, `ok-empty`, `ok-token`, `skipped`, `failed`.
+    pub status: Option<String>,
+    /// Why, when it says.
+    pub reason: Option<String>,
+}
+
+/// One agent of the install.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Its id.
+    pub id: String,
+    /// Sessions it keeps.
+    pub sessions: usize,
+    /// Its last assistant turn.
+    pub last_turn_at: Option<Timestamp>,
+    /// That turn's model.
+    pub last_model: Option<String>,
+    /// And provider.
+    pub last_provider: Option<String>,
+    /// The default agent.
+    #[serde(default)]
+    pub is_default: bool,
+    /// `working`, `idle`, `stuck` or `waiting` (on an approval), when it
+    /// could be told.
+    #[serde(default)]
+    pub activity: Option<Activity>,
+    /// Why it is in that state, in words.
+    #[serde(default)]
+    pub activity_why: Option<String>,
+    /// Its last activity of any kind (a turn begun, an event written).
+    #[serde(default)]
+    pub last_activity_at: Option<Timestamp>,
+    /// The model its chain starts with (`provider/model`).
+    #[serde(default)]
+    pub selected_model: Option<String>,
+    /// Its last turn was served by a fallback, not its selected model.
+    #[serde(default)]
+    pub on_fallback: bool,
+    /// Its heartbeat.
+    #[serde(default)]
+    pub heartbeat: Option<AgentHeartbeat>,
+}
+
+/// What an agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// A turn is running and making progress.
+    Working,
+    /// No turn is running.
+    Idle,
+    /// A turn is open and nothing has happened for longer than
+    /// `[openclaw] stuck_after_secs`.
+    Stuck,
+    /// A turn waits on a human's approval.
+    Waiting,
+}
+
+/// An OpenClaw agent's heartbeat, from its schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentHeartbeat {
+    /// Its interval in seconds; none when it is off.
+    pub every_secs: Option<u64>,
+    /// When it last ran.
+    pub last_at: Option<Timestamp>,
+    /// How that run ended (`ok`, `error`, `skipped`).
+    pub last_status: Option<String>,
+    /// When it is due next.
+    pub next_at: Option<Timestamp>,
+    /// Running now.
+    pub running: bool,
+    /// Due and not run for longer than a grace period.
+    pub overdue: bool,
+    /// Why heartbeats do not run, when they cannot (the scheduler is off).
+    pub off_why: Option<String>,
+}
+
+/// A legacy Clawdbot's last heartbeat turn.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The heartbeat model (`provider/model`).
+    pub model: String,
+    /// Its interval in seconds, when the config says (`every`, default 30m).
+    pub every_secs: u64,
+    /// The last heartbeat turn found.
+    pub last_at: Option<Timestamp>,
+    /// By which agent.
+    pub agent: Option<String>,
+    /// The last one is older than twice the interval.
+    pub overdue: bool,
+}
+
+/// A model provider of the agent, without secrets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpenClawProvider {
     /// Provider name (`ollama-macmini`).
     pub name: String,
     /// `baseUrl`.
     pub base_url: Option<String>,
-    /// `api` kind (`openai-completions`, …).
+    /// `api` kind (`ollama`, `openai-completions`, …).
     pub api: Option<String>,
     /// Model ids it offers.
     #[serde(default)]
     pub models: Vec<String>,
+    /// `timeoutSeconds`, when set.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -11,11 +11,11 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use clawfleet::command as run;
 use clawfleet::config::{self, Source};
 use clawfleet::daemon;
 use clawfleet::heal::clean::{self, CleanSpec};
 use clawfleet::heal::events::{Event, Kind};
-use clawfleet::heal::run;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {

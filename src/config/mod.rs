@@ -336,6 +336,11 @@ pub struct HealConfig {
     /// Ollama is restarted after this many failed probes in a row.
     #[serde(default = "d_ollama_down_probes")]
     pub ollama_down_probes: u32,
+    /// The agent's gateway is restarted once it has not listened for this
+    /// many seconds (OpenClaw restarting itself takes a few seconds, a cold
+    /// start up to half a minute).
+    #[serde(default = "d_gateway_down_secs")]
+    pub gateway_down_secs: u64,
     /// A zombie is reaped once seen in this many cycles in a row.
     #[serde(default = "d_zombie_cycles")]
     pub zombie_cycles: u32,
@@ -424,6 +429,7 @@ impl Default for HealConfig {
             interval_secs: d_heal_interval(),
             mode: HealMode::default(),
             ollama_down_probes: d_ollama_down_probes(),
+            gateway_down_secs: d_gateway_down_secs(),
             zombie_cycles: d_zombie_cycles(),
             disk_free_percent: d_disk_free_percent(),
             memory_percent: d_memory_percent(),
@@ -450,6 +456,9 @@ fn d_healer_interval() -> u64 {
 }
 fn d_ollama_down_probes() -> u32 {
     3
+}
+fn d_gateway_down_secs() -> u64 {
+    120
 }
 fn d_zombie_cycles() -> u32 {
     2
@@ -515,14 +524,54 @@ impl HealMode {
     }
 }
 
-/// `[clawdbot]`: where its config lives, when not in the usual place.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[openclaw]` (the old `[clawdbot]` is read too): where the agent's install
+/// is, when ClawFleet runs with another environment than OpenClaw (a login
+/// item does not see the shell's `OPENCLAW_*` variables), and how its
+/// agents are judged. Unset, the install is found as OpenClaw finds it
+/// (`openclaw::locate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenClawConfig {
-    /// Path of `clawdbot.json`. Default: `$CLAWDBOT_CONFIG_PATH`, else
-    /// `$CLAWDBOT_STATE_DIR/clawdbot.json`, else `~/.clawdbot/clawdbot.json`.
+    /// The config file (`openclaw.json`, or a legacy `clawdbot.json`).
     #[serde(default)]
     pub config_path: Option<PathBuf>,
+    /// The state folder (`~/.openclaw`): agents, databases, locks.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// A named profile, as `openclaw --profile NAME` (`~/.openclaw-NAME`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// The `openclaw` command (a name on PATH, or a full path), for
+    /// `openclaw health --json` when the gateway's websocket cannot be used.
+    #[serde(default = "d_openclaw_cli")]
+    pub cli: String,
+    /// An agent with a turn open and nothing new for this long is stuck.
+    #[serde(default = "d_stuck_after")]
+    pub stuck_after_secs: u64,
+}
+
+impl Default for OpenClawConfig {
+    fn default() -> Self {
+        Self {
+            config_path: None,
+            state_dir: None,
+            profile: None,
+            cli: d_openclaw_cli(),
+            stuck_after_secs: d_stuck_after(),
+        }
+    }
+}
+
+fn d_openclaw_cli() -> String {
+    if cfg!(windows) {
+        "openclaw.cmd".to_owned()
+    } else {
+        "openclaw".to_owned()
+    }
+}
+
+fn d_stuck_after() -> u64 {
+    600
 }
 
 /// `[costs]`: where usage comes from, how it is priced, and when to warn.

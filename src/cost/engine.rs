@@ -23,7 +23,6 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::prices::PriceTable;
 use super::report::{self, Context, Item, Month, MonthReport, Source, Sources};
@@ -134,8 +133,8 @@ pub struct Settings {
     pub leak: LeakConfig,
     /// Transcripts to read, if any.
     pub transcripts_dir: Option<PathBuf>,
-    /// Clawdbot's config, for its providers' `baseUrl`s.
-    pub clawdbot_config: Option<PathBuf>,
+    /// The agent's config, for its providers' `baseUrl`s.
+    pub agent_config: Option<PathBuf>,
     /// Hosts of the fleet's machines, by machine id.
     pub fleet_hosts: Vec<(String, String)>,
     /// The price file overlay.
@@ -155,14 +154,18 @@ impl Settings {
         config_file: Option<&Path>,
     ) -> Settings {
         let costs = &config.costs;
-        let clawdbot_config =
-            crate::openclaw::config::config_path(config.openclaw.config_path.as_deref());
+        // The install OpenClaw itself would use: its config, and its
+        // agents folder for the transcripts.
+        let install = crate::openclaw::locate::locate(
+            &config.openclaw,
+            &crate::openclaw::locate::Environment::current(),
+        );
+        let agent_config =
+            (!install.config_path.is_empty()).then(|| PathBuf::from(&install.config_path));
         let transcripts_dir = costs.read_transcripts.then(|| {
             costs.transcripts_dir.clone().or_else(|| {
-                clawdbot_config
-                    .as_ref()
-                    .and_then(|p| p.parent())
-                    .map(|d| d.join("agents"))
+                (!install.state_dir.is_empty())
+                    .then(|| PathBuf::from(&install.state_dir).join("agents"))
             })
         });
         let prices_path = costs.prices_path.clone().or_else(|| {
@@ -192,7 +195,7 @@ impl Settings {
             local_providers: costs.local_providers.clone(),
             leak: costs.leak.clone(),
             transcripts_dir: transcripts_dir.flatten(),
-            clawdbot_config,
+            agent_config,
             fleet_hosts,
             prices_path,
             time_zone: costs.time_zone.clone(),
@@ -229,32 +232,23 @@ struct Providers {
     local: HashMap<String, Option<String>>,
 }
 
-/// Reads the providers of Clawdbot's config. A missing or unreadable file
+/// Reads the providers of the agent's config. A missing or unreadable file
 /// means none are known (the configured patterns still apply).
-fn clawdbot_providers(path: Option<&Path>, fleet_hosts: &[(String, String)]) -> Providers {
+fn agent_providers(path: Option<&Path>, fleet_hosts: &[(String, String)]) -> Providers {
     let mut out = Providers::default();
     let Some(path) = path else { return out };
-    let Ok(meta) = std::fs::metadata(path) else {
+    let Ok(text) = crate::outside::read_text(path, crate::openclaw::config::MAX_CONFIG_BYTES)
+    else {
         return out;
     };
-    if meta.len() > crate::openclaw::config::MAX_CONFIG_BYTES {
-        return out;
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(config) = crate::openclaw::config::read(&text) else {
         return out;
     };
-    let Ok(root) = json5::from_str::<Value>(&text) else {
-        return out;
-    };
-    let Some(providers) = root.pointer("/models/providers").and_then(Value::as_object) else {
-        return out;
-    };
-    for (name, p) in providers {
-        let api = p.get("api").and_then(Value::as_str).unwrap_or("");
-        if api == "anthropic-messages" {
+    for p in config.providers {
+        if p.api.as_deref() == Some("anthropic-messages") {
             continue;
         }
-        let Some(host) = p.get("baseUrl").and_then(Value::as_str).and_then(url_host) else {
+        let Some(host) = p.base_url.as_deref().and_then(url_host) else {
             continue;
         };
         let machine = fleet_hosts
@@ -262,7 +256,7 @@ fn clawdbot_providers(path: Option<&Path>, fleet_hosts: &[(String, String)]) -> 
             .find(|(_, h)| crate::fleet::same_host(h, &host))
             .map(|(id, _)| id.clone());
         if machine.is_some() || is_loopback_host(&host) {
-            out.local.insert(name.clone(), machine);
+            out.local.insert(p.name, machine);
         }
     }
     out
@@ -369,8 +363,8 @@ impl Engine {
         };
         // The turns first: matching them needs the ledger's connection.
         let turns = self.store.turns_between(from, until)?;
-        let providers = clawdbot_providers(
-            self.settings.clawdbot_config.as_deref(),
+        let providers = agent_providers(
+            self.settings.agent_config.as_deref(),
             &self.settings.fleet_hosts,
         );
         let mut used: HashSet<i64> = HashSet::new();

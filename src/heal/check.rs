@@ -11,7 +11,12 @@ use serde_json::json;
 use super::action::{self, Action};
 use super::events::Severity;
 use crate::config::HealConfig;
-use crate::snapshot::MachineSnapshot;
+use crate::snapshot::{Activity, MachineSnapshot, OpenClawStatus};
+
+/// The agent's name as the user knows it, for findings.
+fn agent_name(c: &OpenClawStatus) -> &'static str {
+    c.install.as_ref().map_or("OpenClaw", |i| i.kind.name())
+}
 
 /// Something wrong, with what would fix it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,50 +216,90 @@ pub fn check(
         }
     }
 
-    // The Clawdbot gateway.
+    // The agent's gateway, down for longer than OpenClaw takes to restart
+    // itself: restart it.
     if let Some(c) = &m.openclaw
         && c.config_found
         && c.gateway_listening == Some(false)
     {
-        out.push(Finding {
-            key: "gateway".into(),
-            what: format!(
-                "the Clawdbot gateway is not listening on port {}",
-                c.gateway_port
-            ),
-            severity: Severity::Critical,
-            evidence: json!({"port": c.gateway_port}),
-            action: Some(Action::RestartGateway),
-        });
+        let down_secs = c
+            .gateway_down_since
+            .map_or(0, |since| now.duration_since(since).as_secs().max(0));
+        let down_secs = u64::try_from(down_secs).unwrap_or(0);
+        if down_secs >= cfg.gateway_down_secs {
+            out.push(Finding {
+                key: "gateway".into(),
+                what: format!(
+                    "the {} gateway has not been listening on port {} for {} min",
+                    agent_name(c),
+                    c.gateway_port,
+                    down_secs / 60
+                ),
+                severity: Severity::Critical,
+                evidence: json!({"port": c.gateway_port, "down_secs": down_secs, "since": c.gateway_down_since}),
+                action: Some(Action::RestartGateway),
+            });
+        }
     }
 
-    // The gateway listens but its websocket is silent or says it is not
-    // healthy: a restart is the fix. A refused handshake (a wrong token in
-    // Clawdbot's config) is for a human: restarting would not change it.
+    // The gateway listens but is silent or says it is unwell: a restart is
+    // the fix. A refused handshake (credentials), one still starting, or a
+    // channel that cannot connect (its token, its network) is for a human
+    // or for time: a restart would not change it.
     if let Some(c) = &m.openclaw
         && c.gateway_listening == Some(true)
         && let Some(h) = &c.gateway_health
         && !h.ok
+        && h.failure.as_deref() != Some("starting")
     {
-        let restartable = matches!(h.failure.as_deref(), Some("silent" | "unhealthy"));
+        let restartable = h.failure.as_deref() == Some("silent")
+            || (h.failure.as_deref() == Some("unhealthy")
+                && (!h.degraded.is_empty() || !h.plugin_errors.is_empty()));
         out.push(Finding {
             key: "gateway-health".into(),
             what: format!(
-                "the Clawdbot gateway on port {} is not healthy: {}",
+                "the {} gateway on port {} is not healthy: {}{}",
+                agent_name(c),
                 c.gateway_port,
-                h.error.as_deref().unwrap_or("no reason given")
+                h.error.as_deref().unwrap_or("no reason given"),
+                h.hint.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
             ),
             severity: if restartable {
                 Severity::Critical
             } else {
                 Severity::Warning
             },
-            evidence: json!({"port": c.gateway_port, "failure": h.failure}),
+            evidence: json!({"port": c.gateway_port, "failure": h.failure, "channels": h.channels, "via": h.via}),
             action: restartable.then_some(Action::RestartGateway),
         });
     }
 
-    // Clawdbot's chain has lost every local model: its turns now go to the
+    // Agents: one stuck on a turn, or waiting for a human's approval.
+    for a in m.openclaw.iter().flat_map(|c| &c.agents) {
+        let (key, severity) = match a.activity {
+            Some(Activity::Stuck) => (format!("agent-stuck:{}", a.id), Severity::Warning),
+            Some(Activity::Waiting) => (format!("agent-waiting:{}", a.id), Severity::Info),
+            _ => continue,
+        };
+        out.push(Finding {
+            key,
+            what: format!(
+                "agent {} is {}: {}",
+                a.id,
+                if a.activity == Some(Activity::Stuck) {
+                    "stuck"
+                } else {
+                    "waiting"
+                },
+                a.activity_why.as_deref().unwrap_or("no detail")
+            ),
+            severity,
+            evidence: json!({"agent": a.id, "last_activity_at": a.last_activity_at, "model": a.last_model}),
+            action: None,
+        });
+    }
+
+    // The agent's chain has lost every local model: its turns now go to the
     // paid fallbacks. Said before the money is spent; the Ollama findings
     // carry the fixes.
     if let Some(chain) = m.openclaw.as_ref().and_then(|c| c.chain.as_ref())
@@ -274,7 +319,7 @@ pub fn check(
         out.push(Finding {
             key: "chain".into(),
             what: format!(
-                "every local model of Clawdbot's chain is down ({}): {}",
+                "every local model of the agent's chain is down ({}): {}",
                 local.join(", "),
                 paid.map_or_else(
                     || "its turns will fail".to_owned(),
@@ -287,10 +332,12 @@ pub fn check(
         });
     }
 
-    // Clawdbot's heartbeat: overdue when its last turn is older than twice
-    // its interval. Left to a human (a heartbeat is skipped on purpose when
-    // HEARTBEAT.md holds only headings, so restarting would not help), and
-    // only once one was ever seen.
+    // The heartbeat: overdue when it has not run a good while after it was
+    // due (OpenClaw, per agent, from its schedule), or when the last
+    // heartbeat turn is older than twice its interval (a legacy Clawdbot,
+    // once one was ever seen). Left to a human: a heartbeat is skipped on
+    // purpose when HEARTBEAT.md holds only headings, so restarting would
+    // not help; a gateway that is down has its own finding.
     if let Some(h) = m.openclaw.as_ref().and_then(|c| c.heartbeat.as_ref())
         && h.overdue
         && let Some(last) = h.last_at
@@ -298,12 +345,29 @@ pub fn check(
         out.push(Finding {
             key: "heartbeat".into(),
             what: format!(
-                "Clawdbot's heartbeat is overdue: the last one ({}) was at {last}, and it runs every {} min",
+                "the heartbeat is overdue: the last one ({}) was at {last}, and it runs every {} min",
                 h.model,
                 h.every_secs / 60
             ),
             severity: Severity::Warning,
             evidence: json!({"model": h.model, "last_at": last, "every_secs": h.every_secs, "agent": h.agent}),
+            action: None,
+        });
+    }
+    for a in m.openclaw.iter().flat_map(|c| &c.agents) {
+        let Some(h) = a.heartbeat.as_ref().filter(|h| h.overdue) else {
+            continue;
+        };
+        out.push(Finding {
+            key: format!("heartbeat:{}", a.id),
+            what: format!(
+                "agent {}'s heartbeat is overdue: due at {}, last run {}",
+                a.id,
+                h.next_at.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                h.last_at.map_or_else(|| "never seen".to_owned(), |t| t.to_string())
+            ),
+            severity: Severity::Warning,
+            evidence: json!({"agent": a.id, "next_at": h.next_at, "last_at": h.last_at, "every_secs": h.every_secs}),
             action: None,
         });
     }
@@ -365,8 +429,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openclaw::sessions::Heartbeat;
-    use crate::snapshot::OpenClawStatus;
+    use crate::snapshot::{GatewayHealth, Heartbeat};
 
     fn with_heartbeat(h: Option<Heartbeat>) -> MachineSnapshot {
         MachineSnapshot {
@@ -437,37 +500,104 @@ mod tests {
     }
 
     #[test]
-    fn an_unhealthy_gateway_is_restarted_a_refused_one_is_for_a_human() {
-        use crate::openclaw::gateway::GatewayHealth;
-        let with = |failure: &str| {
+    fn an_unwell_gateway_is_restarted_a_refused_or_disconnected_one_is_for_a_human() {
+        let with = |h: GatewayHealth| {
             let mut m = with_heartbeat(None);
             if let Some(c) = m.openclaw.as_mut() {
-                c.gateway_health = Some(GatewayHealth {
-                    failure: Some(failure.into()),
-                    error: Some(format!("{failure} gateway")),
-                    ..GatewayHealth::default()
-                });
+                c.gateway_health = Some(h);
             }
-            findings(&m)
-                .into_iter()
-                .find(|f| f.key == "gateway-health")
-                .expect("a finding")
+            findings(&m).into_iter().find(|f| f.key == "gateway-health")
         };
-        assert_eq!(with("silent").action, Some(Action::RestartGateway));
-        assert_eq!(with("unhealthy").action, Some(Action::RestartGateway));
+        let failing = |failure: &str| GatewayHealth {
+            failure: Some(failure.into()),
+            error: Some(format!("{failure} gateway")),
+            ..GatewayHealth::default()
+        };
         assert_eq!(
-            with("refused").action,
+            with(failing("silent")).unwrap().action,
+            Some(Action::RestartGateway)
+        );
+        let degraded = GatewayHealth {
+            degraded: vec!["its event loop is degraded".into()],
+            ..failing("unhealthy")
+        };
+        assert_eq!(with(degraded).unwrap().action, Some(Action::RestartGateway));
+        // A channel that cannot connect: its token or network, not a restart.
+        let channel = GatewayHealth {
+            channels: vec![crate::snapshot::Channel {
+                id: "telegram".into(),
+                label: "Telegram".into(),
+                state: "disconnected".into(),
+                ..Default::default()
+            }],
+            ..failing("unhealthy")
+        };
+        let f = with(channel).unwrap();
+        assert_eq!(f.action, None);
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            with(failing("refused")).unwrap().action,
             None,
             "a wrong token is not fixed by a restart"
         );
-        let mut ok = with_heartbeat(None);
-        if let Some(c) = ok.openclaw.as_mut() {
-            c.gateway_health = Some(GatewayHealth {
+        assert_eq!(with(failing("starting")), None, "starting is not a finding");
+        assert_eq!(
+            with(GatewayHealth {
                 ok: true,
                 ..GatewayHealth::default()
-            });
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn a_gateway_down_longer_than_a_restart_takes_is_restarted() {
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        let down = |secs: i64| {
+            let mut m = with_heartbeat(None);
+            if let Some(c) = m.openclaw.as_mut() {
+                c.gateway_listening = Some(false);
+                c.gateway_down_since = Some(now - SignedDuration::from_secs(secs));
+            }
+            check(
+                &m,
+                &Extra::default(),
+                &HealConfig::default(),
+                &mut CheckState::default(),
+                now,
+            )
+            .into_iter()
+            .find(|f| f.key == "gateway")
+        };
+        assert_eq!(down(30), None, "OpenClaw may be restarting itself");
+        let f = down(180).expect("down 3 min");
+        assert_eq!(f.action, Some(Action::RestartGateway));
+        assert!(f.what.contains("for 3 min"), "{}", f.what);
+    }
+
+    #[test]
+    fn stuck_and_waiting_agents_are_findings_for_a_human() {
+        let mut m = with_heartbeat(None);
+        if let Some(c) = m.openclaw.as_mut() {
+            for (id, activity) in [
+                ("main", Activity::Stuck),
+                ("ops", Activity::Waiting),
+                ("idle", Activity::Idle),
+            ] {
+                c.agents.push(crate::snapshot::AgentStatus {
+                    id: id.into(),
+                    activity: Some(activity),
+                    activity_why: Some("why".into()),
+                    ..Default::default()
+                });
+            }
         }
-        assert!(findings(&ok).iter().all(|f| f.key != "gateway-health"));
+        let f = findings(&m);
+        let keys: Vec<&str> = f.iter().map(|f| f.key.as_str()).collect();
+        assert!(keys.contains(&"agent-stuck:main"), "{keys:?}");
+        assert!(keys.contains(&"agent-waiting:ops"), "{keys:?}");
+        assert!(!keys.iter().any(|k| k.ends_with(":idle")), "{keys:?}");
+        assert!(f.iter().all(|f| f.action.is_none()));
     }
 
     #[test]

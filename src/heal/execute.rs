@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::action::Action;
 use super::clean::{self, CleanSpec};
 use super::commands::{self, Alternative, Os, Values};
-use super::run::{self, Ran};
+use crate::command::{self as run, Ran};
 use crate::config::HealConfig;
 use crate::snapshot::MachineSnapshot;
 

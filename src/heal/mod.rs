@@ -10,6 +10,5 @@ pub mod events;
 pub mod execute;
 pub mod guard;
 pub mod healer;
-pub mod run;
 pub mod token;
 pub mod watcher;

@@ -230,7 +230,7 @@ impl Watcher {
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
-        let ran = super::run::run(&argv, Duration::from_secs(10)).await;
+        let ran = crate::command::run(&argv, Duration::from_secs(10)).await;
         let booted = if ran.success {
             booted_simulators(&ran.stdout)
         } else {

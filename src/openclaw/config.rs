@@ -1,178 +1,136 @@
-//! Clawdbot's config (`clawdbot.json`, JSON5) and whether its gateway listens.
+//! The agent's config (`openclaw.json`, or a legacy `clawdbot.json`; JSON5)
+//! as ClawFleet needs it: model chains, providers without their keys, the
+//! gateway's port, bind and authentication, agents and their heartbeat, the
+//! version that last wrote it.
 //!
-//! The config holds API keys and tokens: only the fields listed in
-//! [`OpenClawStatus`] are read out of it, and nothing else is kept or logged.
+//! The file holds API keys and tokens: only the fields of [`AgentConfig`]
+//! are read out of it; the gateway's secret, if read at all, stays in
+//! [`GatewayAuth`] and never reaches the snapshot or a log. Pure: text in,
+//! fields out; wrong fields are named and skipped, the rest still read.
 
-use std::ffi::OsString;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use jiff::Timestamp;
 use serde_json::{Map, Value};
-use tokio::io::AsyncReadExt;
 
 use crate::probe::json_kind;
-use crate::snapshot::{OpenClawProvider, OpenClawStatus};
-
-/// The gateway port when the config names none.
-pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
+use crate::snapshot::OpenClawProvider;
 
 /// The largest config file read (a real one is a few KiB).
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Where Clawdbot's config is: the configured path, else
-/// `$CLAWDBOT_CONFIG_PATH`, else `$CLAWDBOT_STATE_DIR/clawdbot.json`, else
-/// `~/.clawdbot/clawdbot.json`.
-pub fn config_path(configured: Option<&Path>) -> Option<PathBuf> {
-    config_path_from(configured, |key| std::env::var_os(key), dirs::home_dir())
+/// What the config says, minus its secrets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentConfig {
+    /// `agents.defaults.model.primary`.
+    pub primary_model: Option<String>,
+    /// `agents.defaults.model.fallbacks`.
+    pub fallbacks: Vec<String>,
+    /// `agents.defaults.heartbeat.model`.
+    pub heartbeat_model: Option<String>,
+    /// `agents.defaults.heartbeat.every`.
+    pub heartbeat_every: Option<String>,
+    /// `agents.defaults.subagents.model` (its primary).
+    pub subagent_model: Option<String>,
+    /// `models.providers`, without `apiKey` and `headers`.
+    pub providers: Vec<OpenClawProvider>,
+    /// Agents named in `agents.entries` (or a legacy `agents.list`), with
+    /// their own primary model when they set one.
+    pub agents: Vec<(String, Option<String>)>,
+    /// `gateway.port`.
+    pub gateway_port: Option<u16>,
+    /// `gateway.bind`.
+    pub gateway_bind: Option<String>,
+    /// `gateway.auth`, the secret still unresolved.
+    pub gateway_auth: GatewayAuth,
+    /// `cron.enabled` (heartbeats run on the scheduler).
+    pub cron_enabled: Option<bool>,
+    /// `meta.lastTouchedVersion`: the OpenClaw that last wrote the file.
+    pub written_by: Option<String>,
+    /// Fields of the wrong type, named (never their values).
+    pub problems: Vec<String>,
 }
 
-/// [`config_path`] with the environment and the home folder given, so it can
-/// be tested without changing the process environment. Empty variables count
-/// as unset; a leading `~/` in a variable is the home folder (launchd and
-/// Task Scheduler do not expand it).
-pub fn config_path_from(
-    configured: Option<&Path>,
-    env: impl Fn(&str) -> Option<OsString>,
-    home: Option<PathBuf>,
-) -> Option<PathBuf> {
-    if let Some(path) = configured {
-        return Some(path.to_path_buf());
-    }
-    let var = |key: &str| {
-        env(key)
-            .filter(|v| !v.is_empty())
-            .map(|v| expand_home(v, home.as_deref()))
-    };
-    if let Some(path) = var("CLAWDBOT_CONFIG_PATH") {
-        return Some(path);
-    }
-    if let Some(dir) = var("CLAWDBOT_STATE_DIR") {
-        return Some(dir.join("clawdbot.json"));
-    }
-    home.map(|h| h.join(".clawdbot").join("clawdbot.json"))
+/// `gateway.auth`: the mode and where its secret is. The secret itself is
+/// resolved by `openclaw::auth`.
+#[derive(Clone, Default, PartialEq)]
+pub struct GatewayAuth {
+    /// `token`, `password`, `none`, `trusted-proxy`; unset when absent.
+    pub mode: Option<String>,
+    /// `gateway.auth.token`: a string or a secret reference.
+    pub token: Option<Value>,
+    /// `gateway.auth.password`: a string or a secret reference.
+    pub password: Option<Value>,
+    /// `secrets` (providers and defaults), for secret references.
+    pub secrets: Option<Value>,
 }
 
-/// `~` or `~/rest` with the home folder, when known; anything else as is.
-fn expand_home(value: OsString, home: Option<&Path>) -> PathBuf {
-    if let (Some(text), Some(home)) = (value.to_str(), home) {
-        if text == "~" {
-            return home.to_path_buf();
-        }
-        if let Some(rest) = text.strip_prefix("~/") {
-            return home.join(rest);
-        }
+impl std::fmt::Debug for GatewayAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the values: a token may be a literal.
+        f.debug_struct("GatewayAuth")
+            .field("mode", &self.mode)
+            .field("token", &self.token.as_ref().map(json_kind))
+            .field("password", &self.password.as_ref().map(json_kind))
+            .finish_non_exhaustive()
     }
-    PathBuf::from(value)
 }
 
-/// Reads the config at `path` and checks the gateway port on loopback.
-///
-/// Never fails: a missing file is `config_found: false` with no error; an
-/// unreadable or malformed file, or fields of the wrong type, are described
-/// in `error`, and whatever could be read is still reported. The gateway is
-/// checked on `127.0.0.1` at the configured port (the default one when the
-/// config cannot be read), within `timeout`.
-pub async fn probe(path: Option<&Path>, timeout: Duration) -> OpenClawStatus {
-    let mut status = OpenClawStatus {
-        config_path: path.map(|p| p.display().to_string()),
-        gateway_port: DEFAULT_GATEWAY_PORT,
-        ..OpenClawStatus::default()
-    };
-    let mut token = None;
-    match path {
-        None => status.error = Some("no config path: the home folder is unknown".to_owned()),
-        Some(path) => match read_config(path).await {
-            Ok(None) => {}
-            Ok(Some(text)) => {
-                status.config_found = true;
-                read_status(&text, &mut status);
-                token = super::gateway::token_of(&text);
-            }
-            Err(message) => {
-                status.config_found = true;
-                status.error = Some(message);
-            }
-        },
-    }
-    status.gateway_listening = Some(port_accepts(status.gateway_port, timeout).await);
-    // Beyond the open port: the websocket handshake and `health`.
-    if status.config_found && status.gateway_listening == Some(true) {
-        status.gateway_health =
-            Some(super::gateway::health(status.gateway_port, token.as_deref(), timeout).await);
-    }
-    status.checked_at = Some(Timestamp::now());
-    status
-}
-
-/// The file's text; `Ok(None)` when there is no such file.
-async fn read_config(path: &Path) -> Result<Option<String>, String> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "{} is larger than {} MiB; not read",
-            path.display(),
-            MAX_CONFIG_BYTES / (1024 * 1024)
-        ));
-    }
-    String::from_utf8(bytes).map(Some).map_err(|e| {
-        format!(
-            "{} is not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
-}
-
-/// Fills `status` from the config text. Parse errors and wrong types go to
-/// `status.error`; wrong fields are skipped, the rest is still read.
-fn read_status(text: &str, status: &mut OpenClawStatus) {
-    let root: Value = match json5::from_str(text) {
-        Ok(root) => root,
-        Err(e) => {
-            status.error = Some(describe_json5_error(&e));
-            return;
-        }
-    };
+/// Reads the config text. `Err` is a parse error (line and column, never
+/// the text); wrong fields are in `problems` and the rest is read.
+pub fn read(text: &str) -> Result<AgentConfig, String> {
+    let root = crate::outside::parse_json5(text)?;
     let mut notes = Notes::default();
+    let mut out = AgentConfig::default();
     let Some(root) = notes.object(&root, "the top level") else {
-        status.error = notes.into_error();
-        return;
+        out.problems = notes.0;
+        return Ok(out);
     };
 
-    let defaults = notes
-        .child_object(root, "agents", "agents")
-        .and_then(|agents| notes.child_object(agents, "defaults", "agents.defaults"));
+    let agents = notes.child_object(root, "agents", "agents");
+    let defaults = agents.and_then(|a| notes.child_object(a, "defaults", "agents.defaults"));
     if let Some(defaults) = defaults {
         if let Some(model) = defaults.get("model") {
             let (primary, fallbacks) = notes.model(model, "agents.defaults.model");
-            status.primary_model = primary;
-            status.fallbacks = fallbacks;
+            out.primary_model = primary;
+            out.fallbacks = fallbacks;
         }
         if let Some(heartbeat) =
             notes.child_object(defaults, "heartbeat", "agents.defaults.heartbeat")
         {
-            status.heartbeat_model =
+            out.heartbeat_model =
                 notes.child_string(heartbeat, "model", "agents.defaults.heartbeat.model");
-            status.heartbeat_every =
+            out.heartbeat_every =
                 notes.child_string(heartbeat, "every", "agents.defaults.heartbeat.every");
         }
         if let Some(subagents) =
             notes.child_object(defaults, "subagents", "agents.defaults.subagents")
             && let Some(model) = subagents.get("model")
         {
-            // Clawdbot uses only the primary of a sub-agent model.
-            status.subagent_model = notes.model(model, "agents.defaults.subagents.model").0;
+            // Only the primary of a sub-agent model is used.
+            out.subagent_model = notes.model(model, "agents.defaults.subagents.model").0;
+        }
+    }
+    if let Some(agents) = agents {
+        if let Some(entries) = notes.child_object(agents, "entries", "agents.entries") {
+            for (id, entry) in entries {
+                let key = format!("agents.entries.{id}");
+                let model = notes
+                    .object(entry, &key)
+                    .and_then(|e| e.get("model"))
+                    .and_then(|m| notes.model(m, &format!("{key}.model")).0);
+                out.agents.push((id.clone(), model));
+            }
+        } else if let Some(list) = agents.get("list").and_then(Value::as_array) {
+            // The roster before `agents.entries` (Clawdbot, early OpenClaw).
+            for (i, entry) in list.iter().enumerate() {
+                let key = format!("agents.list[{i}]");
+                if let Some(e) = notes.object(entry, &key)
+                    && let Some(id) = notes.child_string(e, "id", &format!("{key}.id"))
+                {
+                    let model = e
+                        .get("model")
+                        .and_then(|m| notes.model(m, &format!("{key}.model")).0);
+                    out.agents.push((id, model));
+                }
+            }
         }
     }
 
@@ -185,12 +143,17 @@ fn read_status(text: &str, status: &mut OpenClawStatus) {
             let Some(provider) = notes.object(provider, &key) else {
                 continue;
             };
-            // Only these three fields: `apiKey` and `headers` hold secrets.
-            status.providers.push(OpenClawProvider {
+            // Never `apiKey` or `headers`: they hold secrets.
+            out.providers.push(OpenClawProvider {
                 name: name.clone(),
                 base_url: notes.child_string(provider, "baseUrl", &format!("{key}.baseUrl")),
                 api: notes.child_string(provider, "api", &format!("{key}.api")),
                 models: notes.model_ids(provider, &format!("{key}.models")),
+                timeout_secs: notes.child_u64(
+                    provider,
+                    "timeoutSeconds",
+                    &format!("{key}.timeoutSeconds"),
+                ),
             });
         }
     }
@@ -202,46 +165,28 @@ fn read_status(text: &str, status: &mut OpenClawStatus) {
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|&p| p != 0)
             {
-                Some(port) => status.gateway_port = port,
+                Some(port) => out.gateway_port = Some(port),
                 None => notes.wrong("gateway.port", "a port number (1-65535)", port),
             }
         }
-        status.gateway_bind = notes.child_string(gateway, "bind", "gateway.bind");
-    }
-
-    status.error = notes.into_error();
-}
-
-/// `line L column C: message`, 1-based, from a JSON5 error.
-fn describe_json5_error(error: &json5::Error) -> String {
-    let message = match error.code() {
-        Some(code) => code.to_string(),
-        // A custom message: json5 appends " at line L column C" itself.
-        None => {
-            let text = error.to_string();
-            match text.rfind(" at line ") {
-                Some(cut) => text[..cut].to_owned(),
-                None => text,
-            }
+        out.gateway_bind = notes.child_string(gateway, "bind", "gateway.bind");
+        if let Some(auth) = notes.child_object(gateway, "auth", "gateway.auth") {
+            out.gateway_auth.mode = notes.child_string(auth, "mode", "gateway.auth.mode");
+            out.gateway_auth.token = auth.get("token").cloned();
+            out.gateway_auth.password = auth.get("password").cloned();
         }
-    };
-    match error.position() {
-        Some(at) => format!("line {} column {}: {message}", at.line + 1, at.column + 1),
-        None => message,
     }
-}
-
-/// Whether something accepts TCP connections on `127.0.0.1:port` within
-/// `timeout`. A refusal and a timeout are both "no".
-async fn port_accepts(port: u16, timeout: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        )
-        .await,
-        Ok(Ok(_))
-    )
+    out.gateway_auth.secrets = root.get("secrets").cloned();
+    if let Some(cron) = notes.child_object(root, "cron", "cron") {
+        out.cron_enabled = cron.get("enabled").and_then(Value::as_bool);
+    }
+    if let Some(meta) = notes.child_object(root, "meta", "meta") {
+        out.written_by = notes
+            .child_string(meta, "lastTouchedVersion", "meta.lastTouchedVersion")
+            .map(|v| crate::net::preview(v.as_bytes(), 40));
+    }
+    out.problems = notes.0;
+    Ok(out)
 }
 
 /// Fields of the wrong type met while reading the config: each is skipped
@@ -255,10 +200,6 @@ impl Notes {
             "{key}: expected {expected}, found {}",
             json_kind(found)
         ));
-    }
-
-    fn into_error(self) -> Option<String> {
-        (!self.0.is_empty()).then(|| self.0.join("; "))
     }
 
     fn object<'a>(&mut self, value: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
@@ -277,6 +218,17 @@ impl Notes {
         key: &str,
     ) -> Option<&'a Map<String, Value>> {
         parent.get(name).and_then(|v| self.object(v, key))
+    }
+
+    /// `parent[name]` as a whole number; absent is fine, another type is
+    /// noted.
+    fn child_u64(&mut self, parent: &Map<String, Value>, name: &str, key: &str) -> Option<u64> {
+        let value = parent.get(name)?;
+        let n = value.as_u64();
+        if n.is_none() {
+            self.wrong(key, "a whole number", value);
+        }
+        n
     }
 
     /// `parent[name]` as a string; absent is fine, another type is noted.
@@ -353,121 +305,94 @@ impl Notes {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
-        let vars: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-            .collect();
-        move |key| vars.get(key).cloned()
-    }
-
-    #[test]
-    fn config_path_order() {
-        let home = Some(PathBuf::from("/home/u"));
-        let all = lookup(&[
-            ("CLAWDBOT_CONFIG_PATH", "/etc/c.json"),
-            ("CLAWDBOT_STATE_DIR", "/var/cb"),
-        ]);
-        assert_eq!(
-            config_path_from(Some(Path::new("/cfg/x.json")), &all, home.clone()),
-            Some(PathBuf::from("/cfg/x.json"))
-        );
-        assert_eq!(
-            config_path_from(None, &all, home.clone()),
-            Some(PathBuf::from("/etc/c.json"))
-        );
-        assert_eq!(
-            config_path_from(
-                None,
-                lookup(&[("CLAWDBOT_STATE_DIR", "/var/cb")]),
-                home.clone()
-            ),
-            Some(PathBuf::from("/var/cb/clawdbot.json"))
-        );
-        assert_eq!(
-            config_path_from(None, lookup(&[]), home.clone()),
-            Some(PathBuf::from("/home/u/.clawdbot/clawdbot.json"))
-        );
-        assert_eq!(config_path_from(None, lookup(&[]), None), None);
-    }
-
-    #[test]
-    fn config_path_empty_vars_and_tilde() {
-        let home = Some(PathBuf::from("/home/u"));
-        assert_eq!(
-            config_path_from(
-                None,
-                lookup(&[
-                    ("CLAWDBOT_CONFIG_PATH", ""),
-                    ("CLAWDBOT_STATE_DIR", "~/state")
-                ]),
-                home.clone()
-            ),
-            Some(PathBuf::from("/home/u/state/clawdbot.json"))
-        );
-        assert_eq!(
-            config_path_from(None, lookup(&[("CLAWDBOT_CONFIG_PATH", "~")]), home),
-            Some(PathBuf::from("/home/u"))
-        );
-        // Without a home folder a `~` stays as written.
-        assert_eq!(
-            config_path_from(None, lookup(&[("CLAWDBOT_CONFIG_PATH", "~/c.json")]), None),
-            Some(PathBuf::from("~/c.json"))
-        );
-    }
-
-    fn read(text: &str) -> OpenClawStatus {
-        let mut status = OpenClawStatus {
-            gateway_port: DEFAULT_GATEWAY_PORT,
-            ..OpenClawStatus::default()
-        };
-        read_status(text, &mut status);
-        status
-    }
 
     #[test]
     fn model_as_plain_string() {
-        let status = read(
+        let c = read(
             r#"{agents: {defaults: {model: "ollama/qwen3:8b", subagents: {model: "ollama/gpt-oss:20b"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.primary_model.as_deref(), Some("ollama/qwen3:8b"));
+        assert!(c.fallbacks.is_empty());
+        assert_eq!(c.subagent_model.as_deref(), Some("ollama/gpt-oss:20b"));
+        assert!(c.problems.is_empty());
+    }
+
+    #[test]
+    fn openclaw_fields_agents_auth_and_version() {
+        let c = read(
+            r#"{
+              meta: {lastTouchedVersion: "2026.9.6"},
+              agents: {
+                defaults: {model: {primary: "ollama/qwen3:8b", fallbacks: ["anthropic/claude-sonnet-4-5"]}},
+                entries: {main: {}, trading: {model: "ollama/gpt-oss:20b"}},
+              },
+              models: {providers: {ollama: {baseUrl: "http://127.0.0.1:11434", apiKey: "k-123", api: "ollama", timeoutSeconds: 600}}},
+              gateway: {mode: "local", port: 18790, auth: {mode: "token", token: {source: "env", provider: "default", id: "GW"}}},
+              cron: {enabled: false},
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(c.written_by.as_deref(), Some("2026.9.6"));
+        assert_eq!(
+            c.agents,
+            vec![
+                ("main".to_owned(), None),
+                ("trading".to_owned(), Some("ollama/gpt-oss:20b".to_owned()))
+            ]
         );
-        assert_eq!(status.primary_model.as_deref(), Some("ollama/qwen3:8b"));
-        assert!(status.fallbacks.is_empty());
-        assert_eq!(status.subagent_model.as_deref(), Some("ollama/gpt-oss:20b"));
-        assert_eq!(status.error, None);
+        assert_eq!(c.providers[0].timeout_secs, Some(600));
+        assert_eq!(c.providers[0].api.as_deref(), Some("ollama"));
+        assert_eq!(c.gateway_port, Some(18790));
+        assert_eq!(c.gateway_auth.mode.as_deref(), Some("token"));
+        assert_eq!(c.gateway_auth.token.as_ref().unwrap()["id"], "GW");
+        assert_eq!(c.cron_enabled, Some(false));
+        // The token is never in a Debug print.
+        let c = read(r#"{gateway: {auth: {token: "tok-secret-77"}}}"#).unwrap();
+        assert!(!format!("{c:?}").contains("tok-secret-77"));
+        // The legacy roster.
+        let c = read(r#"{agents: {list: [{id: "main"}, {id: "ops", model: "a/b"}, {name: "x"}]}}"#)
+            .unwrap();
+        assert_eq!(
+            c.agents,
+            vec![
+                ("main".to_owned(), None),
+                ("ops".to_owned(), Some("a/b".to_owned()))
+            ]
+        );
     }
 
     #[test]
     fn wrong_types_are_skipped_and_named() {
-        let status = read(
+        let c = read(
             r#"{
               agents: {defaults: {
                 model: {primary: "a/b", fallbacks: "c/d"},
                 heartbeat: {model: 5, every: "30m"},
                 subagents: {model: {primary: "x/y", fallbacks: [1, "z/w"]}},
               }},
-              models: {providers: {good: {baseUrl: "http://h/v1", models: [{id: "m"}, "bad", {name: "no id"}]}, bad: 3}},
+              models: {providers: {good: {baseUrl: "http://h/v1", models: [{id: "m"}, "bad", {name: "no id"}], timeoutSeconds: "x"}, bad: 3}},
               gateway: {port: 70000, bind: "loopback"},
             }"#,
-        );
-        assert_eq!(status.primary_model.as_deref(), Some("a/b"));
-        assert!(status.fallbacks.is_empty());
-        assert_eq!(status.heartbeat_model, None);
-        assert_eq!(status.heartbeat_every.as_deref(), Some("30m"));
-        assert_eq!(status.subagent_model.as_deref(), Some("x/y"));
-        assert_eq!(status.providers.len(), 1);
-        assert_eq!(status.providers[0].models, vec!["m".to_owned()]);
-        assert_eq!(status.gateway_port, DEFAULT_GATEWAY_PORT);
-        assert_eq!(status.gateway_bind.as_deref(), Some("loopback"));
-        let error = status.error.unwrap();
+        )
+        .unwrap();
+        assert_eq!(c.primary_model.as_deref(), Some("a/b"));
+        assert!(c.fallbacks.is_empty());
+        assert_eq!(c.heartbeat_model, None);
+        assert_eq!(c.heartbeat_every.as_deref(), Some("30m"));
+        assert_eq!(c.subagent_model.as_deref(), Some("x/y"));
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].models, vec!["m".to_owned()]);
+        assert_eq!(c.gateway_port, None);
+        assert_eq!(c.gateway_bind.as_deref(), Some("loopback"));
+        let error = c.problems.join("; ");
         for expected in [
             "agents.defaults.model.fallbacks: expected a list of strings, found a string",
             "agents.defaults.heartbeat.model: expected a string, found a number",
             "agents.defaults.subagents.model.fallbacks[0]: expected a string, found a number",
             "models.providers.good.models[1]: expected an object, found a string",
+            "models.providers.good.timeoutSeconds: expected a whole number, found a string",
             "models.providers.bad: expected an object, found a number",
             "gateway.port: expected a port number (1-65535), found a number",
         ] {
@@ -479,18 +404,17 @@ mod tests {
 
     #[test]
     fn top_level_must_be_an_object() {
-        let status = read("[1, 2]");
+        let c = read("[1, 2]").unwrap();
         assert_eq!(
-            status.error.as_deref(),
-            Some("the top level: expected an object, found a list")
+            c.problems,
+            vec!["the top level: expected an object, found a list"]
         );
     }
 
     #[test]
     fn parse_error_has_line_and_column() {
-        let status = read("{\n  agents: {\n    defaults: {model: \"a\" \"b\"}\n  }\n}\n");
-        let error = status.error.unwrap();
+        let error =
+            read("{\n  agents: {\n    defaults: {model: \"a\" \"b\"}\n  }\n}\n").unwrap_err();
         assert!(error.starts_with("line 3 column "), "{error}");
-        assert_eq!(status.primary_model, None);
     }
 }

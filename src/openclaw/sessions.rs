@@ -1,6 +1,7 @@
-//! Clawdbot's agents and sessions, from its state folder: per agent, how
-//! many sessions it keeps and its last turn (time, model, provider); and the
-//! last heartbeat turn, overdue when older than twice its interval.
+//! A legacy install's agents and sessions, from its JSONL transcripts (a
+//! Clawdbot 2026.1, or an OpenClaw not yet on SQLite): per agent, how many
+//! sessions it keeps and its last turn (time, model, provider); and the last
+//! heartbeat turn, overdue when older than twice its interval.
 //!
 //! Transcripts are `<state>/agents/<agent>/sessions/<session>.jsonl`; an
 //! assistant line is `{"type": "message", "timestamp", "message": {"role":
@@ -19,7 +20,9 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 
 use crate::cost::transcripts::time_of;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+use crate::snapshot::{AgentStatus, Heartbeat};
 
 /// Agents read at the most.
 pub const MAX_AGENTS: usize = 256;
@@ -27,36 +30,6 @@ pub const MAX_AGENTS: usize = 256;
 pub const HEARTBEAT_FILES: usize = 8;
 /// The end of a transcript that is read.
 pub const TAIL_BYTES: u64 = 256 * 1024;
-
-/// One agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AgentSessions {
-    /// Its id (the folder name).
-    pub id: String,
-    /// Session transcripts it keeps.
-    pub sessions: usize,
-    /// Its last assistant turn.
-    pub last_turn_at: Option<Timestamp>,
-    /// That turn's model.
-    pub last_model: Option<String>,
-    /// And provider.
-    pub last_provider: Option<String>,
-}
-
-/// The last heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Heartbeat {
-    /// The heartbeat model (`provider/model`).
-    pub model: String,
-    /// Its interval in seconds, when the config says (`every`, default 30m).
-    pub every_secs: u64,
-    /// The last heartbeat turn found.
-    pub last_at: Option<Timestamp>,
-    /// By which agent.
-    pub agent: Option<String>,
-    /// Older than twice the interval, or none found.
-    pub overdue: bool,
-}
 
 /// `30m`, `1h`, `45s`, `2h30m`, `1d`: Clawdbot's durations, in seconds.
 pub fn parse_every(text: &str) -> Option<u64> {
@@ -167,7 +140,7 @@ pub fn read(
     agents_dir: &Path,
     heartbeat: Option<(&str, u64)>,
     now: Timestamp,
-) -> (Vec<AgentSessions>, Option<Heartbeat>) {
+) -> (Vec<AgentStatus>, Option<Heartbeat>) {
     let mut agents = Vec::new();
     let mut last_heartbeat: Option<(Timestamp, String)> = None;
     let Ok(dirs) = std::fs::read_dir(agents_dir) else {
@@ -198,10 +171,10 @@ pub fn read(
             })
             .unwrap_or_default();
         files.sort_by_key(|f| std::cmp::Reverse(f.0));
-        let mut agent = AgentSessions {
+        let mut agent = AgentStatus {
             id: id.clone(),
             sessions: files.len(),
-            ..AgentSessions::default()
+            ..AgentStatus::default()
         };
         if let Some(turn) = files.first().and_then(|(_, p)| tail_turns(p).pop()) {
             agent.last_turn_at = Some(turn.at);
@@ -237,13 +210,12 @@ pub fn read(
 
 fn judge(model: &str, every_secs: u64, last: Option<Timestamp>, now: Timestamp) -> Heartbeat {
     let limit = Duration::from_secs(every_secs.saturating_mul(2));
-    let overdue = match last {
-        Some(at) => {
-            let age_ms = now.as_millisecond() - at.as_millisecond();
-            age_ms > 0 && age_ms as u128 > limit.as_millis()
-        }
-        None => true,
-    };
+    // None found says nothing: a heartbeat skipped on purpose (an empty
+    // HEARTBEAT.md) leaves no turn either.
+    let overdue = last.is_some_and(|at| {
+        let age_ms = now.as_millisecond() - at.as_millisecond();
+        age_ms > 0 && age_ms as u128 > limit.as_millis()
+    });
     Heartbeat {
         model: model.to_owned(),
         every_secs,
@@ -348,9 +320,10 @@ mod tests {
             "2026-11-30T10:45:00Z".parse().unwrap(),
         );
         assert!(!h.unwrap().overdue);
-        // None at all: overdue; no agents folder: no agents.
+        // None at all says nothing (a heartbeat may be skipped on purpose);
+        // no agents folder: no agents.
         let (_, h) = read(dir.path(), Some(("ollama/nope:1b", 1800)), now);
-        assert!(h.as_ref().unwrap().overdue && h.unwrap().last_at.is_none());
+        assert!(!h.as_ref().unwrap().overdue && h.unwrap().last_at.is_none());
         let (agents, _) = read(&dir.path().join("missing"), None, now);
         assert!(agents.is_empty());
     }

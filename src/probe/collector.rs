@@ -20,7 +20,6 @@ use super::system::SystemProbe;
 use super::{ollama, pm2, services};
 use crate::config::{Config, MachineConfig};
 use crate::fleet::Fleet;
-use crate::openclaw::config as clawdbot;
 use crate::snapshot::{MachineSnapshot, OllamaStatus, Snapshot};
 
 /// Snapshot readers hold one of these.
@@ -35,7 +34,8 @@ pub struct Collector {
     system: Arc<Mutex<SystemProbe>>,
     system_busy: Arc<AtomicBool>,
     processes_busy: Arc<AtomicBool>,
-    sessions_busy: Arc<AtomicBool>,
+    openclaw_env: crate::openclaw::locate::Environment,
+    openclaw_cli: crate::openclaw::probe::CliCache,
 }
 
 impl Collector {
@@ -50,7 +50,8 @@ impl Collector {
             system: Arc::new(Mutex::new(SystemProbe::new())),
             system_busy: Arc::default(),
             processes_busy: Arc::default(),
-            sessions_busy: Arc::default(),
+            openclaw_env: crate::openclaw::locate::Environment::current(),
+            openclaw_cli: crate::openclaw::probe::CliCache::default(),
         }
     }
 
@@ -103,7 +104,7 @@ impl Collector {
         self.spawn_loop(
             &mut tasks,
             &cancel,
-            "clawdbot",
+            "openclaw",
             every(p.openclaw_interval_secs),
             |c| Box::pin(c.probe_openclaw()),
         );
@@ -356,40 +357,23 @@ impl Collector {
     }
 
     async fn probe_openclaw(self: Arc<Self>) {
-        let path = clawdbot::config_path(self.config.openclaw.config_path.as_deref());
-        let mut status = clawdbot::probe(path.as_deref(), self.config.probes.timeout()).await;
-        // Agents and sessions from the state folder (where the transcripts
-        // are: `[costs] transcripts_dir`, else beside the config).
-        let agents_dir = self.config.costs.transcripts_dir.clone().or_else(|| {
-            path.as_deref()
-                .and_then(|p| p.parent())
-                .map(|d| d.join("agents"))
-        });
-        if let Some(dir) = agents_dir {
-            let heartbeat = status.heartbeat_model.clone().map(|model| {
-                let every = status
-                    .heartbeat_every
-                    .as_deref()
-                    .and_then(crate::openclaw::sessions::parse_every)
-                    .unwrap_or(30 * 60);
-                (model, every)
-            });
-            let read = self
-                .blocking("clawdbot sessions", &self.sessions_busy, move || {
-                    crate::openclaw::sessions::read(
-                        &dir,
-                        heartbeat.as_ref().map(|(m, e)| (m.as_str(), *e)),
-                        Timestamp::now(),
-                    )
-                })
-                .await;
-            if let Some((agents, heartbeat)) = read {
-                status.agents = agents;
-                status.heartbeat = heartbeat;
-            }
-        }
+        let settings = crate::openclaw::probe::Settings {
+            ours: self.config.openclaw.clone(),
+            timeout: self.config.probes.timeout(),
+        };
+        let mut status =
+            crate::openclaw::probe::probe(&settings, &self.openclaw_env, &self.openclaw_cli).await;
         let now = Timestamp::now();
         self.publish_machine(&self.fleet.this.id, |m| {
+            // Since when the gateway has not listened, on our clock.
+            if status.gateway_listening == Some(false) {
+                status.gateway_down_since = m
+                    .openclaw
+                    .as_ref()
+                    .filter(|o| o.gateway_listening == Some(false))
+                    .and_then(|o| o.gateway_down_since)
+                    .or(Some(now));
+            }
             m.openclaw = Some(status);
             m.probed_at.openclaw = Some(now);
         });

@@ -1,7 +1,9 @@
-//! Running one command for an action: no shell, stdin closed, a time limit
-//! (the whole process group is killed when it is reached), and at most
-//! [`MAX_OUTPUT`] bytes of each output kept — the rest is read and dropped,
-//! so a chatty command can neither block on a full pipe nor fill memory.
+//! Running one command (a heal action's, or another program's report such as
+//! `openclaw health --json`): no shell, stdin closed, a time limit (the whole
+//! process group is killed when it is reached), and at most a set number of
+//! bytes of each output kept ([`MAX_OUTPUT`] unless said) — the rest is read
+//! and dropped, so a chatty command can neither block on a full pipe nor
+//! fill memory.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -79,7 +81,7 @@ impl Ran {
     }
 }
 
-async fn drain(mut from: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
+async fn drain(mut from: impl AsyncRead + Unpin, max: usize) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut truncated = false;
     let mut buf = [0u8; 8192];
@@ -87,7 +89,7 @@ async fn drain(mut from: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return (kept, truncated),
             Ok(n) => {
-                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                let room = max.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 truncated |= n > room;
             }
@@ -98,6 +100,17 @@ async fn drain(mut from: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
 /// Runs `argv` and waits for it, at most `limit`. Never panics; every way
 /// of failing is in the result.
 pub async fn run(argv: &[String], limit: Duration) -> Ran {
+    run_with(argv, &[], limit, MAX_OUTPUT).await
+}
+
+/// [`run`] with variables added to the environment, and `max_output` bytes
+/// kept of each output.
+pub async fn run_with(
+    argv: &[String],
+    envs: &[(&str, &std::ffi::OsStr)],
+    limit: Duration,
+    max_output: usize,
+) -> Ran {
     let started = Instant::now();
     let mut ran = Ran::not_run(argv);
     let Some((program, args)) = argv.split_first() else {
@@ -106,12 +119,18 @@ pub async fn run(argv: &[String], limit: Duration) -> Ran {
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     #[cfg(unix)]
     cmd.process_group(0);
+    #[cfg(windows)]
+    {
+        // CREATE_NO_WINDOW: a tray app must not flash a console.
+        cmd.creation_flags(0x0800_0000);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -124,13 +143,13 @@ pub async fn run(argv: &[String], limit: Duration) -> Ran {
     let err = child.stderr.take();
     let out = tokio::spawn(async move {
         match out {
-            Some(o) => drain(o).await,
+            Some(o) => drain(o, max_output).await,
             None => (Vec::new(), false),
         }
     });
     let err = tokio::spawn(async move {
         match err {
-            Some(e) => drain(e).await,
+            Some(e) => drain(e, max_output).await,
             None => (Vec::new(), false),
         }
     });
