@@ -11,11 +11,16 @@
 //! - [`one_machine_config`], [`serve`]: the real `clawfleet serve` as a
 //!   child process on a one-machine config, with its proxy's address.
 //! - [`free_closed_port`]: a port where nothing listens (connection refused).
+//! - `openclaw` (Unix): the real, pinned OpenClaw (`cargo xtask deps`
+//!   installs it): [`OpenClawHome`], [`Gateway`], [`openclaw`],
+//!   [`agent_turn_local`]; see that module's documentation.
 //!
 //! Everything binds 127.0.0.1 only and stops when dropped.
 
 mod anthropic;
 mod fake_ollama;
+#[cfg(unix)]
+mod openclaw;
 mod raw;
 pub mod socks;
 
@@ -25,6 +30,13 @@ pub use anthropic::{ANTHROPIC_TEST_BEARER, ANTHROPIC_TEST_KEY, fake_anthropic};
 pub use fake_ollama::{
     DOC_PS_JSON, DOC_TAGS_JSON, DOC_VERSION_JSON, FakeLoaded, FakeModel, FakeOllama, FakeUsage,
     Recorded, StreamFault,
+};
+#[cfg(unix)]
+pub use openclaw::{
+    CLI_LIMIT, GATEWAY_READY_LIMIT, GATEWAY_TOKEN, Gateway, OFFLINE_ENV, OPENCLAW_DIR_ENV,
+    OPENCLAW_VERSION, OpenClawHome, OpenClawInstall, STOP_GRACE, TURN_LIMIT, agent_turn_local,
+    agent_turn_via_gateway, assistant_events, gateway_config, http_get_status, install, openclaw,
+    openclaw_with_limit, stdout_json, tail, without_catalog_refresh,
 };
 pub use raw::{Garbage, GarbageServer, HangingServer, SERVER_ERROR_MESSAGE};
 

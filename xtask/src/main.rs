@@ -4,6 +4,9 @@
 //! - `cargo xtask run` — build and run the app on the embedded default config.
 //! - `cargo xtask test` — install what the tests need, then fmt, clippy and
 //!   every test. This is what CI runs.
+//! - `cargo xtask deps` — only the installing: Debian packages, and the
+//!   pinned Node 24 + OpenClaw of `tests/openclaw/` (skipped when already
+//!   installed from the same lockfiles).
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
 //! - `cargo xtask bench tray` — the tray app's memory, CPU and start time.
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
         ["bench", "heal"] => bench_heal(),
         ["bench", "tray"] => bench_tray(),
         ["bench", "fleet"] => bench_fleet(),
-        ["deps"] => ensure_system_packages(),
+        ["deps"] => ensure_system_packages().and_then(|()| ensure_openclaw().map(drop)),
         ["check-windows"] => check_windows(),
         _ => {
             eprintln!(
@@ -44,7 +47,7 @@ fn main() -> ExitCode {
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
-                 deps                 install the system packages the build and tests need\n  \
+                 deps                 install the system packages the build and tests need, and the pinned OpenClaw (npm)\n  \
                  check-windows        clippy of the workspace for Windows (fetches the target and MinGW)"
             );
             return ExitCode::from(2);
@@ -259,11 +262,15 @@ fn test(rest: &[&str]) -> Result {
     )?;
     // The real pm2 that tests/heal_pm2.rs supervises an app with.
     npm_ci("npm ci (pm2 for the heal tests)", &root().join("tests/pm2"))?;
+    // The real OpenClaw (and its Node 24) that tests/openclaw_e2e.rs runs.
+    let openclaw = ensure_openclaw()?;
     let mut totals = Counts::default();
-    totals.add(counting(
-        "cargo test",
-        cargo().args(["test", "--workspace"]).args(rest),
-    )?);
+    let mut cargo_test = cargo();
+    cargo_test.args(["test", "--workspace"]).args(rest);
+    if let Some(dir) = openclaw {
+        cargo_test.env(OPENCLAW_DIR_ENV, dir);
+    }
+    totals.add(counting("cargo test", &mut cargo_test)?);
     totals.add(browser_tests()?);
     totals.add(client_tests()?);
     totals.add(desktop_tests()?);
@@ -379,6 +386,155 @@ fn npm_ci(what: &str, dir: &Path) -> Result {
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(dir),
     )
+}
+
+/// Where the pinned OpenClaw of the end-to-end tests lives:
+/// `package.json` + `package-lock.json` (npm `openclaw`, exact version), and
+/// `node/` with the same for the npm package `node` (Node 24, which
+/// OpenClaw needs; the system's Node may be older).
+const OPENCLAW_DIR: &str = "tests/openclaw";
+
+/// Tells the tests (`tests/support/openclaw.rs`) where [`OPENCLAW_DIR`] is.
+const OPENCLAW_DIR_ENV: &str = "CLAWFLEET_OPENCLAW_DIR";
+
+/// The file, inside a `node_modules/` that `npm ci` completed, that records
+/// which lockfiles it was installed from.
+const INSTALL_STAMP: &str = ".clawfleet-installed";
+
+/// Installs the pinned Node 24 and OpenClaw of [`OPENCLAW_DIR`] unless they
+/// are installed already from the same lockfiles; returns the folder. `npm
+/// ci` deletes `node_modules/` and takes about 30 s each time, so an install
+/// is skipped when its stamp (the lockfiles' sha256, written only after
+/// `npm ci` succeeded and the program is there) still matches and the
+/// program is there. Node goes first: OpenClaw's preinstall refuses an
+/// older Node, so its `npm ci` runs with Node 24 first on `PATH`.
+/// Unix only (the end-to-end tests drive process groups); elsewhere it
+/// says so and returns `None`.
+fn ensure_openclaw() -> Result<Option<PathBuf>> {
+    if !cfg!(unix) {
+        eprintln!("xtask: the OpenClaw end-to-end tests run on Unix only; OpenClaw not installed");
+        return Ok(None);
+    }
+    let dir = root().join(OPENCLAW_DIR);
+    let node_dir = dir.join("node");
+    let bin_dir = node_dir.join("node_modules/.bin");
+    let node = bin_dir.join("node");
+    let node_lock = lock_hash(&node_dir)?;
+    let node_stamp = format!("node-lock-sha256 {node_lock}\n");
+    // The binary must also run: a stamp outlives a node_modules/ that lost
+    // the platform package the binary lives in.
+    let node_runs = || {
+        Command::new(&node)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if stamp_matches(&node_dir, &node_stamp) && node_runs() {
+        eprintln!(
+            "xtask: Node 24 for OpenClaw already installed ({OPENCLAW_DIR}/node, lock sha256 {node_lock:.12})"
+        );
+    } else {
+        install_pinned(
+            "npm ci (Node 24 for the OpenClaw tests)",
+            &node_dir,
+            None,
+            &node,
+            &node_stamp,
+        )?;
+        if !node_runs() {
+            clear_stamp(&node_dir)?;
+            return Err(format!("{} does not run after npm ci", node.display()));
+        }
+    }
+
+    let openclaw_lock = lock_hash(&dir)?;
+    // OpenClaw's install depends on the Node it ran under (native addons).
+    let stamp = format!("openclaw-lock-sha256 {openclaw_lock}\nnode-lock-sha256 {node_lock}\n");
+    let entry = dir.join("node_modules/openclaw/openclaw.mjs");
+    if stamp_matches(&dir, &stamp) && entry.is_file() {
+        eprintln!(
+            "xtask: OpenClaw already installed ({OPENCLAW_DIR}, lock sha256 {openclaw_lock:.12})"
+        );
+    } else {
+        install_pinned(
+            "npm ci (OpenClaw, with Node 24 first on PATH)",
+            &dir,
+            Some(&bin_dir),
+            &entry,
+            &stamp,
+        )?;
+    }
+    eprintln!("xtask: {OPENCLAW_DIR_ENV}={}", dir.display());
+    Ok(Some(dir))
+}
+
+/// `npm ci` in `dir` (with `path_first` ahead of `PATH`), then the stamp,
+/// once `npm ci` succeeded and `product` exists. The old stamp is removed
+/// first, so an install that fails or is interrupted leaves none.
+fn install_pinned(
+    what: &str,
+    dir: &Path,
+    path_first: Option<&Path>,
+    product: &Path,
+    stamp: &str,
+) -> Result {
+    clear_stamp(dir)?;
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    let mut cmd = Command::new(npm);
+    cmd.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir);
+    if let Some(first) = path_first {
+        let rest = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(first.to_path_buf()).chain(std::env::split_paths(&rest)),
+        )
+        .map_err(|e| format!("{what}: cannot put {} on PATH: {e}", first.display()))?;
+        cmd.env("PATH", path);
+    }
+    let started = Instant::now();
+    status(what, &mut cmd)?;
+    if !product.is_file() {
+        return Err(format!(
+            "{what}: npm ci succeeded but {} is missing",
+            product.display()
+        ));
+    }
+    let stamp_path = dir.join("node_modules").join(INSTALL_STAMP);
+    let tmp = stamp_path.with_extension("tmp");
+    std::fs::write(&tmp, stamp)
+        .and_then(|()| std::fs::rename(&tmp, &stamp_path))
+        .map_err(|e| format!("{what}: cannot write {}: {e}", stamp_path.display()))?;
+    eprintln!(
+        "xtask: {what}: done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Whether `dir/node_modules` has a stamp that says exactly `stamp`.
+fn stamp_matches(dir: &Path, stamp: &str) -> bool {
+    std::fs::read_to_string(dir.join("node_modules").join(INSTALL_STAMP)).is_ok_and(|s| s == stamp)
+}
+
+fn clear_stamp(dir: &Path) -> Result {
+    let path = dir.join("node_modules").join(INSTALL_STAMP);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The sha256 of `dir/package-lock.json`, in hex.
+fn lock_hash(dir: &Path) -> Result<String> {
+    use sha2::Digest;
+    let path = dir.join("package-lock.json");
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The status page in headless Chromium (Playwright's core library driving

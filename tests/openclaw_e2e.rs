@@ -1,0 +1,202 @@
+#![cfg(unix)]
+//! End-to-end tests against the real, pinned OpenClaw (npm `openclaw`, see
+//! `tests/openclaw/`, installed by `cargo xtask deps`), driven through the
+//! harness of `tests/support/openclaw.rs`.
+//!
+//! A gateway start costs about 25 s and an agent turn 20–40 s on a 2-core
+//! machine, so every scenario lives in this one binary and starts at most
+//! one gateway.
+
+mod support;
+
+use std::net::TcpStream;
+
+use serde_json::{Value, json};
+use support::{
+    FakeOllama, Gateway, OpenClawHome, agent_turn_local, agent_turn_via_gateway, assistant_events,
+    free_closed_port, gateway_config, install, openclaw, stdout_json,
+};
+
+/// What the fake Ollama answers, word by word.
+const REPLY: &str = "Hello from the fake Ollama";
+
+/// A fake Ollama with `qwen3:8b` installed, answering [`REPLY`].
+async fn fake_qwen() -> FakeOllama {
+    let ollama = FakeOllama::start().await;
+    ollama.set_model_names(&["qwen3:8b"]);
+    ollama.set_reply(REPLY);
+    ollama
+}
+
+/// OpenClaw's native Ollama provider pointed at `ollama`, with
+/// `ollama/qwen3:8b` the agents' model.
+fn ollama_config(ollama: &FakeOllama) -> Value {
+    json!({
+        "models": {"providers": {"ollama": {
+            "baseUrl": ollama.url(),
+            "apiKey": "ollama-local",
+            "api": "ollama",
+            "models": [{"id": "qwen3:8b", "name": "qwen3:8b"}],
+        }}},
+        "agents": {"defaults": {"model": {"primary": "ollama/qwen3:8b"}}},
+    })
+}
+
+/// The harness itself: a real gateway in a temporary home is ready, the
+/// real CLI finds the config valid and the gateway healthy, the gateway runs
+/// an agent turn against a fake Ollama, and once stopped nothing listens on
+/// its port and none of its processes is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_starts_answers_the_cli_and_leaves_nothing_behind() {
+    install();
+    let ollama = fake_qwen().await;
+    let port = free_closed_port();
+    let mut config = ollama_config(&ollama);
+    config["gateway"] = gateway_config(port);
+    let home = OpenClawHome::new(&config);
+    // Blocking from here on: the fake serves on the runtime's workers.
+    let mut gateway = Gateway::start(&home, port);
+    let pgid = gateway.pid().expect("a started gateway has a pid");
+
+    let validate = openclaw(&home, &["config", "validate", "--json"]);
+    let report = stdout_json(&validate);
+    assert!(validate.status.success(), "config validate: {report}");
+    assert_eq!(report["valid"], json!(true), "{report}");
+    assert_eq!(
+        report["path"].as_str().map(std::path::PathBuf::from),
+        Some(home.config_path()),
+        "{report}"
+    );
+
+    let health = openclaw(&home, &["health", "--json", "--timeout", "5000"]);
+    let payload = stdout_json(&health);
+    assert!(
+        health.status.success(),
+        "health ({}): {payload}\n{}",
+        health.status,
+        String::from_utf8_lossy(&health.stderr)
+    );
+    assert_eq!(payload["ok"], json!(true), "{payload}");
+    assert_eq!(payload["defaultAgentId"], json!("main"), "{payload}");
+
+    let turn = agent_turn_via_gateway(&home, "Say hello.");
+    let result = stdout_json(&turn);
+    assert!(
+        turn.status.success(),
+        "agent turn via the gateway ({}): {result}\n{}",
+        turn.status,
+        String::from_utf8_lossy(&turn.stderr)
+    );
+    // The gateway wraps the turn's report in `result`.
+    assert_eq!(
+        result.pointer("/result/meta/finalAssistantVisibleText"),
+        Some(&json!(REPLY)),
+        "{result}"
+    );
+    assert_eq!(
+        result.pointer("/result/meta/agentMeta/provider"),
+        Some(&json!("ollama")),
+        "{result}"
+    );
+    assert!(
+        ollama.count("/api/chat") >= 1,
+        "the gateway's turn reached the fake: {result}"
+    );
+    assert!(
+        assistant_events(&home, "main") >= 1,
+        "the gateway stored no assistant message in {}",
+        home.agent_store("main").display()
+    );
+
+    // Before stopping: the gateway's processes carry this home; nothing
+    // else the test started does.
+    assert!(
+        home.processes().contains(&pgid),
+        "the gateway {pgid} runs with HOME={}",
+        home.home().display()
+    );
+    gateway.stop();
+
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something still listens on the gateway's port {port}"
+    );
+    assert_eq!(
+        home.processes(),
+        Vec::<u32>::new(),
+        "OpenClaw processes left running with HOME={}",
+        home.home().display()
+    );
+    // SAFETY: kill(2) with signal 0 only checks whether the group exists.
+    let group_left = unsafe { libc::kill(-(pgid as libc::pid_t), 0) } == 0;
+    assert!(!group_left, "processes left in the gateway's group {pgid}");
+}
+
+/// One real `openclaw agent --local` turn with its Ollama provider pointed at
+/// a fake Ollama: OpenClaw asks `/api/chat` for the configured model,
+/// returns the streamed reply, and stores the assistant's message in the
+/// agent's SQLite store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_agent_turn_talks_native_ollama_and_stores_the_transcript() {
+    // Fail here, not after the fake started, when OpenClaw is missing.
+    install();
+    let ollama = fake_qwen().await;
+    let home = OpenClawHome::new(&ollama_config(&ollama));
+
+    // The turn blocks for tens of seconds; the fake serves on the workers.
+    let turn = agent_turn_local(&home, "Say hello.");
+    let result = stdout_json(&turn);
+    assert!(
+        turn.status.success(),
+        "agent turn ({}): {result}\n{}",
+        turn.status,
+        String::from_utf8_lossy(&turn.stderr)
+    );
+    assert_eq!(
+        result.pointer("/payloads/0/text"),
+        Some(&json!(REPLY)),
+        "{result}"
+    );
+    let meta = &result["meta"]["agentMeta"];
+    assert_eq!(meta["provider"], json!("ollama"), "{result}");
+    assert_eq!(meta["model"], json!("qwen3:8b"), "{result}");
+
+    let chats: Vec<Value> = ollama
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/api/chat")
+        .map(|r| serde_json::from_slice(&r.body).expect("OpenClaw sends JSON to /api/chat"))
+        .collect();
+    assert!(!chats.is_empty(), "no /api/chat request reached the fake");
+    for chat in &chats {
+        assert_eq!(chat["model"], json!("qwen3:8b"), "{chat}");
+        assert_eq!(chat["stream"], json!(true), "{chat}");
+    }
+    let asked = chats[0]["messages"]
+        .as_array()
+        .expect("/api/chat has messages");
+    assert!(
+        asked.iter().any(|m| m["role"] == json!("user")
+            && m["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("Say hello."))),
+        "the user's message is in the request: {asked:?}"
+    );
+
+    assert!(
+        home.agent_store("main").is_file(),
+        "no agent store at {}",
+        home.agent_store("main").display()
+    );
+    let stored = assistant_events(&home, "main");
+    assert!(
+        stored >= 1,
+        "no assistant message in {}",
+        home.agent_store("main").display()
+    );
+    assert_eq!(
+        home.processes(),
+        Vec::<u32>::new(),
+        "OpenClaw processes left running after the turn"
+    );
+}
