@@ -11,11 +11,45 @@ mod support;
 
 use std::net::TcpStream;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clawfleet::config::OpenClawConfig;
+use clawfleet::openclaw::locate::Environment;
+use clawfleet::openclaw::probe::{CliCache, Settings, probe};
+use clawfleet::snapshot::{Activity, AgentKind, OpenClawStatus};
 use serde_json::{Value, json};
 use support::{
     FakeOllama, Gateway, OpenClawHome, agent_turn_local, agent_turn_via_gateway, assistant_events,
     free_closed_port, gateway_config, install, openclaw, stdout_json,
 };
+
+/// The OpenClaw version `tests/openclaw/package-lock.json` pins.
+const OPENCLAW_VERSION: &str = "2026.9.6";
+
+/// ClawFleet's probe of the install in `home`, found as OpenClaw finds it
+/// (no variables set, that home).
+async fn probe_home(home: &OpenClawHome) -> OpenClawStatus {
+    let settings = Settings {
+        ours: OpenClawConfig::default(),
+        timeout: Duration::from_secs(10),
+    };
+    let env = Environment::with(|_| None, Some(home.home().to_path_buf()));
+    probe(&settings, &env, &CliCache::default()).await
+}
+
+/// ClawFleet's probe of the config at `path` (as `[openclaw] config_path`).
+async fn probe_config(path: PathBuf, home: &Path) -> OpenClawStatus {
+    let settings = Settings {
+        ours: OpenClawConfig {
+            config_path: Some(path),
+            ..OpenClawConfig::default()
+        },
+        timeout: Duration::from_secs(10),
+    };
+    let env = Environment::with(|_| None, Some(home.to_path_buf()));
+    probe(&settings, &env, &CliCache::default()).await
+}
 
 /// What the fake Ollama answers, word by word.
 const REPLY: &str = "Hello from the fake Ollama";
@@ -106,6 +140,66 @@ async fn gateway_starts_answers_the_cli_and_leaves_nothing_behind() {
         assistant_events(&home, "main") >= 1,
         "the gateway stored no assistant message in {}",
         home.agent_store("main").display()
+    );
+
+    // ClawFleet's own probe finds this install as OpenClaw finds it, speaks
+    // its gateway's protocol and reads its agents from its databases.
+    let status = probe_home(&home).await;
+    let install = status.install.clone().expect("an install");
+    assert_eq!(install.kind, AgentKind::OpenClaw);
+    assert_eq!(
+        install.config_path,
+        home.config_path().display().to_string()
+    );
+    assert!(
+        install.found_by.contains("~/.openclaw/openclaw.json"),
+        "{}",
+        install.found_by
+    );
+    assert_eq!(install.version.as_deref(), Some(OPENCLAW_VERSION));
+    assert_eq!(install.version_from.as_deref(), Some("its running gateway"));
+    assert_eq!(install.services.systemd_unit, "openclaw-gateway");
+    assert_eq!(status.gateway_port, port);
+    assert_eq!(
+        status.gateway_port_from.as_deref(),
+        Some("the running gateway's lock file")
+    );
+    assert_eq!(status.gateway_listening, Some(true));
+    let h = status
+        .gateway_health
+        .clone()
+        .expect("the gateway was asked");
+    assert!(h.ok, "the card is green against the real gateway: {h:?}");
+    assert_eq!(h.protocol, Some(4));
+    assert_eq!(h.via.as_deref(), Some("websocket"));
+    assert_eq!(h.server_version.as_deref(), Some(OPENCLAW_VERSION));
+    assert!(h.agents.contains(&"main".to_owned()), "{h:?}");
+    let main = status
+        .agents
+        .iter()
+        .find(|a| a.id == "main")
+        .expect("the main agent");
+    assert!(main.sessions >= 1, "{main:?}");
+    assert!(main.is_default, "{main:?}");
+    assert_eq!(main.activity, Some(Activity::Idle), "{main:?}");
+    assert_eq!(main.last_model.as_deref(), Some("qwen3:8b"), "{main:?}");
+    assert_eq!(main.last_provider.as_deref(), Some("ollama"), "{main:?}");
+    assert!(!main.on_fallback, "{main:?}");
+    assert_eq!(status.state_problems, Vec::<String>::new());
+
+    // A wrong token: OpenClaw's own words, and the hint that fits.
+    let mut wrong: Value = json5::from_str(&home.config_text()).expect("the config is JSON5");
+    wrong["gateway"]["auth"]["token"] = json!("not-the-gateways-token");
+    let other = OpenClawHome::new(&wrong);
+    let refused = probe_config(other.config_path(), other.home()).await;
+    let h = refused.gateway_health.expect("asked");
+    assert_eq!(h.failure.as_deref(), Some("refused"), "{h:?}");
+    assert!(
+        h.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("gateway token mismatch"),
+        "{h:?}"
     );
 
     // Before stopping: the gateway's processes carry this home; nothing

@@ -242,19 +242,17 @@ pub fn check(
         }
     }
 
-    // The gateway listens but is silent or says it is unwell: a restart is
-    // the fix. A refused handshake (credentials), one still starting, or a
-    // channel that cannot connect (its token, its network) is for a human
-    // or for time: a restart would not change it.
+    // The gateway listens but says nothing: a restart is the fix. A refused
+    // handshake (credentials), one still starting, a channel that cannot
+    // connect (its token, its network) or a plugin that fails to load is for
+    // a human or for time: a restart would not change it.
     if let Some(c) = &m.openclaw
         && c.gateway_listening == Some(true)
         && let Some(h) = &c.gateway_health
         && !h.ok
         && h.failure.as_deref() != Some("starting")
     {
-        let restartable = h.failure.as_deref() == Some("silent")
-            || (h.failure.as_deref() == Some("unhealthy")
-                && (!h.degraded.is_empty() || !h.plugin_errors.is_empty()));
+        let restartable = h.failure.as_deref() == Some("silent");
         out.push(Finding {
             key: "gateway-health".into(),
             what: format!(
@@ -517,11 +515,11 @@ mod tests {
             with(failing("silent")).unwrap().action,
             Some(Action::RestartGateway)
         );
-        let degraded = GatewayHealth {
-            degraded: vec!["its event loop is degraded".into()],
+        let plugin = GatewayHealth {
+            plugin_errors: vec!["whatsapp: Cannot find module".into()],
             ..failing("unhealthy")
         };
-        assert_eq!(with(degraded).unwrap().action, Some(Action::RestartGateway));
+        assert_eq!(with(plugin).unwrap().action, None, "for `openclaw doctor`");
         // A channel that cannot connect: its token or network, not a restart.
         let channel = GatewayHealth {
             channels: vec![crate::snapshot::Channel {

@@ -343,7 +343,9 @@ async fn gateway_health(
 }
 
 /// What the gateway says of each agent, into the agents read from disk:
-/// its session count is OpenClaw's own; agents only it knows are added.
+/// whether it is the default, its heartbeat interval, and its session count
+/// where its database could not be read (the gateway's `health` may be a
+/// minute old; the database is not); agents only it knows are added.
 fn merge_gateway_agents(agents: &mut Vec<AgentStatus>, from_gateway: &[GatewayAgent]) {
     for g in from_gateway {
         let a = match agents.iter_mut().find(|a| a.id == g.id) {
@@ -358,7 +360,9 @@ fn merge_gateway_agents(agents: &mut Vec<AgentStatus>, from_gateway: &[GatewayAg
             }
         };
         a.is_default = g.is_default;
-        if let Some(n) = g.sessions {
+        if a.activity.is_none()
+            && let Some(n) = g.sessions
+        {
             a.sessions = usize::try_from(n).unwrap_or(a.sessions);
         }
         if g.heartbeat_enabled == Some(false) {
