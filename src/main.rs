@@ -873,7 +873,7 @@ fn config_check(path: Option<&Path>) -> ExitCode {
                 fleet.this.id,
                 fleet.identified,
             );
-            for notice in &fleet.notices {
+            for notice in fleet.notices.iter().chain(&loaded.notes) {
                 println!("  note: {notice}");
             }
             let prices = c.costs.prices_path.clone().or_else(|| {

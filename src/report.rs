@@ -91,7 +91,7 @@ fn dash() -> String {
     "-".to_owned()
 }
 
-/// The readable status: machines, Ollama, services, pm2 and Clawdbot.
+/// The readable status: machines, Ollama, services, pm2 and OpenClaw.
 /// `source` says where the data came from (the daemon, or probed now).
 pub fn status(snap: &Snapshot, source: &str) -> String {
     let mut out = String::new();
@@ -117,6 +117,17 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         t.row(machine_row(m));
     }
     t.render(&mut out);
+    // Why a machine is degraded, in one line.
+    for m in &snap.machines {
+        if let Some((first, rest)) = m.attention.split_first() {
+            let more = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" (and {} more: {})", rest.len(), rest.join("; "))
+            };
+            let _ = writeln!(out, "  {}: {first}{more}", m.name);
+        }
+    }
 
     out.push('\n');
     let mut t = Table::new(&[
@@ -381,24 +392,113 @@ fn machine_row(m: &MachineSnapshot) -> Vec<String> {
     ]
 }
 
+/// Seconds from `at` to now, as "3m ago".
+fn ago(at: jiff::Timestamp) -> String {
+    let secs = jiff::Timestamp::now().duration_since(at).as_secs();
+    match u64::try_from(secs) {
+        Ok(s) => format!("{} ago", duration(s)),
+        Err(_) => format!("in {}", duration(secs.unsigned_abs())),
+    }
+}
+
 fn openclaw_lines(m: &MachineSnapshot) -> String {
     let Some(c) = &m.openclaw else {
-        return "CLAWDBOT  not probed yet\n".to_owned();
+        return "OPENCLAW  not probed yet\n".to_owned();
     };
     let mut out = String::new();
     let path = c.config_path.as_deref().unwrap_or("(no config path)");
-    let gateway = match c.gateway_listening {
-        Some(true) => format!("gateway :{} listening", c.gateway_port),
-        Some(false) => format!("gateway :{} CLOSED", c.gateway_port),
-        None => format!("gateway :{}", c.gateway_port),
-    };
+    let label = c.install.as_ref().map_or("OPENCLAW", |i| match i.kind {
+        crate::snapshot::AgentKind::OpenClaw => "OPENCLAW",
+        crate::snapshot::AgentKind::Clawdbot => "CLAWDBOT (legacy)",
+    });
     if !c.config_found {
-        let _ = writeln!(out, "CLAWDBOT  no config at {path} · {gateway}");
+        let _ = writeln!(out, "{label}  no config at {path}");
+        if let Some(i) = &c.install {
+            let _ = writeln!(out, "  looked for: {}", i.found_by);
+        }
         return out;
     }
-    let _ = writeln!(out, "CLAWDBOT  {path} · {gateway}");
+    let version = c
+        .install
+        .as_ref()
+        .and_then(|i| {
+            i.version
+                .as_ref()
+                .map(|v| format!("{v} (from {}) · ", i.version_from.as_deref().unwrap_or("?")))
+        })
+        .unwrap_or_default();
+    let _ = writeln!(out, "{label}  {version}{path}");
+    if let Some(i) = &c.install {
+        let _ = writeln!(out, "  found by:   {}", i.found_by);
+        for other in &i.also_found {
+            let _ = writeln!(out, "  note:       {other}");
+        }
+    }
+    let port = format!(
+        ":{} ({})",
+        c.gateway_port,
+        c.gateway_port_from.as_deref().unwrap_or("?")
+    );
+    let gateway = match (c.gateway_listening, &c.gateway_health) {
+        (Some(false), _) => format!(
+            "{port} NOT LISTENING{}",
+            c.gateway_down_since
+                .map(|t| format!(" since {}", ago(t)))
+                .unwrap_or_default()
+        ),
+        (Some(true), Some(h)) if h.ok => format!(
+            "{port} healthy · {}protocol {} · up {}{}",
+            h.server_version
+                .as_deref()
+                .map(|v| format!("{v} · "))
+                .unwrap_or_default(),
+            h.protocol.map_or_else(dash, |p| p.to_string()),
+            h.uptime_secs.map_or_else(dash, duration),
+            if h.via.as_deref() == Some("cli") {
+                " (via `openclaw health`)"
+            } else {
+                ""
+            }
+        ),
+        (Some(true), Some(h)) => format!(
+            "{port} listening, {}: {}",
+            h.failure.as_deref().unwrap_or("failing").to_uppercase(),
+            h.error.as_deref().unwrap_or("no reason given")
+        ),
+        (Some(true), None) => format!("{port} listening"),
+        (None, _) => port,
+    };
+    let _ = writeln!(out, "  gateway:    {gateway}");
+    if let Some(h) = &c.gateway_health {
+        if let Some(hint) = &h.hint {
+            let _ = writeln!(out, "              → {hint}");
+        }
+        if !h.channels.is_empty() {
+            let channels: Vec<String> = h
+                .channels
+                .iter()
+                .map(|ch| match &ch.last_error {
+                    Some(e) if ch.state != "ok" => format!("{} {} ({e})", ch.label, ch.state),
+                    _ => format!("{} {}", ch.label, ch.state),
+                })
+                .collect();
+            let _ = writeln!(out, "  channels:   {}", channels.join(" · "));
+        }
+        for e in &h.plugin_errors {
+            let _ = writeln!(out, "  plugin:     {e} (`openclaw doctor`)");
+        }
+        for d in &h.degraded {
+            let _ = writeln!(out, "  note:       {d}");
+        }
+    }
+    if let Some(a) = &c.gateway_auth {
+        let _ = writeln!(out, "  auth:       {a}");
+    }
     if let Some(e) = &c.error {
-        let _ = writeln!(out, "  problem: {e}");
+        let _ = writeln!(out, "  problem:    {e}");
+    }
+    for p in &c.state_problems {
+        let _ = writeln!(out, "  problem:    {p}");
     }
     let chain = c
         .primary_model
@@ -422,7 +522,79 @@ fn openclaw_lines(m: &MachineSnapshot) -> String {
     if let Some(s) = &c.subagent_model {
         let _ = writeln!(out, "  sub-agents: {s}");
     }
+    if !c.agents.is_empty() {
+        let mut t = Table::new(&[
+            "AGENT",
+            "STATE",
+            "SESSIONS",
+            "LAST TURN",
+            "MODEL",
+            "HEARTBEAT",
+        ]);
+        for a in &c.agents {
+            let state = match (a.activity, &a.activity_why) {
+                (Some(act), Some(why)) if act != crate::snapshot::Activity::Idle => {
+                    format!("{} ({why})", activity_word(act))
+                }
+                (Some(act), _) => activity_word(act).to_owned(),
+                (None, _) => dash(),
+            };
+            let model = match (&a.last_provider, &a.last_model) {
+                (Some(p), Some(m)) => format!("{p}/{m}"),
+                (None, Some(m)) => m.clone(),
+                _ => dash(),
+            };
+            let model = if a.on_fallback {
+                format!(
+                    "{model} (FALLBACK from {})",
+                    a.selected_model.as_deref().unwrap_or("its primary")
+                )
+            } else {
+                model
+            };
+            let heartbeat = a.heartbeat.as_ref().map_or_else(dash, |h| {
+                if let Some(why) = &h.off_why {
+                    return format!("off: {why}");
+                }
+                let every = h
+                    .every_secs
+                    .map_or_else(dash, |e| format!("every {}", duration(e)));
+                let next = h
+                    .next_at
+                    .map(|t| format!(", due {}", ago(t)))
+                    .unwrap_or_default();
+                let overdue = if h.overdue { " OVERDUE" } else { "" };
+                format!("{every}{next}{overdue}")
+            });
+            t.row(vec![
+                format!("{}{}", a.id, if a.is_default { " *" } else { "" }),
+                state,
+                a.sessions.to_string(),
+                a.last_turn_at.map_or_else(dash, ago),
+                model,
+                heartbeat,
+            ]);
+        }
+        t.render(&mut out);
+    }
+    if let Some(h) = &c.heartbeat {
+        let _ = writeln!(
+            out,
+            "  last heartbeat: {}{}",
+            h.last_at.map_or_else(|| "none seen".to_owned(), ago),
+            if h.overdue { " OVERDUE" } else { "" }
+        );
+    }
     out
+}
+
+fn activity_word(a: crate::snapshot::Activity) -> &'static str {
+    match a {
+        crate::snapshot::Activity::Working => "working",
+        crate::snapshot::Activity::Idle => "idle",
+        crate::snapshot::Activity::Stuck => "STUCK",
+        crate::snapshot::Activity::Waiting => "waiting",
+    }
 }
 
 #[cfg(test)]

@@ -140,6 +140,92 @@ pub struct MachineSnapshot {
     /// This month's costs, as this machine meters them.
     #[serde(default)]
     pub costs: Option<crate::cost::service::CostSummary>,
+    /// Why this machine needs attention, most serious first, one line each
+    /// ([`attention`]); empty when all is well. Kept true by the collector
+    /// on every change, so the card, the header, the tray and `clawfleet
+    /// status` say the same thing.
+    #[serde(default)]
+    pub attention: Vec<String>,
+}
+
+/// Why `m` needs attention, most serious first, each in one line; empty
+/// when all is well. The one rule for "degraded" (the watcher's findings
+/// for this machine come on top, where they are known).
+pub fn attention(m: &MachineSnapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    if !m.online {
+        out.push(match m.peer.as_ref().map(|p| p.state) {
+            Some(PeerState::Faulty) => "not answering properly".to_owned(),
+            _ => "offline".to_owned(),
+        });
+        return out;
+    }
+    if m.peer.as_ref().is_some_and(|p| p.state == PeerState::Stale) {
+        out.push("not answering (last data shown)".to_owned());
+    }
+    if let Some(o) = &m.ollama
+        && o.checked_at.is_some()
+        && !o.reachable
+    {
+        out.push("Ollama is down".to_owned());
+    }
+    if let Some(c) = &m.openclaw {
+        let name = c.install.as_ref().map_or("OpenClaw", |i| i.kind.name());
+        if c.config_found && c.gateway_listening == Some(false) {
+            out.push(format!(
+                "the {name} gateway is not listening on port {}",
+                c.gateway_port
+            ));
+        } else if let Some(h) = c.gateway_health.as_ref().filter(|h| !h.ok) {
+            out.push(match h.failure.as_deref() {
+                Some("starting") => format!("the {name} gateway is starting"),
+                _ => format!(
+                    "the {name} gateway: {}",
+                    h.error.as_deref().unwrap_or("not healthy")
+                ),
+            });
+        }
+        for a in &c.agents {
+            match a.activity {
+                Some(Activity::Stuck) => out.push(format!("agent {} is stuck", a.id)),
+                Some(Activity::Waiting) => {
+                    out.push(format!("agent {} waits for an approval", a.id));
+                }
+                _ => {}
+            }
+            if a.heartbeat.as_ref().is_some_and(|h| h.overdue) {
+                out.push(format!("agent {}'s heartbeat is overdue", a.id));
+            }
+        }
+        if c.heartbeat.as_ref().is_some_and(|h| h.overdue) {
+            out.push(format!("the {name} heartbeat is overdue"));
+        }
+        if c.chain.as_ref().is_some_and(|ch| ch.local_all_down) {
+            out.push(format!("every local model of {name}'s chain is down"));
+        }
+    }
+    for s in m
+        .services
+        .iter()
+        .filter(|s| s.checked_at.is_some() && !s.up)
+    {
+        out.push(format!("{} is down", s.name));
+    }
+    for a in m
+        .pm2
+        .iter()
+        .filter(|a| a.status != "online" && (a.expected || a.status != "missing"))
+    {
+        out.push(format!("pm2 app {} is {}", a.name, a.status));
+    }
+    if !m.zombies.is_empty() {
+        let n = m.zombies.len();
+        out.push(format!(
+            "{n} zombie process{}",
+            if n == 1 { "" } else { "es" }
+        ));
+    }
+    out
 }
 
 /// When each part of a [`MachineSnapshot`] was last taken.

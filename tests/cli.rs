@@ -45,7 +45,7 @@ ollama_interval_secs = 1
 services_interval_secs = 1
 timeout_ms = 500
 
-[clawdbot]
+[openclaw]
 config_path = {clawdbot:?}
 
 [[machines]]
@@ -189,7 +189,7 @@ fn serve_publishes_health_and_status_reads_it_from_the_daemon() {
     assert_eq!(m["services"][1]["up"], false);
     assert_eq!(m["ollama"]["reachable"], false);
     assert!(m["ollama"]["error"].is_string(), "{m:#}");
-    assert_eq!(m["clawdbot"]["config_found"], false);
+    assert_eq!(m["openclaw"]["config_found"], false);
 
     // The runtime file lets `status` find a daemon on an OS-chosen port.
     let runtime = dir.path().join("data/daemon.json");
@@ -253,7 +253,7 @@ fn status_without_a_daemon_probes_once() {
     assert!(open_line.contains(" up "), "{open_line}");
     let closed_line = table.lines().find(|l| l.starts_with("closed one")).unwrap();
     assert!(closed_line.contains("DOWN"), "{closed_line}");
-    assert!(table.contains("CLAWDBOT  no config at"), "{table}");
+    assert!(table.contains("OPENCLAW  no config at"), "{table}");
 
     let out = clawfleet(&config)
         .args(["status", "--json"])

@@ -306,3 +306,37 @@ fn heal_settings_that_could_do_harm_are_refused_with_the_key() {
         "~/Library/Caches is a good root: {err}"
     );
 }
+
+#[test]
+fn clawdbots_old_section_is_read_and_check_says_to_rename_it() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("clawfleet.toml");
+    std::fs::write(
+        &path,
+        "[probes]\nclawdbot_interval_secs = 45\n\n[clawdbot]\nconfig_path = \"/srv/cb/clawdbot.json\"\n",
+    )
+    .unwrap();
+    let loaded = clawfleet::config::load_file(&path).unwrap();
+    assert_eq!(
+        loaded.config.openclaw.config_path.as_deref(),
+        Some(std::path::Path::new("/srv/cb/clawdbot.json"))
+    );
+    assert_eq!(loaded.config.probes.openclaw_interval_secs, 45);
+    let out = clawfleet(&["config", "check", path.to_str().unwrap()], home.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("note: line 4: [clawdbot] is read as [openclaw]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "note: line 2: [probes] clawdbot_interval_secs is read as openclaw_interval_secs"
+        ),
+        "{stdout}"
+    );
+    // Both names at once is a mistake, said as such.
+    std::fs::write(&path, "[clawdbot]\n\n[openclaw]\n").unwrap();
+    let out = clawfleet(&["config", "check", path.to_str().unwrap()], home.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+}

@@ -204,16 +204,21 @@ function selfFindings() {
   return (S.heal && S.heal.findings) || [];
 }
 
+// The engine derives why a machine needs attention (`attention`, most
+// serious first); this page only adds this machine's open findings.
 function machineState(m) {
   if (!m.online) return "down";
-  if (m.peer && m.peer.state === "stale") return "degraded";
   if (m.ollama && m.ollama.checked_at && !m.ollama.reachable) return "down";
-  const degraded = (m.services || []).some((s) => s.checked_at && !s.up)
-    || (m.pm2 || []).some((a) => a.status !== "online" && (a.expected || a.status !== "missing"))
-    || (m.zombies || []).length > 0
-    || (m.is_self && selfFindings().length > 0)
-    || (m.clawdbot && m.clawdbot.gateway_listening === false);
+  const degraded = (m.attention || []).length > 0 || (m.is_self && selfFindings().length > 0);
   return degraded ? "degraded" : "ok";
+}
+
+// Why `m` is degraded, in one line.
+function attentionLine(m) {
+  const a = m.attention || [];
+  if (a.length) return a.length > 1 ? `${a[0]} (+${a.length - 1} more)` : a[0];
+  if (m.is_self && selfFindings().length) return selfFindings()[0].what;
+  return "";
 }
 
 function fleetState(machines) {
@@ -281,6 +286,8 @@ function machineCard(m) {
     el("span", { class: "muted" }, m.role),
     el("span", { class: `state ${st}` }, st === "ok" ? (m.online ? "online" : "offline") : st)));
   if (!m.is_self) card.append(peerLine(m));
+  const why = st !== "ok" ? attentionLine(m) : "";
+  if (why) card.append(el("p", { class: `why ${st}`, title: (m.attention || []).join("\n") }, why));
   const mem = m.memory;
   const root = (m.disks || []).slice().sort((a, b) => a.mount.length - b.mount.length)[0];
   if (m.cpu_percent !== null || mem) {
@@ -349,23 +356,33 @@ function machineCard(m) {
   } else if (pm2 && pm2.status === "error") {
     card.append(el("h3", {}, "pm2"), el("p", { class: "bad" }, pm2.message));
   }
-  const c = m.clawdbot;
+  const c = m.openclaw;
   if (c) {
-    card.append(el("h3", {}, "Clawdbot"));
-    card.append(el("p", {}, "gateway :", String(c.gateway_port), " ",
-      c.gateway_listening === null ? "" : state(c.gateway_listening, "listening", "closed"),
-      healable && c.config_found ? [" ", hb("Restart gateway", "restart-gateway", null, "small")] : null));
+    const inst = c.install || {};
+    const legacy = inst.kind === "clawdbot";
+    card.append(el("h3", {}, legacy ? "Clawdbot (legacy)" : "OpenClaw",
+      inst.version ? el("span", { class: "muted", title: `from ${inst.version_from || "?"}` }, ` ${inst.version}`) : null));
     const gh = c.gateway_health;
-    if (gh) {
-      card.append(el("p", { class: "gateway-health", "data-ok": gh.ok ? "1" : "0" }, el("span", { class: "muted" }, "health "),
-        gh.ok ? state(true, "ok") : el("span", { class: "bad" }, gh.failure || "failed"),
-        gh.heartbeat_seconds ? ` · heartbeat every ${Math.round(gh.heartbeat_seconds / 60)} min` : "",
-        gh.agents && gh.agents.length ? ` · ${gh.agents.length} agent${gh.agents.length === 1 ? "" : "s"}` : "",
-        gh.server_version ? el("span", { class: "muted" }, ` · ${gh.server_version}`) : null,
-        gh.error ? el("span", { class: "warn" }, ` · ${gh.error}`) : null));
+    const gwState = c.gateway_listening === false ? el("span", { class: "bad" }, "not listening")
+      : gh ? (gh.ok ? state(true, "up") : el("span", { class: gh.failure === "starting" ? "warn" : "bad" }, gh.failure || "failing"))
+        : c.gateway_listening ? state(true, "listening") : "";
+    card.append(el("p", { class: "gateway-health", "data-ok": gh && gh.ok ? "1" : "0" }, el("span", { class: "muted" }, "gateway "),
+      `:${c.gateway_port} `, gwState,
+      gh && gh.uptime_secs !== null && gh.uptime_secs !== undefined ? el("span", { class: "muted" }, ` · up ${duration(gh.uptime_secs)}`) : null,
+      gh && gh.via === "cli" ? el("span", { class: "muted" }, " · via openclaw health") : null,
+      healable && c.config_found ? [" ", hb("Restart gateway", "restart-gateway", null, "small")] : null));
+    if (gh && !gh.ok && gh.error) card.append(el("p", { class: "warn gateway-error" }, gh.error));
+    if (gh && gh.hint) card.append(el("p", { class: "muted gateway-hint" }, gh.hint));
+    if (gh && gh.channels && gh.channels.length) {
+      card.append(el("p", { class: "channels" }, el("span", { class: "muted" }, "channels "),
+        ...gh.channels.map((ch, i) => [i ? " · " : "", el("span", { class: ch.state === "ok" ? "ok" : ch.state === "disabled" || ch.state === "not configured" ? "muted" : "bad", title: ch.last_error || "" },
+          `${ch.label} ${ch.state === "ok" ? (ch.connected === false ? "not connected" : "connected") : ch.state}`)])));
     }
+    for (const e of (gh && gh.plugin_errors) || []) card.append(el("p", { class: "bad" }, `plugin ${e}`));
     if (!c.config_found) card.append(el("p", { class: "muted" }, `no config at ${c.config_path || "?"}`));
+    else if (inst.found_by) card.append(el("p", { class: "muted install", title: (inst.also_found || []).join("\n") }, `${c.config_path} · found by ${inst.found_by}`));
     if (c.error) card.append(el("p", { class: "warn" }, c.error));
+    for (const p of c.state_problems || []) card.append(el("p", { class: "warn" }, p));
     const chain = [c.primary_model, ...(c.fallbacks || [])].filter(Boolean);
     if (chain.length) card.append(el("p", {}, el("span", { class: "muted" }, "models "), chain.join(" → ")));
     // Each model of the chains against what the fleet can serve now.
@@ -393,11 +410,17 @@ function machineCard(m) {
       const sessions = agents.reduce((n, a) => n + a.sessions, 0);
       card.append(el("p", { class: "agents" }, el("span", { class: "muted" }, "agents "),
         `${agents.length} · ${sessions} session${sessions === 1 ? "" : "s"}`));
-      const recent = agents.filter((a) => a.last_turn_at).sort((a, b) => b.last_turn_at.localeCompare(a.last_turn_at)).slice(0, 5);
-      if (recent.length) {
-        card.append(rows(recent.map((a) => [a.id, el("span", {}, `${a.sessions} · `, ago(a.last_turn_at),
-          el("span", { class: "muted" }, ` · ${[a.last_provider, a.last_model].filter(Boolean).join("/")}`))])));
-      }
+      const cls = { working: "ok", idle: "muted", stuck: "bad", waiting: "warn" };
+      card.append(rows(agents.slice(0, 8).map((a) => [
+        el("span", {}, a.id, a.is_default ? el("span", { class: "muted" }, " (default)") : null),
+        el("span", { "data-agent": a.id, "data-activity": a.activity || "" },
+          a.activity ? el("span", { class: cls[a.activity] || "", title: a.activity_why || "" }, a.activity) : null,
+          ` · ${a.sessions} session${a.sessions === 1 ? "" : "s"}`,
+          a.last_turn_at ? [" · ", ago(a.last_turn_at)] : null,
+          a.last_model ? el("span", { class: "muted" }, ` · ${[a.last_provider, a.last_model].filter(Boolean).join("/")}`) : null,
+          a.on_fallback ? el("span", { class: "warn", title: `selected: ${a.selected_model || "?"}` }, " · on a fallback") : null,
+          a.heartbeat && a.heartbeat.overdue ? el("span", { class: "bad" }, " · heartbeat overdue") : null),
+      ]), "agents-list"));
     }
   }
   if (healable) {
@@ -653,6 +676,9 @@ function renderAll() {
     const fs = fleetState(snap.machines);
     $("fleet-state").textContent = fs;
     $("fleet-state").dataset.state = fs;
+    // Why, in one line: the first machine that is not fine, and its reason.
+    const worst = snap.machines.find((m) => machineState(m) === "down") || snap.machines.find((m) => machineState(m) !== "ok");
+    $("fleet-why").textContent = worst ? `${worst.name}: ${attentionLine(worst) || machineState(worst)}` : "";
     renderProxy();
   }
   renderSettings();

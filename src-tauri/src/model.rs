@@ -54,20 +54,7 @@ pub fn machine_state(m: &MachineSnapshot, findings: usize) -> MachineState {
     {
         return MachineState::Down;
     }
-    let stale = m
-        .peer
-        .as_ref()
-        .is_some_and(|p| p.state == clawfleet::snapshot::PeerState::Stale);
-    let degraded = stale
-        || m.services.iter().any(|s| s.checked_at.is_some() && !s.up)
-        || m.pm2
-            .iter()
-            .any(|a| a.status != "online" && (a.expected || a.status != "missing"))
-        || !m.zombies.is_empty()
-        || (m.is_self && findings > 0)
-        || m.openclaw
-            .as_ref()
-            .is_some_and(|c| c.gateway_listening == Some(false));
+    let degraded = !m.attention.is_empty() || (m.is_self && findings > 0);
     if degraded {
         MachineState::Degraded
     } else {
@@ -344,9 +331,15 @@ mod tests {
         }
     }
 
+    /// `m` with its derived `attention`, as the collector publishes it.
+    fn derived(mut m: MachineSnapshot) -> MachineSnapshot {
+        m.attention = clawfleet::snapshot::attention(&m);
+        m
+    }
+
     fn snap(machines: Vec<MachineSnapshot>) -> Snapshot {
         Snapshot {
-            machines,
+            machines: machines.into_iter().map(derived).collect(),
             ..Snapshot::default()
         }
     }
@@ -425,7 +418,7 @@ mod tests {
                 state,
                 ..PeerView::default()
             });
-            m
+            derived(m)
         };
         let stale = with(&m, PeerState::Stale, true);
         assert_eq!(machine_state(&stale, 0), MachineState::Degraded);

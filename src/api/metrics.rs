@@ -474,14 +474,14 @@ pub fn render(snap: &Snapshot) -> String {
 
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_gateway_up",
+        "clawfleet_openclaw_gateway_up",
         "gauge",
-        "1 when Clawdbot's gateway port accepts connections.",
+        "1 when the OpenClaw gateway's port accepts connections.",
     );
     for m in ms {
         if let Some(listening) = m.openclaw.as_ref().and_then(|c| c.gateway_listening) {
             f.sample(
-                "clawfleet_clawdbot_gateway_up",
+                "clawfleet_openclaw_gateway_up",
                 &[("machine", &m.id)],
                 flag(listening),
             );
@@ -490,14 +490,14 @@ pub fn render(snap: &Snapshot) -> String {
 
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_gateway_healthy",
+        "clawfleet_openclaw_gateway_healthy",
         "gauge",
-        "1 when Clawdbot's gateway completed the websocket handshake and its health said ok.",
+        "1 when the OpenClaw gateway completed the handshake and its health shows no channel, plugin or loop in trouble.",
     );
     for m in ms {
         if let Some(h) = m.openclaw.as_ref().and_then(|c| c.gateway_health.as_ref()) {
             f.sample(
-                "clawfleet_clawdbot_gateway_healthy",
+                "clawfleet_openclaw_gateway_healthy",
                 &[("machine", &m.id)],
                 flag(h.ok),
             );
@@ -505,14 +505,34 @@ pub fn render(snap: &Snapshot) -> String {
     }
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_sessions",
+        "clawfleet_openclaw_channel_ok",
         "gauge",
-        "Session transcripts each Clawdbot agent keeps.",
+        "1 when an OpenClaw channel (Telegram, WhatsApp, …) is well, as its gateway judges it.",
+    );
+    for m in ms {
+        for ch in m
+            .openclaw
+            .iter()
+            .filter_map(|c| c.gateway_health.as_ref())
+            .flat_map(|h| &h.channels)
+        {
+            f.sample(
+                "clawfleet_openclaw_channel_ok",
+                &[("machine", &m.id), ("channel", &ch.id)],
+                flag(ch.state == "ok"),
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_openclaw_sessions",
+        "gauge",
+        "Sessions each OpenClaw agent keeps.",
     );
     for m in ms {
         for a in m.openclaw.iter().flat_map(|c| &c.agents) {
             f.sample(
-                "clawfleet_clawdbot_sessions",
+                "clawfleet_openclaw_sessions",
                 &[("machine", &m.id), ("agent", &a.id)],
                 a.sessions as f64,
             );
@@ -520,15 +540,38 @@ pub fn render(snap: &Snapshot) -> String {
     }
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_last_turn_timestamp_seconds",
+        "clawfleet_openclaw_agent_activity",
         "gauge",
-        "When each Clawdbot agent's last assistant turn was (Unix time).",
+        "1 for each OpenClaw agent's current activity (working, idle, stuck, waiting).",
+    );
+    for m in ms {
+        for a in m.openclaw.iter().flat_map(|c| &c.agents) {
+            if let Some(act) = a.activity {
+                let name = match act {
+                    crate::snapshot::Activity::Working => "working",
+                    crate::snapshot::Activity::Idle => "idle",
+                    crate::snapshot::Activity::Stuck => "stuck",
+                    crate::snapshot::Activity::Waiting => "waiting",
+                };
+                f.sample(
+                    "clawfleet_openclaw_agent_activity",
+                    &[("machine", &m.id), ("agent", &a.id), ("activity", name)],
+                    1.0,
+                );
+            }
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
+        "clawfleet_openclaw_last_turn_timestamp_seconds",
+        "gauge",
+        "When each OpenClaw agent's last turn was (Unix time).",
     );
     for m in ms {
         for a in m.openclaw.iter().flat_map(|c| &c.agents) {
             if let Some(at) = a.last_turn_at {
                 f.sample(
-                    "clawfleet_clawdbot_last_turn_timestamp_seconds",
+                    "clawfleet_openclaw_last_turn_timestamp_seconds",
                     &[("machine", &m.id), ("agent", &a.id)],
                     at.as_millisecond() as f64 / 1000.0,
                 );
@@ -537,35 +580,50 @@ pub fn render(snap: &Snapshot) -> String {
     }
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_heartbeat_overdue",
+        "clawfleet_openclaw_heartbeat_overdue",
         "gauge",
-        "1 when Clawdbot's last heartbeat is older than twice its interval (or none was found).",
+        "1 when an OpenClaw agent's heartbeat (or a legacy Clawdbot's, agent \"\") is overdue.",
     );
     for m in ms {
+        for a in m.openclaw.iter().flat_map(|c| &c.agents) {
+            if let Some(h) = &a.heartbeat {
+                f.sample(
+                    "clawfleet_openclaw_heartbeat_overdue",
+                    &[("machine", &m.id), ("agent", &a.id)],
+                    flag(h.overdue),
+                );
+            }
+        }
         if let Some(h) = m.openclaw.as_ref().and_then(|c| c.heartbeat.as_ref()) {
             f.sample(
-                "clawfleet_clawdbot_heartbeat_overdue",
-                &[("machine", &m.id), ("model", &h.model)],
+                "clawfleet_openclaw_heartbeat_overdue",
+                &[("machine", &m.id), ("agent", "")],
                 flag(h.overdue),
             );
         }
     }
     let mut f = Family::new(
         &mut out,
-        "clawfleet_clawdbot_heartbeat_timestamp_seconds",
+        "clawfleet_openclaw_heartbeat_timestamp_seconds",
         "gauge",
-        "When Clawdbot's last heartbeat turn was (Unix time).",
+        "When each OpenClaw agent's heartbeat last ran (Unix time).",
     );
     for m in ms {
-        if let Some(at) = m
+        let legacy = m
             .openclaw
-            .as_ref()
-            .and_then(|c| c.heartbeat.as_ref())
-            .and_then(|h| h.last_at)
-        {
+            .iter()
+            .filter_map(|c| c.heartbeat.as_ref().and_then(|h| h.last_at))
+            .map(|at| (String::new(), at));
+        let agents = m.openclaw.iter().flat_map(|c| &c.agents).filter_map(|a| {
+            a.heartbeat
+                .as_ref()
+                .and_then(|h| h.last_at)
+                .map(|at| (a.id.clone(), at))
+        });
+        for (agent, at) in agents.chain(legacy) {
             f.sample(
-                "clawfleet_clawdbot_heartbeat_timestamp_seconds",
-                &[("machine", &m.id)],
+                "clawfleet_openclaw_heartbeat_timestamp_seconds",
+                &[("machine", &m.id), ("agent", &agent)],
                 at.as_millisecond() as f64 / 1000.0,
             );
         }

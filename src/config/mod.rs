@@ -848,6 +848,8 @@ pub struct Loaded {
     pub config: Config,
     /// Its source.
     pub source: Source,
+    /// Things worth saying about it that are not errors (an old name used).
+    pub notes: Vec<String>,
 }
 
 impl Loaded {
@@ -889,6 +891,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
             _ => Ok(Loaded {
                 config: parse(DEFAULT_TOML, &Source::Embedded)?,
                 source: Source::Embedded,
+                notes: Vec::new(),
             }),
         },
     }
@@ -903,8 +906,36 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let source = Source::File(path.to_path_buf());
     Ok(Loaded {
         config: parse(&text, &source)?,
+        notes: old_names(&text),
         source,
     })
+}
+
+/// Keys under OpenClaw's old name (Clawdbot) that are still read, each with
+/// its line and the new name to use.
+pub fn old_names(text: &str) -> Vec<String> {
+    let Ok(doc) = toml_edit::Document::parse(text) else {
+        return Vec::new();
+    };
+    let line = |span: Option<std::ops::Range<usize>>| {
+        span.map_or(1, |s| locate::line_col(text, s.start).0)
+    };
+    let mut out = Vec::new();
+    if let Some((key, _)) = doc.as_table().get_key_value("clawdbot") {
+        out.push(format!(
+            "line {}: [clawdbot] is read as [openclaw], its new name (Clawdbot is now OpenClaw): rename the section",
+            line(key.span())
+        ));
+    }
+    if let Some(probes) = doc.get("probes").and_then(toml_edit::Item::as_table)
+        && let Some((key, _)) = probes.get_key_value("clawdbot_interval_secs")
+    {
+        out.push(format!(
+            "line {}: [probes] clawdbot_interval_secs is read as openclaw_interval_secs, its new name: rename it",
+            line(key.span())
+        ));
+    }
+    out
 }
 
 /// The embedded default, parsed.

@@ -214,7 +214,7 @@ impl Action {
             Action::ShutdownSimulators => "shut down idle iOS simulators".to_owned(),
             Action::Clean => "clean old caches and temporary files".to_owned(),
             Action::UnloadModel { model } => format!("unload {model} from memory"),
-            Action::RestartGateway => "restart the Clawdbot gateway".to_owned(),
+            Action::RestartGateway => "restart the OpenClaw gateway".to_owned(),
         }
     }
 

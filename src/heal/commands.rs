@@ -6,7 +6,12 @@
 //! Placeholders, replaced in single argv elements (so a value can never
 //! become a second argument or shell syntax): `{app}` (a checked pm2 app
 //! name), `{pm2}` (`[probes] pm2_program`), `{uid}` (the user id), `{home}`,
-//! `{localappdata}`.
+//! `{localappdata}`; and the agent's, from the install the probe found:
+//! `{agent_cli}` (`openclaw`, or `clawdbot` for a legacy install),
+//! `{gateway_label}` (launchd, `ai.openclaw.gateway`), `{gateway_unit}`
+//! (systemd, `openclaw-gateway`), `{gateway_task}` (Windows Task
+//! Scheduler, `OpenClaw Gateway`), each with its profile and override
+//! variables applied.
 
 use std::collections::BTreeMap;
 
@@ -113,15 +118,17 @@ pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
                 "shutdown-simulators",
                 vec![vec![run(&["xcrun", "simctl", "shutdown", "all"])]],
             );
+            // The agent's own command first: it restarts a service, or a
+            // gateway running in the foreground in place.
             t.insert(
                 "restart-gateway",
                 vec![
-                    vec![run(&["clawdbot", "gateway", "restart"])],
+                    vec![run(&["{agent_cli}", "gateway", "restart"])],
                     vec![run(&[
                         "launchctl",
                         "kickstart",
                         "-k",
-                        "gui/{uid}/com.clawdbot.gateway",
+                        "gui/{uid}/{gateway_label}",
                     ])],
                 ],
             );
@@ -137,8 +144,8 @@ pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
             t.insert(
                 "restart-gateway",
                 vec![
-                    vec![run(&["clawdbot", "gateway", "restart"])],
-                    vec![run(&["systemctl", "--user", "restart", "clawdbot-gateway"])],
+                    vec![run(&["{agent_cli}", "gateway", "restart"])],
+                    vec![run(&["systemctl", "--user", "restart", "{gateway_unit}"])],
                 ],
             );
         }
@@ -153,7 +160,13 @@ pub fn table(os: Os) -> BTreeMap<&'static str, Vec<Alternative>> {
             );
             t.insert(
                 "restart-gateway",
-                vec![vec![run(&["clawdbot", "gateway", "restart"])]],
+                vec![
+                    vec![run(&["{agent_cli}", "gateway", "restart"])],
+                    vec![
+                        try_run(&["schtasks", "/End", "/TN", "{gateway_task}"]),
+                        run(&["schtasks", "/Run", "/TN", "{gateway_task}"]),
+                    ],
+                ],
             );
         }
     }
@@ -205,6 +218,14 @@ pub struct Values {
     pub home: Option<String>,
     /// `{localappdata}`.
     pub localappdata: Option<String>,
+    /// `{agent_cli}`.
+    pub agent_cli: Option<String>,
+    /// `{gateway_label}`.
+    pub gateway_label: Option<String>,
+    /// `{gateway_unit}`.
+    pub gateway_unit: Option<String>,
+    /// `{gateway_task}`.
+    pub gateway_task: Option<String>,
 }
 
 impl Values {
@@ -216,7 +237,18 @@ impl Values {
             uid: current_uid(),
             home: dirs::home_dir().map(|h| h.to_string_lossy().into_owned()),
             localappdata: dirs::data_local_dir().map(|d| d.to_string_lossy().into_owned()),
+            ..Values::default()
         }
+    }
+
+    /// With the agent's command and its gateway's service names.
+    pub fn with_gateway(mut self, services: &crate::snapshot::GatewayServices) -> Values {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        self.agent_cli = some(&services.cli);
+        self.gateway_label = some(&services.launchd_label);
+        self.gateway_unit = some(&services.systemd_unit);
+        self.gateway_task = some(&services.windows_task);
+        self
     }
 }
 
@@ -243,6 +275,10 @@ pub fn fill(argv: &[String], values: &Values) -> Result<Vec<String>, String> {
                 ("{uid}", &values.uid),
                 ("{home}", &values.home),
                 ("{localappdata}", &values.localappdata),
+                ("{agent_cli}", &values.agent_cli),
+                ("{gateway_label}", &values.gateway_label),
+                ("{gateway_unit}", &values.gateway_unit),
+                ("{gateway_task}", &values.gateway_task),
             ] {
                 if out.contains(name) {
                     let v = value
@@ -342,5 +378,60 @@ mod tests {
         .expect("filled");
         assert_eq!(argv, ["pm2", "restart", "a b; c", "gui/501/x"]);
         assert!(fill(&["{home}/x".into()], &Values::default()).is_err());
+    }
+
+    #[test]
+    fn the_gateway_is_restarted_under_the_names_of_the_install_found() {
+        use crate::openclaw::locate::{Environment, services};
+        use crate::snapshot::{AgentKind, GatewayServices};
+        let env = Environment::with(|_| None, None);
+        let openclaw =
+            Values::current(None, "pm2").with_gateway(&services(AgentKind::OpenClaw, None, &env));
+        let filled = |os: Os, values: &Values| -> Vec<Vec<String>> {
+            table(os)["restart-gateway"]
+                .iter()
+                .flat_map(|alt| alt.iter().map(|s| fill(&s.argv, values).expect("filled")))
+                .collect()
+        };
+        assert_eq!(
+            filled(Os::Linux, &openclaw),
+            [
+                vec!["openclaw", "gateway", "restart"],
+                vec!["systemctl", "--user", "restart", "openclaw-gateway"]
+            ]
+        );
+        let mac = filled(Os::MacOs, &openclaw);
+        assert_eq!(mac[0], ["openclaw", "gateway", "restart"]);
+        assert!(mac[1][3].ends_with("/ai.openclaw.gateway"), "{mac:?}");
+        assert_eq!(
+            filled(Os::Windows, &openclaw)[1..],
+            [
+                vec!["schtasks", "/End", "/TN", "OpenClaw Gateway"],
+                vec!["schtasks", "/Run", "/TN", "OpenClaw Gateway"]
+            ]
+        );
+        // A profile's own names.
+        let work = Values::current(None, "pm2").with_gateway(&services(
+            AgentKind::OpenClaw,
+            Some("work"),
+            &env,
+        ));
+        assert_eq!(filled(Os::Linux, &work)[1][3], "openclaw-gateway-work");
+        assert!(filled(Os::MacOs, &work)[1][3].ends_with("/ai.openclaw.work"));
+        assert_eq!(filled(Os::Windows, &work)[1][3], "OpenClaw Gateway (work)");
+        // A legacy Clawdbot's.
+        let legacy =
+            Values::current(None, "pm2").with_gateway(&services(AgentKind::Clawdbot, None, &env));
+        assert_eq!(
+            filled(Os::Linux, &legacy),
+            [
+                vec!["clawdbot", "gateway", "restart"],
+                vec!["systemctl", "--user", "restart", "clawdbot-gateway"]
+            ]
+        );
+        assert!(filled(Os::MacOs, &legacy)[1][3].ends_with("/com.clawdbot.gateway"));
+        // No install known: the gateway action cannot be filled, and says so.
+        let none = Values::current(None, "pm2").with_gateway(&GatewayServices::default());
+        assert!(fill(&table(Os::Linux)["restart-gateway"][0][0].argv, &none).is_err());
     }
 }

@@ -86,14 +86,14 @@ impl Executor {
             Action::RestartOllama
             | Action::RestartPm2App { .. }
             | Action::ShutdownSimulators
-            | Action::RestartGateway => self.commands(action, dry_run).await,
+            | Action::RestartGateway => self.commands(action, dry_run, m).await,
             Action::ReapZombies => self.reap(m, dry_run).await,
             Action::Clean => self.clean(dry_run).await,
             Action::UnloadModel { model } => self.unload(model, dry_run).await,
         }
     }
 
-    async fn commands(&self, action: &Action, dry_run: bool) -> Done {
+    async fn commands(&self, action: &Action, dry_run: bool, m: &MachineSnapshot) -> Done {
         let Some(alternatives) = self.table.get(action.name()) else {
             return Done::failed(format!(
                 "{} has no command on this OS; set one in [heal.commands] {:?}",
@@ -101,7 +101,28 @@ impl Executor {
                 action.name()
             ));
         };
-        let values = Values::current(action.target(), &self.pm2_program);
+        let mut values = Values::current(action.target(), &self.pm2_program);
+        // The agent's install as the probe found it: its command and
+        // service names, and the variables that make its command act on
+        // that install (a profile, another state folder).
+        let mut envs: Vec<(&str, std::ffi::OsString)> = Vec::new();
+        if let Some(install) = m.openclaw.as_ref().and_then(|o| o.install.as_ref()) {
+            values = values.with_gateway(&install.services);
+            let (state_var, config_var) = match install.kind {
+                crate::snapshot::AgentKind::OpenClaw => {
+                    ("OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH")
+                }
+                crate::snapshot::AgentKind::Clawdbot => {
+                    ("CLAWDBOT_STATE_DIR", "CLAWDBOT_CONFIG_PATH")
+                }
+            };
+            if *action == Action::RestartGateway && !install.state_dir.is_empty() {
+                envs.push((state_var, install.state_dir.clone().into()));
+                envs.push((config_var, install.config_path.clone().into()));
+            }
+        }
+        let envs: Vec<(&str, &std::ffi::OsStr)> =
+            envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
         let mut ran = Vec::new();
         let mut last = String::new();
         for alternative in alternatives {
@@ -126,7 +147,7 @@ impl Executor {
                 let r = if step.detach {
                     run::spawn_detached(&argv)
                 } else {
-                    run::run(&argv, self.timeout).await
+                    run::run_with(&argv, &envs, self.timeout, run::MAX_OUTPUT).await
                 };
                 let good = r.success;
                 last = r.summary();

@@ -621,7 +621,7 @@ fn past(action: &Action) -> String {
         Action::ShutdownSimulators => "Shut down idle iOS simulators".to_owned(),
         Action::Clean => "Cleaned old caches and temporary files".to_owned(),
         Action::UnloadModel { model } => format!("Unloaded {model}"),
-        Action::RestartGateway => "Restarted the Clawdbot gateway".to_owned(),
+        Action::RestartGateway => "Restarted the OpenClaw gateway".to_owned(),
     }
 }
 

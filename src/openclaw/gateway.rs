@@ -618,13 +618,17 @@ mod tests {
         p["channels"]["telegram"] = json!({"enabled": true, "configured": true, "connected": true});
         let (h, _) = read_health(&p);
         assert!(h.ok, "{h:?}");
+        // Load: said, not held against it.
+        p["eventLoop"] = json!({"degraded": true, "reasons": ["cpu"]});
+        let (h, _) = read_health(&p);
+        assert!(h.ok, "{h:?}");
+        assert_eq!(h.degraded, ["its event loop is degraded (cpu)"]);
         p["plugins"]["errors"] =
             json!([{"id": "whatsapp", "activated": true, "error": "Cannot find module"}]);
-        p["eventLoop"] = json!({"degraded": true, "reasons": ["delay"]});
         let (h, _) = read_health(&p);
         assert_eq!(
             h.error.as_deref(),
-            Some("plugin whatsapp: Cannot find module; its event loop is degraded (delay)")
+            Some("plugin whatsapp: Cannot find module")
         );
         // A channel that is off is nothing to act on; garbage is not ok.
         let (h, _) =

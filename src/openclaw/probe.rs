@@ -176,6 +176,11 @@ fn legacy(read: &Read, state_dir: &Path) -> (Vec<AgentStatus>, Option<crate::sna
 /// The status from what was read, before the gateway is asked.
 fn assemble(read: &Read, env: &Environment, settings: &Settings) -> OpenClawStatus {
     let mut install = read.install.clone();
+    if install.kind == AgentKind::OpenClaw {
+        // The command as configured (a full path, when a login item's PATH
+        // lacks npm's folder).
+        install.services.cli = settings.ours.cli.clone();
+    }
     let c = read.config.clone().unwrap_or_default();
     let (mut port, mut port_from) = locate::gateway_port(
         install.kind,

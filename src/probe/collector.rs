@@ -198,6 +198,10 @@ impl Collector {
             let snap = Arc::make_mut(snap);
             change(snap);
             refresh_chain(snap);
+            // Derived last: it reads the chain too.
+            for m in &mut snap.machines {
+                m.attention = crate::snapshot::attention(m);
+            }
             snap.updated_at = Some(Timestamp::now());
         });
     }
