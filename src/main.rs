@@ -107,9 +107,12 @@ enum Command {
 
 #[derive(Subcommand)]
 enum OpenClawCommand {
-    /// Point every provider whose baseUrl is an Ollama of the fleet at this
-    /// machine's proxy. Only those values change; the original is kept
-    /// beside the file. Running it twice changes nothing the second time.
+    /// Point its Ollama providers at this machine's proxy: OpenClaw's at the
+    /// native Ollama endpoint (api "ollama", no /v1), a legacy Clawdbot's at
+    /// /v1; each keeps the machine it named first. Only those values change
+    /// (and an `ollama` provider is added where OpenClaw finds Ollama by
+    /// discovery); the original is kept beside the file. Running it twice
+    /// changes nothing the second time.
     Wire {
         /// Print the exact diff and change nothing.
         #[arg(long)]
@@ -117,6 +120,18 @@ enum OpenClawCommand {
         /// Print what was done as JSON.
         #[arg(long)]
         json: bool,
+        /// Every provider goes to this machine first (a machine id of the
+        /// config), the rest of the fleet after it.
+        #[arg(long)]
+        machine: Option<String>,
+        /// Route its Anthropic provider through the proxy too, so cloud
+        /// spend is metered as it happens (its own key is passed on).
+        #[arg(long)]
+        anthropic: bool,
+        /// Restart its gateway afterwards (`openclaw gateway restart`),
+        /// for a gateway that does not reload its config by itself.
+        #[arg(long)]
+        restart: bool,
     },
     /// Put back the file `wire` changed, byte for byte. Refuses when it
     /// changed since (your edits would be lost) unless --force.
@@ -124,6 +139,9 @@ enum OpenClawCommand {
         /// Restore the original even though the file changed since.
         #[arg(long)]
         force: bool,
+        /// Restart its gateway afterwards.
+        #[arg(long)]
+        restart: bool,
     },
 }
 
@@ -271,63 +289,147 @@ fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
     }
     let path = PathBuf::from(&install.config_path);
     let data_dir = config.data_dir();
+    let name = install.kind.name();
+    let restart_step = format!("{} gateway restart", install.services.cli);
+    let restart_now = |restart: bool| -> ExitCode {
+        if !restart {
+            return ExitCode::SUCCESS;
+        }
+        // The same command the self-healing table runs first, for the
+        // install found (its state folder and config in its environment).
+        let argv = [
+            install.services.cli.clone(),
+            "gateway".into(),
+            "restart".into(),
+        ];
+        let envs = clawfleet::openclaw::locate::cli_env(&install);
+        let envs: Vec<(&str, &std::ffi::OsStr)> =
+            envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let ran = rt.block_on(clawfleet::command::run_with(
+            &argv,
+            &envs,
+            std::time::Duration::from_secs(120),
+            clawfleet::command::MAX_OUTPUT,
+        ));
+        if ran.success {
+            println!("{}", ran.summary());
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("error: {}", ran.summary());
+            ExitCode::FAILURE
+        }
+    };
     match command {
-        OpenClawCommand::Wire { dry_run, json } => {
+        OpenClawCommand::Wire {
+            dry_run,
+            json,
+            machine,
+            anthropic,
+            restart,
+        } => {
             let fleet = clawfleet::fleet::Fleet::resolve(config, &clawfleet::daemon::os_hostname());
+            if let Some(m) = &machine
+                && fleet.machines().all(|x| &x.id != m)
+            {
+                eprintln!(
+                    "error: no machine {m:?} in ClawFleet's config (machines: {})",
+                    fleet
+                        .machines()
+                        .map(|x| x.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::from(2);
+            }
             let proxy = wire::proxy_base(&config.proxy.listen);
-            match wire::wire(&path, &data_dir, &fleet, &proxy, dry_run) {
-                Ok(report) => {
-                    if json {
-                        match serde_json::to_string_pretty(&report) {
-                            Ok(t) => println!("{t}"),
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                return ExitCode::FAILURE;
-                            }
-                        }
-                        return ExitCode::SUCCESS;
-                    }
-                    if report.changes.is_empty() {
-                        println!("nothing to change in {}", path.display());
-                    } else {
-                        print!("{}", report.diff);
-                        for c in &report.changes {
-                            let first = c
-                                .machine
-                                .as_deref()
-                                .map(|m| format!(" ({m} first, then the rest of the fleet)"))
-                                .unwrap_or_default();
-                            println!("{}: {} -> {}{first}", c.provider, c.from, c.to);
-                        }
-                    }
-                    for s in &report.skipped {
-                        println!("left alone: {}: {}", s.provider, s.why);
-                    }
-                    if dry_run {
-                        println!("(dry run: nothing was written)");
-                    } else if let Some(b) = &report.backup {
-                        println!(
-                            "wired {}; the original is {}; `clawfleet clawdbot unwire` puts it back. Restart Clawdbot's gateway to use it.",
-                            path.display(),
-                            b.display()
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
+            let opts = wire::Options {
+                kind: install.kind,
+                machine,
+                anthropic,
+            };
+            let report = match wire::wire(&path, &data_dir, &fleet, &proxy, &opts, dry_run) {
+                Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(t) => println!("{t}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                if report.changes.is_empty() {
+                    println!("nothing to change in {}", report.path.display());
+                } else {
+                    print!("{}", report.diff);
+                    for c in &report.changes {
+                        let first = c
+                            .machine
+                            .as_deref()
+                            .map(|m| format!(" ({m} first, then the rest of the fleet)"))
+                            .unwrap_or_default();
+                        match &c.from {
+                            Some(from) => {
+                                println!("{} {}: {from} -> {}{first}", c.provider, c.key, c.to)
+                            }
+                            None => println!("{} {}: added, {}{first}", c.provider, c.key, c.to),
+                        }
+                    }
+                }
+                for s in &report.skipped {
+                    println!("left alone: {}: {}", s.provider, s.why);
+                }
+                if dry_run {
+                    println!("(dry run: nothing was written)");
+                } else if let Some(b) = &report.backup {
+                    println!(
+                        "wired {}; the original is {}; `clawfleet openclaw unwire` puts it back.",
+                        report.path.display(),
+                        b.display()
+                    );
+                    if !restart {
+                        println!(
+                            "{name} reloads its config by itself (gateway.reload.mode); if its gateway runs with reloading off, run `{restart_step}` (or wire with --restart)."
+                        );
+                    }
                 }
             }
+            if dry_run || report.backup.is_none() {
+                return ExitCode::SUCCESS;
+            }
+            restart_now(restart)
         }
-        OpenClawCommand::Unwire { force } => match wire::unwire(&path, &data_dir, force) {
-            Ok(backup) => {
+        OpenClawCommand::Unwire { force, restart } => match wire::unwire(&path, &data_dir, force) {
+            Ok((backup, between)) => {
                 println!(
-                    "restored {} from {} (kept); restart Clawdbot's gateway to use it",
+                    "restored {} from {} (kept)",
                     path.display(),
                     backup.display()
                 );
-                ExitCode::SUCCESS
+                for b in between {
+                    println!("your edits between wirings are in {} (kept)", b.display());
+                }
+                if !restart {
+                    println!(
+                        "{name} reloads its config by itself; otherwise run `{restart_step}`."
+                    );
+                }
+                restart_now(restart)
             }
             Err(e) => {
                 eprintln!("error: {e}");

@@ -108,17 +108,8 @@ impl Executor {
         let mut envs: Vec<(&str, std::ffi::OsString)> = Vec::new();
         if let Some(install) = m.openclaw.as_ref().and_then(|o| o.install.as_ref()) {
             values = values.with_gateway(&install.services);
-            let (state_var, config_var) = match install.kind {
-                crate::snapshot::AgentKind::OpenClaw => {
-                    ("OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH")
-                }
-                crate::snapshot::AgentKind::Clawdbot => {
-                    ("CLAWDBOT_STATE_DIR", "CLAWDBOT_CONFIG_PATH")
-                }
-            };
-            if *action == Action::RestartGateway && !install.state_dir.is_empty() {
-                envs.push((state_var, install.state_dir.clone().into()));
-                envs.push((config_var, install.config_path.clone().into()));
+            if *action == Action::RestartGateway {
+                envs = crate::openclaw::locate::cli_env(install);
             }
         }
         let envs: Vec<(&str, &std::ffi::OsStr)> =

@@ -465,6 +465,22 @@ pub fn gateway_port(
     (DEFAULT_GATEWAY_PORT, "the default".to_owned())
 }
 
+/// The variables that make the agent's own command (`openclaw gateway
+/// restart`) act on `install`, whatever the environment it is run from.
+pub fn cli_env(install: &Install) -> Vec<(&'static str, std::ffi::OsString)> {
+    if install.state_dir.is_empty() {
+        return Vec::new();
+    }
+    let (state, config) = match install.kind {
+        AgentKind::OpenClaw => ("OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH"),
+        AgentKind::Clawdbot => ("CLAWDBOT_STATE_DIR", "CLAWDBOT_CONFIG_PATH"),
+    };
+    vec![
+        (state, install.state_dir.clone().into()),
+        (config, install.config_path.clone().into()),
+    ]
+}
+
 /// What a running gateway's lock file says: its process and real port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayLock {

@@ -22,6 +22,18 @@ pub struct StringValue {
     pub quote: char,
 }
 
+/// An object in the document: where its `{` is, so a member can be added
+/// right after it without moving anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectAt {
+    /// Keys from the root (array items by index); empty for the root.
+    pub path: Vec<String>,
+    /// The byte offset of its `{`.
+    pub open: usize,
+    /// It has no member.
+    pub empty: bool,
+}
+
 /// Why the text is not JSON5.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
@@ -36,10 +48,16 @@ pub struct ScanError {
 
 /// Every string value of `text`, in document order.
 pub fn string_values(text: &str) -> Result<Vec<StringValue>, ScanError> {
+    scan(text).map(|(strings, _)| strings)
+}
+
+/// Every string value and every object of `text`, in document order.
+pub fn scan(text: &str) -> Result<(Vec<StringValue>, Vec<ObjectAt>), ScanError> {
     let mut s = Scanner {
         text,
         pos: 0,
         out: Vec::new(),
+        objects: Vec::new(),
         path: Vec::new(),
         depth: 0,
     };
@@ -49,13 +67,14 @@ pub fn string_values(text: &str) -> Result<Vec<StringValue>, ScanError> {
     if s.pos < text.len() {
         return Err(s.error("unexpected text after the document"));
     }
-    Ok(s.out)
+    Ok((s.out, s.objects))
 }
 
 struct Scanner<'a> {
     text: &'a str,
     pos: usize,
     out: Vec<StringValue>,
+    objects: Vec<ObjectAt>,
     path: Vec<String>,
     depth: usize,
 }
@@ -141,7 +160,13 @@ impl Scanner<'_> {
     }
 
     fn object(&mut self) -> Result<(), ScanError> {
+        let open = self.pos;
         self.enter()?;
+        self.objects.push(ObjectAt {
+            path: self.path.clone(),
+            open,
+            empty: self.peek() == Some('}'),
+        });
         loop {
             if self.peek() == Some('}') {
                 self.bump();
@@ -375,6 +400,21 @@ mod tests {
             parsed["models"]["providers"]["weird \"name\""]["baseUrl"],
             "http://h:1/v1"
         );
+    }
+
+    #[test]
+    fn objects_and_where_they_open() {
+        let (_, objects) = scan(DOC).unwrap();
+        let providers = objects
+            .iter()
+            .find(|o| o.path == ["models", "providers"])
+            .unwrap();
+        assert_eq!(&DOC[providers.open..providers.open + 1], "{");
+        assert!(!providers.empty);
+        assert_eq!(objects[0].path, Vec::<String>::new(), "the root first");
+        let (_, objects) = scan("{a: {}, b: [{ }]}").unwrap();
+        assert!(objects.iter().any(|o| o.path == ["a"] && o.empty));
+        assert!(objects.iter().any(|o| o.path == ["b", "0"] && o.empty));
     }
 
     #[test]

@@ -1,36 +1,60 @@
-//! `clawfleet clawdbot wire` and `unwire`.
+//! `clawfleet openclaw wire` and `unwire`: the agent's Ollama providers
+//! pointed at this machine's inference proxy, and back.
 //!
-//! Wiring points every Clawdbot provider whose `baseUrl` is an Ollama of the
-//! fleet (a machine's `ollama_url`, or any `:11434`) at this machine's
-//! inference proxy, keeping the machine it named first:
-//! `http://HOST:11434/v1` for the Mac Mini becomes
-//! `http://127.0.0.1:11435/via/macmini/v1`, which the proxy serves from the
-//! Mac Mini while it can and from the rest of the fleet when it cannot.
+//! **What changes.** Every provider whose `baseUrl` is an Ollama of the
+//! fleet (a machine's `ollama_url`, or any `:11434`) goes through the proxy
+//! and keeps going first to the machine it named:
+//! - OpenClaw: the proxy's native Ollama endpoint, `api: "ollama"` and no
+//!   `/v1` (its docs: a `/v1` base URL breaks tool calling), so
+//!   `http://HOST:11434` for the Mac Mini becomes
+//!   `http://127.0.0.1:11435/via/macmini`; a provider still on
+//!   `openai-completions` with `/v1` is moved to `api: "ollama"`;
+//! - a legacy Clawdbot (no native Ollama API): its `openai-completions`
+//!   providers keep `/v1`: `http://127.0.0.1:11435/via/macmini/v1`;
+//! - OpenClaw without a `models.providers.ollama` entry, whose models are
+//!   `ollama/…` (found by discovery at 127.0.0.1:11434): an explicit
+//!   `ollama` provider at the proxy is added; OpenClaw then discovers the
+//!   fleet's models through the proxy's `/api/tags` and `/api/show`;
+//! - with `anthropic`, its Anthropic provider too, so cloud spend is
+//!   metered live (the proxy passes the agent's own key on);
+//! - with `machine`, every provider wired goes to that machine first.
 //!
-//! The file is JSON5 edited by hand: only the bytes of each `baseUrl` string
-//! change (comments, quoting, commas and spacing stay), the file is replaced
-//! atomically with its permissions, and the original is kept beside it
-//! (`clawdbot.json.clawfleet-<time>`). Wiring twice changes nothing the
-//! second time. Unwiring restores the original byte for byte, unless the
-//! file changed since it was wired: then it refuses, and says where the
-//! original is.
+//! **How the file is edited.** It is JSON5, often edited by hand: only the
+//! bytes of each changed string change, and a member added goes right after
+//! its object's `{`; comments, quoting, commas and spacing stay. A
+//! symbolic link is followed and the file it names is edited, keeping its
+//! owner and mode. The original is kept beside it under a name no other
+//! file has (`openclaw.json.clawfleet-<time>`, never overwritten), the
+//! record `unwire` needs is written before the file is replaced, and the
+//! file is replaced atomically (a temporary file renamed over it). Wiring
+//! twice changes nothing the second time; wiring a file changed since keeps
+//! the first original, so `unwire` always goes back to before ClawFleet.
+//! Unwiring restores that original byte for byte, unless the file changed
+//! since it was wired: then it refuses, and says where the original is.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::spans;
 use crate::fleet::Fleet;
+use crate::snapshot::AgentKind;
 
 /// The record of a wiring, in the data folder.
-pub const STATE_FILE: &str = "clawdbot-wire.json";
+pub const STATE_FILE: &str = "openclaw-wire.json";
+/// The record's name before OpenClaw's rename, still read.
+const OLD_STATE_FILE: &str = "clawdbot-wire.json";
+/// The largest config file edited.
+const MAX_CONFIG: u64 = 16 << 20;
 
-/// What went wrong.
+/// What went wrong. Every variant names the file, and once the config was
+/// changed, where the original is.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// No Clawdbot config where it was looked for.
+    /// No agent config where it was looked for.
     #[error(
-        "no Clawdbot config at {}: set CLAWDBOT_CONFIG_PATH, or [clawdbot] config_path in ClawFleet's config",
+        "no OpenClaw config at {}: set OPENCLAW_CONFIG_PATH (or OPENCLAW_STATE_DIR), or [openclaw] config_path in ClawFleet's config",
         .0.display()
     )]
     Missing(PathBuf),
@@ -52,7 +76,7 @@ pub enum WireError {
     },
     /// Unwire found the file changed since it was wired.
     #[error(
-        "{} changed since `clawfleet clawdbot wire` wrote it, so it is left as it is: your edits would be lost. The original is {}; copy it back by hand, or run `clawfleet clawdbot unwire --force` to restore it anyway",
+        "{} changed since `clawfleet openclaw wire` wrote it, so it is left as it is: your edits would be lost. The original is {}; copy it back by hand, or run `clawfleet openclaw unwire --force` to restore it anyway",
         path.display(),
         backup.display()
     )]
@@ -63,7 +87,7 @@ pub enum WireError {
         backup: PathBuf,
     },
     /// Unwire with nothing wired.
-    #[error("nothing to unwire: `clawfleet clawdbot wire` has not changed {} (no {} in {})", path.display(), STATE_FILE, data_dir.display())]
+    #[error("nothing to unwire: `clawfleet openclaw wire` has not changed {} (no {} in {})", path.display(), STATE_FILE, data_dir.display())]
     NotWired {
         /// The config.
         path: PathBuf,
@@ -72,16 +96,19 @@ pub enum WireError {
     },
 }
 
-/// One provider pointed at the proxy.
+/// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// The provider's name (`ollama-macmini`).
+    /// The provider (`ollama-macmini`).
     pub provider: String,
-    /// Its `baseUrl` before.
-    pub from: String,
+    /// The key changed or added (`baseUrl`, `api`, or `provider` for a
+    /// provider added whole).
+    pub key: String,
+    /// Its value before, if it had one.
+    pub from: Option<String>,
     /// And after.
     pub to: String,
-    /// The machine it keeps going to first, when known.
+    /// The machine it goes to first, when known.
     pub machine: Option<String>,
     /// 1-based line of the value.
     pub line: usize,
@@ -96,12 +123,23 @@ pub struct Skipped {
     pub why: String,
 }
 
+/// What to wire besides the Ollama providers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The agent: OpenClaw gets the native endpoint, a legacy Clawdbot `/v1`.
+    pub kind: AgentKind,
+    /// Every provider goes to this machine first (a machine id).
+    pub machine: Option<String>,
+    /// Its Anthropic provider through the proxy too.
+    pub anthropic: bool,
+}
+
 /// What wiring would do to a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     /// The text after.
     pub text: String,
-    /// The providers changed.
+    /// What changes.
     pub changes: Vec<Change>,
     /// The providers left alone.
     pub skipped: Vec<Skipped>,
@@ -161,7 +199,8 @@ fn ollama_of(url: &reqwest::Url, fleet: &Fleet) -> Option<Option<String>> {
     None
 }
 
-/// The proxy's base address as Clawdbot should use it (`http://127.0.0.1:11435`).
+/// The proxy's base address as the agent should use it
+/// (`http://127.0.0.1:11435`).
 pub fn proxy_base(listen: &str) -> String {
     match listen.parse::<std::net::SocketAddr>() {
         Ok(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
@@ -170,76 +209,217 @@ pub fn proxy_base(listen: &str) -> String {
     }
 }
 
+/// One edit of the text: a byte range and what replaces it.
+type Edit = (std::ops::Range<usize>, String);
+
+/// A JSON string literal (double-quoted, escaped as JSON).
+fn literal(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
 /// Plans the wiring of `text` (pure). `proxy` is [`proxy_base`].
-pub fn plan(text: &str, fleet: &Fleet, proxy: &str) -> Result<Planned, String> {
+pub fn plan(text: &str, fleet: &Fleet, proxy: &str, opts: &Options) -> Result<Planned, String> {
     // A full parser first: the file must be JSON5, and the scanner must see
     // the same values it does.
-    let parsed: serde_json::Value = json5::from_str(text).map_err(|e| e.to_string())?;
-    let strings = spans::string_values(text).map_err(|e| e.to_string())?;
+    let parsed = crate::outside::parse_json5(text)?;
+    let (strings, objects) = spans::scan(text).map_err(|e| e.to_string())?;
+    let providers = parsed["models"]["providers"].as_object();
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
     let mut changes = Vec::new();
     let mut skipped = Vec::new();
-    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-    for s in &strings {
-        let [a, b, provider, key] = s.path.as_slice() else {
-            continue;
-        };
-        if a != "models" || b != "providers" || key != "baseUrl" {
-            continue;
-        }
-        if parsed["models"]["providers"][provider.as_str()]["baseUrl"].as_str()
-            != Some(s.value.as_str())
-        {
+    let mut edits: Vec<Edit> = Vec::new();
+    let string_at = |provider: &str, key: &str| {
+        strings.iter().find(|s| {
+            matches!(s.path.as_slice(), [a, b, p, k] if a == "models" && b == "providers" && p == provider && k == key)
+        })
+    };
+    let replace = |s: &spans::StringValue, to: &str| -> Result<Edit, String> {
+        if to.contains(s.quote) || to.contains('\\') {
             return Err(format!(
-                "the provider {provider:?}'s baseUrl could not be located safely in the text; nothing was changed"
+                "the new value {to:?} cannot be written in {} quotes",
+                s.quote
             ));
         }
-        let Ok(url) = reqwest::Url::parse(&s.value) else {
+        Ok((s.span.clone(), format!("{q}{to}{q}", q = s.quote)))
+    };
+    let via = |machine: Option<&str>| {
+        opts.machine
+            .as_deref()
+            .or(machine)
+            .map(|m| format!("/via/{m}"))
+            .unwrap_or_default()
+    };
+
+    // In the file's order (the parsed map is sorted by name).
+    let in_order = objects.iter().filter_map(|o| match o.path.as_slice() {
+        [a, b, name] if a == "models" && b == "providers" => {
+            providers.and_then(|p| p.get_key_value(name.as_str()))
+        }
+        _ => None,
+    });
+    for (name, provider) in in_order {
+        if name == "anthropic" && opts.anthropic {
+            continue;
+        }
+        let Some(base) = string_at(name, "baseUrl") else {
+            continue;
+        };
+        if parsed["models"]["providers"][name.as_str()]["baseUrl"].as_str()
+            != Some(base.value.as_str())
+        {
+            return Err(format!(
+                "the provider {name:?}'s baseUrl could not be located safely in the text; nothing was changed"
+            ));
+        }
+        let Ok(url) = reqwest::Url::parse(&base.value) else {
             skipped.push(Skipped {
-                provider: provider.clone(),
-                why: format!("its baseUrl {:?} is not a URL", s.value),
+                provider: name.clone(),
+                why: format!("its baseUrl {:?} is not a URL", base.value),
             });
             continue;
         };
-        if s.value.starts_with(proxy) {
+        if base.value.starts_with(proxy) {
             skipped.push(Skipped {
-                provider: provider.clone(),
+                provider: name.clone(),
                 why: "already goes through this machine's proxy".to_owned(),
             });
             continue;
         }
         let Some(machine) = ollama_of(&url, fleet) else {
             skipped.push(Skipped {
-                provider: provider.clone(),
-                why: format!("{} is not an Ollama of the fleet", s.value),
+                provider: name.clone(),
+                why: format!("{} is not an Ollama of the fleet", base.value),
             });
             continue;
         };
-        let via = machine
-            .as_deref()
-            .map(|m| format!("/via/{m}"))
-            .unwrap_or_default();
-        let path = url.path().trim_end_matches('/');
-        let to = format!("{proxy}{via}{path}");
-        if to.contains(s.quote) || to.contains('\\') {
-            return Err(format!(
-                "the new baseUrl {to:?} cannot be written in {} quotes",
-                s.quote
-            ));
-        }
-        let line = text[..s.span.start].matches('\n').count() + 1;
-        edits.push((s.span.clone(), format!("{q}{to}{q}", q = s.quote)));
+        let machine = opts.machine.clone().or(machine);
+        let api = provider["api"].as_str();
+        let native = opts.kind == AgentKind::OpenClaw;
+        let to = if native {
+            format!("{proxy}{}", via(machine.as_deref()))
+        } else {
+            let path = url.path().trim_end_matches('/');
+            format!("{proxy}{}{path}", via(machine.as_deref()))
+        };
+        edits.push(replace(base, &to)?);
         changes.push(Change {
-            provider: provider.clone(),
-            from: s.value.clone(),
+            provider: name.clone(),
+            key: "baseUrl".to_owned(),
+            from: Some(base.value.clone()),
             to,
-            machine,
+            machine: machine.clone(),
+            line: line_of(base.span.start),
+        });
+        if native && api.is_some_and(|a| a != "ollama") {
+            // OpenClaw speaks Ollama's own API: tool calls need it.
+            let Some(api_at) = string_at(name, "api") else {
+                continue;
+            };
+            edits.push(replace(api_at, "ollama")?);
+            changes.push(Change {
+                provider: name.clone(),
+                key: "api".to_owned(),
+                from: api.map(str::to_owned),
+                to: "ollama".to_owned(),
+                machine,
+                line: line_of(api_at.span.start),
+            });
+        }
+    }
+
+    // OpenClaw finding its Ollama by discovery: an explicit provider at the
+    // proxy, which OpenClaw then discovers the fleet's models through.
+    let uses_ollama = uses_provider(&parsed, "ollama");
+    if opts.kind == AgentKind::OpenClaw
+        && uses_ollama
+        && providers.is_none_or(|p| !p.contains_key("ollama"))
+    {
+        let to = format!("{proxy}{}", via(Some(&fleet.this.id)));
+        let member = format!(
+            "\"ollama\": {{\"baseUrl\": {}, \"apiKey\": \"ollama-local\", \"api\": \"ollama\"}}",
+            literal(&to)
+        );
+        let (edit, line) = add_member(text, &objects, &["models", "providers"], member, line_of)?;
+        edits.push(edit);
+        changes.push(Change {
+            provider: "ollama".to_owned(),
+            key: "provider".to_owned(),
+            from: None,
+            to,
+            machine: Some(
+                opts.machine
+                    .clone()
+                    .unwrap_or_else(|| fleet.this.id.clone()),
+            ),
             line,
         });
     }
+
+    if opts.anthropic {
+        if opts.kind != AgentKind::OpenClaw {
+            return Err("routing Anthropic through the proxy is for OpenClaw; a legacy Clawdbot keeps its own".to_owned());
+        }
+        let current = parsed["models"]["providers"]["anthropic"]["baseUrl"].as_str();
+        match (current, string_at("anthropic", "baseUrl")) {
+            (Some(v), _) if v.starts_with(proxy) => skipped.push(Skipped {
+                provider: "anthropic".to_owned(),
+                why: "already goes through this machine's proxy".to_owned(),
+            }),
+            (Some(v), Some(s)) => {
+                edits.push(replace(s, proxy)?);
+                changes.push(Change {
+                    provider: "anthropic".to_owned(),
+                    key: "baseUrl".to_owned(),
+                    from: Some(v.to_owned()),
+                    to: proxy.to_owned(),
+                    machine: None,
+                    line: line_of(s.span.start),
+                });
+            }
+            (Some(_), None) => {
+                return Err("the anthropic provider's baseUrl could not be located safely in the text; nothing was changed".to_owned());
+            }
+            (None, _) => {
+                let exists = parsed["models"]["providers"]["anthropic"].is_object();
+                let (path, member, key): (&[&str], String, &str) = if exists {
+                    (
+                        &["models", "providers", "anthropic"],
+                        format!("\"baseUrl\": {}", literal(proxy)),
+                        "baseUrl",
+                    )
+                } else {
+                    (
+                        &["models", "providers"],
+                        format!(
+                            "\"anthropic\": {{\"baseUrl\": {}, \"api\": \"anthropic-messages\", \"models\": []}}",
+                            literal(proxy)
+                        ),
+                        "provider",
+                    )
+                };
+                let (edit, line) = add_member(text, &objects, path, member, line_of)?;
+                edits.push(edit);
+                changes.push(Change {
+                    provider: "anthropic".to_owned(),
+                    key: key.to_owned(),
+                    from: None,
+                    to: proxy.to_owned(),
+                    machine: None,
+                    line,
+                });
+            }
+        }
+    }
+
+    edits.sort_by_key(|(span, _)| span.start);
     let mut out = text.to_owned();
     for (span, with) in edits.into_iter().rev() {
         out.replace_range(span, &with);
     }
+    // What was written must read back as what was meant.
+    crate::outside::parse_json5(&out).map_err(|e| {
+        format!("the wired file would not be valid JSON5 ({e}); nothing was changed")
+    })?;
     Ok(Planned {
         text: out,
         changes,
@@ -247,60 +427,94 @@ pub fn plan(text: &str, fleet: &Fleet, proxy: &str) -> Result<Planned, String> {
     })
 }
 
+/// Whether any model reference of the config names `provider`
+/// (`provider/model` in the defaults, the fallbacks, the heartbeat, the
+/// sub-agents or an agent's own).
+fn uses_provider(config: &serde_json::Value, provider: &str) -> bool {
+    let prefix = format!("{provider}/");
+    let agents = &config["agents"];
+    let models = [
+        &agents["defaults"]["model"],
+        &agents["defaults"]["heartbeat"]["model"],
+        &agents["defaults"]["subagents"]["model"],
+    ]
+    .into_iter()
+    .chain(
+        agents["entries"]
+            .as_object()
+            .into_iter()
+            .flat_map(|e| e.values())
+            .map(|e| &e["model"]),
+    )
+    .chain(
+        agents["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| &e["model"]),
+    );
+    models
+        .flat_map(|m| {
+            [m, &m["primary"]]
+                .into_iter()
+                .chain(m["fallbacks"].as_array().into_iter().flatten())
+        })
+        .filter_map(serde_json::Value::as_str)
+        .any(|r| r.starts_with(&prefix))
+}
+
+/// An edit adding `member` to the object at `path`, creating the objects
+/// on the way (`models`, `providers`) as needed; and its line.
+fn add_member(
+    text: &str,
+    objects: &[spans::ObjectAt],
+    path: &[&str],
+    member: String,
+    line_of: impl Fn(usize) -> usize,
+) -> Result<(Edit, usize), String> {
+    // The deepest existing object on the path, and what to nest in it.
+    for depth in (0..=path.len()).rev() {
+        let Some(obj) = objects.iter().find(|o| o.path == path[..depth]) else {
+            continue;
+        };
+        let mut value = member.clone();
+        for key in path[depth..].iter().rev() {
+            value = format!("{}: {{{value}}}", literal(key));
+        }
+        let indent = indentation(text, obj.open) + "  ";
+        let comma = if obj.empty { "" } else { "," };
+        let insert = format!("\n{indent}{value}{comma}");
+        let at = obj.open + 1;
+        return Ok(((at..at, insert), line_of(at) + 1));
+    }
+    Err("the config's top level is not an object".to_owned())
+}
+
+/// The leading spaces of the line `at` is on.
+fn indentation(text: &str, at: usize) -> String {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    text[start..at]
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect()
+}
+
 /// The lines that differ, as a unified diff with one line of context.
 pub fn diff(path: &Path, before: &str, after: &str) -> String {
-    let a: Vec<&str> = before.split_inclusive('\n').collect();
-    let b: Vec<&str> = after.split_inclusive('\n').collect();
-    let mut out = format!("--- {p}\n+++ {p} (wired)\n", p = path.display());
-    if a.len() != b.len() {
-        // Only values within lines change; a different line count means a
-        // change we did not make.
-        out.push_str("(the line count differs)\n");
-        return out;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] == b[i] {
-            i += 1;
-            continue;
-        }
-        let start = i.saturating_sub(1);
-        let mut end = i;
-        while end < a.len() && a[end] != b[end] {
-            end += 1;
-        }
-        let stop = (end + 1).min(a.len());
-        out.push_str(&format!(
-            "@@ -{0},{1} +{0},{1} @@\n",
-            start + 1,
-            stop - start
-        ));
-        for (j, line) in a.iter().enumerate().take(stop).skip(start) {
-            let nl = |l: &str| {
-                if l.ends_with('\n') {
-                    l.to_owned()
-                } else {
-                    format!("{l}\n")
-                }
-            };
-            if j >= i && j < end {
-                out.push_str(&format!("-{}", nl(line)));
-                out.push_str(&format!("+{}", nl(b[j])));
-            } else {
-                out.push_str(&format!(" {}", nl(line)));
-            }
-        }
-        i = end;
-    }
-    out
+    let p = path.display().to_string();
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(1)
+        .header(&p, &format!("{p} (wired)"))
+        .to_string()
 }
 
 /// What `wire` did or would do.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The config file.
+    /// The config file (the file a link names, when it is a link).
     pub path: PathBuf,
-    /// Providers changed (or to change, in a dry run).
+    /// What changed (or would, in a dry run).
     pub changes: Vec<Change>,
     /// Providers left alone.
     pub skipped: Vec<Skipped>,
@@ -316,11 +530,17 @@ pub struct Report {
 /// The record kept in the data folder between `wire` and `unwire`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
+    /// The file edited (a link's target).
     config: PathBuf,
+    /// The original, from before the first wiring.
     backup: PathBuf,
-    /// The file exactly as `wire` wrote it.
+    /// The file exactly as the last `wire` wrote it.
     wired: String,
     at: String,
+    /// Copies of the file as it was before each later wiring (edits made
+    /// between two wirings).
+    #[serde(default)]
+    between: Vec<PathBuf>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> WireError + '_ {
@@ -330,74 +550,172 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> WireError + '_ {
     }
 }
 
-/// Reads the Clawdbot config (at most 16 MiB).
+/// The file to edit: `path`, or the file it links to.
+fn target_of(path: &Path) -> Result<PathBuf, WireError> {
+    match std::fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(WireError::Missing(path.to_path_buf()))
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads the agent's config (at most 16 MiB, a regular file).
 fn read(path: &Path) -> Result<String, WireError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    crate::outside::read_text(path, MAX_CONFIG).map_err(|e| {
+        if e.is_missing() {
             WireError::Missing(path.to_path_buf())
         } else {
-            io(path)(e)
+            WireError::Io {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            }
         }
-    })?;
-    if meta.len() > 16 << 20 {
-        return Err(WireError::Io {
-            path: path.to_path_buf(),
-            why: format!("{} bytes: too large for a Clawdbot config", meta.len()),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    String::from_utf8(bytes).map_err(|_| WireError::Io {
-        path: path.to_path_buf(),
-        why: "not UTF-8 text".to_owned(),
     })
 }
 
-/// Replaces `path` with `text` atomically, keeping its permissions.
-fn write_atomic(path: &Path, text: &str) -> Result<(), WireError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// Creates a new file next to `path` named `<name><suffix>`, then
+/// `<name><suffix>-2`, … : never an existing one. Returns it open.
+fn create_unique(path: &Path, suffix: &str) -> Result<(PathBuf, std::fs::File), WireError> {
     let name = path
         .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("clawdbot.json");
-    let tmp = dir.join(format!(".{name}.clawfleet-{}", std::process::id()));
-    let perms = std::fs::metadata(path).map(|m| m.permissions()).ok();
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Some(p) = &perms {
-            f.set_permissions(p.clone())?;
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "openclaw.json".to_owned());
+    for n in 1..1000 {
+        let candidate = path.with_file_name(if n == 1 {
+            format!("{name}{suffix}")
+        } else {
+            format!("{name}{suffix}-{n}")
+        });
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Private until its mode is set: it may hold keys.
+            options.mode(0o600);
         }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(path)(e));
+        match options.open(&candidate) {
+            Ok(f) => return Ok((candidate, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&candidate)(e)),
+        }
     }
-    Ok(())
+    Err(WireError::Io {
+        path: path.to_path_buf(),
+        why: "no free name for a copy beside it".to_owned(),
+    })
 }
 
-/// Wires the Clawdbot config at `path`. `data_dir` keeps the record that
+/// Writes `text` into `file` (at `path`) with `path`'s original's
+/// permissions and owner, and syncs it.
+fn fill(
+    file: &mut std::fs::File,
+    at: &Path,
+    text: &str,
+    like: &std::fs::Metadata,
+) -> Result<(), WireError> {
+    file.set_permissions(like.permissions()).map_err(io(at))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if like.uid() != current_uid() || like.gid() != current_gid() {
+            // Only root may give a file away; as anyone else the copy
+            // stays ours, with the same mode.
+            let _ = std::os::unix::fs::fchown(&*file, Some(like.uid()), Some(like.gid()));
+        }
+    }
+    file.write_all(text.as_bytes()).map_err(io(at))?;
+    file.sync_all().map_err(io(at))
+}
+
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+#[cfg(unix)]
+fn current_gid() -> u32 {
+    // SAFETY: getgid has no preconditions and cannot fail.
+    unsafe { libc::getgid() }
+}
+
+/// Replaces `path` with `text` atomically, with `like`'s permissions and
+/// owner.
+fn replace_atomic(path: &Path, text: &str, like: &std::fs::Metadata) -> Result<(), WireError> {
+    let (tmp, mut file) = create_unique(path, &format!(".clawfleet-tmp-{}", std::process::id()))?;
+    let written = fill(&mut file, &tmp, text, like)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn read_state(data_dir: &Path) -> Result<Option<(PathBuf, State)>, WireError> {
+    for name in [STATE_FILE, OLD_STATE_FILE] {
+        let path = data_dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => {
+                let state = serde_json::from_str(&t).map_err(|e| WireError::Io {
+                    path: path.clone(),
+                    why: format!("unreadable ({e}); the original is beside the agent's config, named *.clawfleet-<time>"),
+                })?;
+                return Ok(Some((path, state)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(None)
+}
+
+fn write_state(data_dir: &Path, state: &State) -> Result<PathBuf, WireError> {
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let path = data_dir.join(STATE_FILE);
+    let json = serde_json::to_string_pretty(state).map_err(|e| WireError::Io {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    let tmp = data_dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
+    let done = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(json.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&path)(e));
+    }
+    let _ = std::fs::remove_file(data_dir.join(OLD_STATE_FILE));
+    Ok(path)
+}
+
+/// Wires the agent's config at `path`. `data_dir` keeps the record that
 /// `unwire` needs.
 pub fn wire(
     path: &Path,
     data_dir: &Path,
     fleet: &Fleet,
     proxy: &str,
+    opts: &Options,
     dry_run: bool,
 ) -> Result<Report, WireError> {
-    let text = read(path)?;
-    let planned = plan(&text, fleet, proxy).map_err(|why| WireError::Syntax {
-        path: path.to_path_buf(),
+    let target = target_of(path)?;
+    let text = read(&target)?;
+    let planned = plan(&text, fleet, proxy, opts).map_err(|why| WireError::Syntax {
+        path: target.clone(),
         why,
     })?;
     let mut report = Report {
-        path: path.to_path_buf(),
+        path: target.clone(),
         diff: if planned.changes.is_empty() {
             String::new()
         } else {
-            diff(path, &text, &planned.text)
+            diff(&target, &text, &planned.text)
         },
         changes: planned.changes,
         skipped: planned.skipped,
@@ -407,50 +725,66 @@ pub fn wire(
     if dry_run || report.changes.is_empty() {
         return Ok(report);
     }
+    let meta = std::fs::metadata(&target).map_err(io(&target))?;
     let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
+        .strftime("%Y%m%dT%H%M%S%.3fZ")
         .to_string();
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("clawdbot.json");
-    let backup = path.with_file_name(format!("{name}.clawfleet-{stamp}"));
-    // The original, first: with the same permissions (it holds API keys).
-    std::fs::copy(path, &backup).map_err(io(&backup))?;
-    write_atomic(path, &planned.text)?;
-    let state = State {
-        config: path.to_path_buf(),
-        backup: backup.clone(),
-        wired: planned.text,
-        at: stamp,
-    };
-    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-    let state_path = data_dir.join(STATE_FILE);
-    let json = serde_json::to_string_pretty(&state).map_err(|e| WireError::Io {
-        path: state_path.clone(),
-        why: e.to_string(),
+    // The file as it is now, under a name no file has: never overwritten.
+    let (copy, mut file) = create_unique(&target, &format!(".clawfleet-{stamp}"))?;
+    if let Err(e) = fill(&mut file, &copy, &text, &meta) {
+        let _ = std::fs::remove_file(&copy);
+        return Err(e);
+    }
+    drop(file);
+    // A wiring before this one that was never undone keeps its original:
+    // unwire goes back to before ClawFleet touched the file. The record is
+    // written first: if the replace is interrupted, unwire still knows.
+    let recorded = read_state(data_dir).and_then(|earlier| {
+        let state = match earlier.filter(|(_, s)| s.config == target) {
+            Some((_, mut s)) => {
+                s.between.push(copy.clone());
+                s.wired = planned.text.clone();
+                s.at = stamp;
+                s
+            }
+            None => State {
+                config: target.clone(),
+                backup: copy.clone(),
+                wired: planned.text.clone(),
+                at: stamp,
+                between: Vec::new(),
+            },
+        };
+        write_state(data_dir, &state).map(|_| state)
+    });
+    let state = recorded.map_err(|e| WireError::Io {
+        path: target.clone(),
+        why: format!(
+            "not changed: the record of the wiring could not be written ({e}); a copy of the file is at {}",
+            copy.display()
+        ),
     })?;
-    std::fs::write(&state_path, json).map_err(io(&state_path))?;
-    report.backup = Some(backup);
+    replace_atomic(&target, &planned.text, &meta).map_err(|e| WireError::Io {
+        path: target.clone(),
+        why: format!("not changed ({e}); a copy of it is at {}", copy.display()),
+    })?;
+    report.backup = Some(state.backup);
     Ok(report)
 }
 
 /// Restores the original saved by `wire`, byte for byte. Refuses when the
-/// file changed since, unless `force`.
-pub fn unwire(path: &Path, data_dir: &Path, force: bool) -> Result<PathBuf, WireError> {
-    let state_path = data_dir.join(STATE_FILE);
-    let state: State = match std::fs::read_to_string(&state_path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| WireError::Io {
-            path: state_path.clone(),
-            why: format!("unreadable ({e}); the original is beside the Clawdbot config, named *.clawfleet-<time>"),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(WireError::NotWired {
-                path: path.to_path_buf(),
-                data_dir: data_dir.to_path_buf(),
-            });
-        }
-        Err(e) => return Err(io(&state_path)(e)),
+/// file changed since, unless `force`. Returns the original's path and the
+/// copies of later edits.
+pub fn unwire(
+    path: &Path,
+    data_dir: &Path,
+    force: bool,
+) -> Result<(PathBuf, Vec<PathBuf>), WireError> {
+    let Some((state_path, state)) = read_state(data_dir)? else {
+        return Err(WireError::NotWired {
+            path: path.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+        });
     };
     let target = &state.config;
     let now = read(target)?;
@@ -460,12 +794,9 @@ pub fn unwire(path: &Path, data_dir: &Path, force: bool) -> Result<PathBuf, Wire
             backup: state.backup.clone(),
         });
     }
-    let original = std::fs::read(&state.backup).map_err(io(&state.backup))?;
-    let original = String::from_utf8(original).map_err(|_| WireError::Io {
-        path: state.backup.clone(),
-        why: "not UTF-8 text".to_owned(),
-    })?;
-    write_atomic(target, &original)?;
+    let original = read(&state.backup)?;
+    let meta = std::fs::metadata(target).map_err(io(target))?;
+    replace_atomic(target, &original, &meta)?;
     std::fs::remove_file(&state_path).map_err(io(&state_path))?;
-    Ok(state.backup)
+    Ok((state.backup, state.between))
 }

@@ -1533,7 +1533,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
 /// The address the proxy is reached at, for logs.
 pub fn describe_listener(addr: SocketAddr) -> String {
     format!(
-        "inference proxy on http://{addr} (point Clawdbot's Ollama providers at http://{addr}/v1)"
+        "inference proxy on http://{addr} (`clawfleet openclaw wire` points OpenClaw's Ollama provider here: api \"ollama\", base URL http://{addr} without /v1; a legacy Clawdbot uses http://{addr}/v1)"
     )
 }
 
