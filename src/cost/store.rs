@@ -1,11 +1,12 @@
 //! The cost store: `costs.sqlite` in `data_dir`.
 //!
 //! It holds what the cost engine must not recompute on every start: the
-//! assistant turns read from Clawdbot's transcripts (one row per turn, keyed
-//! by a hash of the transcript line, so reading a line twice never counts it
-//! twice), how far each transcript file has been read, the state of each
-//! alarm (so a crossing is announced once, across restarts too) and the cost
-//! events raised.
+//! assistant turns read from OpenClaw's (and Clawdbot's) transcripts (one
+//! row per turn, keyed by its session and event id, and by a hash of its
+//! line, so reading a turn twice, from any copy, never counts it twice: see
+//! [`super::transcripts`]), how far each transcript file and each OpenClaw
+//! session has been read, the state of each alarm (so a crossing is
+//! announced once, across restarts too) and the cost events raised.
 //!
 //! One connection, used from one thread at a time (the engine runs it on the
 //! blocking pool). WAL with `synchronous=NORMAL`, like the ledger: several
@@ -93,6 +94,38 @@ const MIGRATIONS: &[&str] = &[
         message   TEXT    NOT NULL
     );
     PRAGMA application_id = 1128678227;",
+    // v2: OpenClaw's SQLite stores, and turns matched by event id.
+    // turns.event_key: the 128-bit xxh3 of `<session id> NUL <event id>`
+    // (see `transcripts::event_key`), NULL for a line with no `id`. Unique
+    // (SQLite allows many NULLs), so a turn read from a live row, an archive
+    // or a JSONL copy is stored once. ALTER TABLE cannot add a UNIQUE column:
+    // the unique index is the constraint.
+    // transcript_files.session: the session id a file's header line gave
+    // (its name's otherwise), kept for the passes that resume past line 1.
+    // The positions are forgotten so that the next pass reads every JSONL
+    // file from the start once: each line found by its line hash gets its
+    // event key set, and nothing is inserted twice.
+    // openclaw_sessions: per agent database and session, the rewrite
+    // generation and the last `seq` read.
+    // openclaw_archives: archives (deleted/reset blobs, cold archives)
+    // already read, by database and `<kind>:<session>:<generation>`.
+    "ALTER TABLE turns ADD COLUMN event_key BLOB;
+    CREATE UNIQUE INDEX turns_by_event ON turns (event_key);
+    ALTER TABLE transcript_files ADD COLUMN session TEXT;
+    DELETE FROM transcript_files;
+    CREATE TABLE openclaw_sessions (
+        db         TEXT    NOT NULL,
+        session    TEXT    NOT NULL,
+        generation TEXT    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        PRIMARY KEY (db, session)
+    ) WITHOUT ROWID;
+    CREATE TABLE openclaw_archives (
+        db         TEXT    NOT NULL,
+        archive    TEXT    NOT NULL,
+        read_at_us INTEGER NOT NULL,
+        PRIMARY KEY (db, archive)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
