@@ -488,7 +488,8 @@ impl AgentStore {
                         });
                     } else {
                         let s = t.trim_ascii();
-                        if !s.is_empty() && !(s.first() == Some(&b'{') && s.last() == Some(&b'}')) {
+                        let object = s.first() == Some(&b'{') && s.last() == Some(&b'}');
+                        if !s.is_empty() && !object {
                             batch.kept.push(Kept::Bad {
                                 seq,
                                 why: "not a JSON object",

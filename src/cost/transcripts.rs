@@ -408,21 +408,25 @@ impl CostStore {
             .filter(|(_, s)| s.ino != 0)
             .map(|(p, s)| ((s.dev, s.ino), p.clone()))
             .collect();
-        let mut moved_from = Vec::new();
+        let mut moved = Vec::new();
         for (slot, f) in assigned.iter_mut().zip(found) {
             if slot.is_some() || f.ino == 0 {
                 continue;
             }
             if let Some(old) = by_identity.get(&(f.dev, f.ino))
-                && let Some(moved) = states.remove(old)
+                && let Some(state) = states.remove(old)
             {
-                moved_from.push(old.clone());
-                *slot = Some(moved);
+                // Whatever was remembered at the new path was another file.
+                states.remove(&key_of(f));
+                moved.push((old.clone(), key_of(f)));
+                *slot = Some(state);
             }
         }
         let mut pass = Pass::begin(&self.conn, &self.path)?;
-        for old in &moved_from {
-            pass.forget(old)?;
+        for (old, new) in &moved {
+            // The position moves with the file, even when nothing is read
+            // from it this pass (Doctor moving an imported transcript).
+            pass.relocate(old, new)?;
         }
         for (file, state) in found.iter().zip(assigned) {
             // A remembered position at this path for another file: read
@@ -502,6 +506,17 @@ impl<'a> Pass<'a> {
             action,
             source,
         }
+    }
+
+    fn relocate(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
+        self.forget(new)?;
+        self.conn
+            .execute(
+                "UPDATE transcript_files SET path = ?2 WHERE path = ?1",
+                [old, new],
+            )
+            .map_err(self.sqlite("move a transcript position"))?;
+        Ok(())
     }
 
     fn forget(&mut self, path: &str) -> Result<(), StoreError> {
@@ -1081,9 +1096,7 @@ pub(super) fn for_each_line<R: Read, E>(
 
 /// The session id of a JSONL header line (`{"type":"session","id":…}`).
 pub(super) fn header_session(line: &[u8]) -> Option<String> {
-    if memmem::find(line, b"\"session\"").is_none() {
-        return None;
-    }
+    memmem::find(line, b"\"session\"")?;
     #[derive(Deserialize)]
     struct Header {
         #[serde(rename = "type")]
