@@ -233,6 +233,36 @@ pub struct Turn {
     pub flags: TurnFlags,
 }
 
+/// At most this many long-context thresholds split [`CostStore::turn_groups`].
+pub const MAX_THRESHOLDS: usize = 8;
+
+/// Turns of one agent, session, provider, model, UTC day and side of the
+/// long-context thresholds, summed: [`CostStore::turn_groups`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnGroup {
+    /// The agent.
+    pub agent: String,
+    /// The session id.
+    pub session: String,
+    /// The provider as OpenClaw named it.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The UTC day.
+    pub day: jiff::civil::Date,
+    /// How many turns.
+    pub requests: u64,
+    /// Their tokens, summed.
+    pub usage: Usage,
+    /// The smallest prompt (input + cache reads + cache writes) among them:
+    /// which side of each threshold they are all on.
+    pub min_prompt: u64,
+    /// The sum of what OpenClaw recorded (`usage.cost.total`), where it did.
+    pub reported_usd: Option<f64>,
+    /// The latest turn.
+    pub last_at: Timestamp,
+}
+
 /// The cost store. See the module documentation.
 #[derive(Debug)]
 pub struct CostStore {
@@ -353,6 +383,74 @@ impl CostStore {
                     })
                 },
             )
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+
+    /// The turns of `[from, until)` summed in SQL per agent, session,
+    /// provider, model, UTC day (prices are dated by it) and side of each
+    /// of `thresholds` (the long-context tiers' prompt sizes, at most
+    /// [`MAX_THRESHOLDS`]: requests on the same side of every threshold are
+    /// priced alike).
+    pub fn turn_groups(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        thresholds: &[u64],
+    ) -> Result<Vec<TurnGroup>, StoreError> {
+        let err = self.sqlite("sum transcript turns");
+        let thresholds = &thresholds[..thresholds.len().min(MAX_THRESHOLDS)];
+        let prompt = "(input + cache_read + cache_write)";
+        let side = if thresholds.is_empty() {
+            "0".to_owned()
+        } else {
+            (0..thresholds.len())
+                .map(|i| format!("({prompt} > ?{})", i + 3))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let sql = format!(
+            "SELECT agent, session, provider, model, at_us / 86400000000 AS day, {side} AS side, \
+             count(*), sum(input), sum(output), sum(cache_read), sum(cache_write), min({prompt}), \
+             sum(reported_usd), max(at_us) \
+             FROM turns WHERE at_us >= ?1 AND at_us < ?2 \
+             GROUP BY agent, session, provider, model, day, side"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
+        let mut args: Vec<i64> = vec![from.as_microsecond(), until.as_microsecond()];
+        args.extend(
+            thresholds
+                .iter()
+                .map(|t| i64::try_from(*t).unwrap_or(i64::MAX)),
+        );
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| {
+                let n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                let day: i64 = row.get(4)?;
+                Ok(TurnGroup {
+                    agent: row.get(0)?,
+                    session: row.get(1)?,
+                    provider: row.get(2)?,
+                    model: row.get(3)?,
+                    day: Timestamp::from_second(day.saturating_mul(86_400))
+                        .unwrap_or(Timestamp::UNIX_EPOCH)
+                        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                        .date(),
+                    requests: n(6)?,
+                    usage: Usage {
+                        input_tokens: n(7)?,
+                        output_tokens: n(8)?,
+                        cache_read_tokens: n(9)?,
+                        cache_write_tokens: n(10)?,
+                    },
+                    min_prompt: n(11)?,
+                    reported_usd: row.get(12)?,
+                    last_at: Timestamp::from_microsecond(row.get(13)?)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
             .map_err(&err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(&err)
     }
