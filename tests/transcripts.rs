@@ -1282,6 +1282,7 @@ fn bad_openclaw_input_is_reported_never_crashes_never_double_counts() {
 }
 
 /// The v1 cost store's schema, as ClawFleet before event keys created it.
+#[cfg(unix)]
 const V1_SCHEMA: &str = "CREATE TABLE transcript_files (
         path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL, offset INTEGER NOT NULL, head BLOB NOT NULL, head_len INTEGER NOT NULL,

@@ -37,7 +37,10 @@
 //! into a buffer of exactly the declared size, so a blob that would decode
 //! past it fails, and one that decodes to less is refused too. Compressed
 //! rows whose `navigation_json` says the message is not the assistant's
-//! are not even fetched.
+//! are not even fetched. `transcript_event_identities` is not joined: it
+//! tells a message from other events but not the role, messages are nearly
+//! all the rows, and the other events are few and small; a lookup per row
+//! would cost more than the pre-filter it saves.
 //!
 //! **Archives.** Each `session_transcript_archives` row (`zstd` or
 //! `identity` JSONL: a header and one event a line) and each

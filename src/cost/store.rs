@@ -210,14 +210,15 @@ impl TurnFlags {
     }
 }
 
-/// One assistant turn read from a Clawdbot transcript.
+/// One assistant turn read from an OpenClaw (or Clawdbot) transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
     /// When the turn happened (the message's own timestamp).
     pub at: Timestamp,
-    /// `agents/<agent>/sessions/…`.
+    /// The agent: its folder in `agents/`.
     pub agent: String,
-    /// The transcript's file stem (the session id).
+    /// The session id: OpenClaw's `session_id`, else the JSONL header's,
+    /// else the file name's (`<session>.jsonl…`).
     pub session: String,
     /// Clawdbot's provider name (`anthropic`, `ollama-macmini`); empty if none.
     pub provider: String,
