@@ -11,13 +11,28 @@
 //! 3. a restart with nothing new: open the store and ingest again (median of 5);
 //! 4. 1,000 new lines appended across 10 files, ingested.
 //!
-//! Prints a Markdown table.
+//! Then the same for OpenClaw 2026.9's store: two agent databases of about
+//! 300 MB together, made with OpenClaw's own DDL
+//! (`tests/fixtures/openclaw/agent-schema.sql`) and written as OpenClaw
+//! writes (events of 150 B to 4 KB, those over 1 KiB zstd-compressed with
+//! their `navigation_json`, a quarter of the assistant turns among them;
+//! identities; the writer's connection left open, in WAL):
+//!
+//! 5. a direct baseline: every row read with one plain `SELECT`, every
+//!    compressed event decoded, the same pre-filter, nothing parsed or stored;
+//! 6. a cold ingest into a new cost store;
+//! 7. an incremental pass with nothing new (open + ingest, median of 5);
+//! 8. 1,000 new events across 10 sessions, ingested.
+//!
+//! The OpenClaw figures are also given against the JSONL baseline (1.), per
+//! MB read. Prints a Markdown table.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clawfleet::cost::store::CostStore;
+use rusqlite::{Connection, params};
 
 const LINES: u64 = 1_000_000;
 const AGENTS: u64 = 4;
@@ -218,6 +233,7 @@ fn main() {
     let report_ms = t.elapsed().as_secs_f64() * 1000.0;
     assert!(report.cloud.requests > 300_000, "{}", report.cloud.requests);
     let db_bytes = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0);
+    let oc = openclaw_figures(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let mb = bytes as f64 / 1e6;
@@ -251,4 +267,346 @@ fn main() {
         report.cloud.requests, report.month_to_date_usd
     );
     println!("| cost store size | {:.1} MB | |", db_bytes as f64 / 1e6);
+    let base_s_per_mb = base_s / mb;
+    println!(
+        "| OpenClaw store | {} agent databases, {:.0} MB, {} events ({} compressed), {} turns with usage | |",
+        OC_AGENTS, oc.db_mb, oc.events, oc.compressed, oc.turns
+    );
+    println!(
+        "| OpenClaw direct read (baseline: one SELECT, decode all, pre-filter) | {:.3} s, {:.0} MB/s ({:.2}× the JSONL baseline's time per MB) | |",
+        oc.base_s,
+        oc.db_mb / oc.base_s,
+        oc.base_s / oc.db_mb / base_s_per_mb
+    );
+    println!(
+        "| OpenClaw cold ingest into a new store | {:.3} s, **{:.0} events/s**, {:.0} MB/s ({:.2}× its direct read; {:.2}× the JSONL baseline's time per MB) | |",
+        oc.ingest_s,
+        oc.events as f64 / oc.ingest_s,
+        oc.db_mb / oc.ingest_s,
+        oc.ingest_s / oc.base_s,
+        oc.ingest_s / oc.db_mb / base_s_per_mb
+    );
+    println!(
+        "| OpenClaw pass with nothing new (open + ingest), median of 5 | **{:.1} ms** (min {:.1}, max {:.1}; {:.4}× its direct read, {:.2}× the JSONL restart) | < 50 ms |",
+        oc.idle_ms[2],
+        oc.idle_ms[0],
+        oc.idle_ms[4],
+        oc.idle_ms[2] / 1000.0 / oc.base_s,
+        oc.idle_ms[2] / restarts[2]
+    );
+    println!(
+        "| OpenClaw: 1,000 new events in 10 sessions, open + ingest | {:.1} ms | |",
+        oc.append_ms
+    );
+}
+
+// ---------------------------------------------------------------------------
+// OpenClaw 2026.9's per-agent SQLite store.
+
+const OC_AGENTS: u64 = 2;
+const OC_SESSIONS: u64 = 200;
+/// Turns (user + assistant + tool result each), about 300 MB of database.
+const OC_TURNS: u64 = 90_000;
+const OC_SCHEMA: &str = include_str!("../tests/fixtures/openclaw/agent-schema.sql");
+const T0_MS: i64 = 1_761_955_200_000; // 2025-11-01
+
+struct OcFigures {
+    db_mb: f64,
+    events: u64,
+    compressed: u64,
+    turns: u64,
+    base_s: f64,
+    ingest_s: f64,
+    idle_ms: Vec<f64>,
+    append_ms: f64,
+}
+
+/// One agent's database, written as OpenClaw writes it.
+struct OcWriter {
+    conn: Connection,
+    seqs: Vec<i64>,
+    compressor: zstd::bulk::Compressor<'static>,
+    events: u64,
+    compressed: u64,
+    turns: u64,
+}
+
+impl OcWriter {
+    fn create(agents: &Path, agent: u64) -> OcWriter {
+        let dir = agents.join(format!("agent{agent}")).join("agent");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let conn = Connection::open(dir.join("openclaw-agent.sqlite")).expect("open");
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = 2; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; \
+             PRAGMA foreign_keys = ON;",
+        )
+        .expect("pragmas");
+        conn.execute_batch(OC_SCHEMA).expect("OpenClaw's DDL");
+        conn.execute_batch("PRAGMA user_version = 23")
+            .expect("version");
+        conn.execute(
+            "INSERT INTO schema_meta VALUES ('primary', 'agent', 23, ?1, '2026.9.6', ?2, ?2)",
+            params![format!("agent{agent}"), T0_MS],
+        )
+        .expect("meta");
+        let mut compressor = zstd::bulk::Compressor::new(1).expect("zstd");
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+            .expect("checksum");
+        let w = OcWriter {
+            conn,
+            seqs: vec![0; (OC_SESSIONS / OC_AGENTS) as usize],
+            compressor,
+            events: 0,
+            compressed: 0,
+            turns: 0,
+        };
+        w.conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        for s in 0..w.seqs.len() {
+            let (sid, key) = (
+                format!("sess-{agent}-{s:04}"),
+                format!("agent:agent{agent}:s{s}"),
+            );
+            w.conn
+                .execute(
+                    "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) \
+                     VALUES (?1, ?2, '{}', ?3)",
+                    params![key, sid, T0_MS],
+                )
+                .expect("node");
+            w.conn
+                .execute(
+                    "INSERT INTO session_windows (session_id, session_key, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?3)",
+                    params![sid, key, T0_MS],
+                )
+                .expect("window");
+        }
+        w.conn.execute_batch("COMMIT").expect("commit");
+        w
+    }
+
+    /// Appends one event: text, or zstd with its navigation over 1 KiB.
+    fn event(&mut self, agent: u64, session: usize, id: &str, kind: &str, role: &str, json: &str) {
+        let sid = format!("sess-{agent}-{session:04}");
+        let seq = self.seqs[session];
+        self.seqs[session] += 1;
+        let created = T0_MS + self.events as i64 * 500;
+        if json.len() >= 1024 {
+            let blob = self.compressor.compress(json.as_bytes()).expect("compress");
+            let nav = format!(
+                r#"{{"version":1,"report":{{"kind":"canonical","hasParentId":true,"entry":{{"id":"{id}","type":"{kind}"}}}},"navigation":{{"type":"{kind}","id":"{id}","message":{{"role":"{role}"}}}},"reset":{{"type":"{kind}","id":"{id}"}},"model":{{"type":"{kind}","id":"{id}","message":{{"role":"{role}"}}}},"modelBytes":{n},"modelWithoutCheckpointBytes":{n},"withoutCustomDataBytes":{n}}}"#,
+                n = json.len()
+            );
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, \
+                     event_utf8_bytes, navigation_json) VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut st| st.execute(params![sid, seq, created, blob, json.len() as i64, nav]))
+                .expect("event");
+            self.compressed += 1;
+        } else {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_utf8_bytes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut st| st.execute(params![sid, seq, json, created, json.len() as i64]))
+                .expect("event");
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO transcript_event_identities (session_id, event_id, seq, event_type, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![sid, id, seq, kind, created]))
+            .expect("identity");
+        self.events += 1;
+    }
+
+    /// One turn: the user's message, the assistant's answer (a quarter of
+    /// them with a large tool call), a tool result.
+    fn turn(&mut self, rng: &mut Lcg, agent: u64, n: u64) {
+        let session = (n % self.seqs.len() as u64) as usize;
+        let at_ms = T0_MS + n as i64 * 2_000;
+        let ts = jiff::Timestamp::from_millisecond(at_ms).expect("time");
+        let user = format!(
+            r#"{{"type":"message","id":"u{agent}-{n}","parentId":null,"timestamp":"{ts}","message":{{"role":"user","content":"{}","timestamp":{at_ms}}}}}"#,
+            {
+                let len = 60 + (rng.next() % 300) as usize;
+                filler(rng, len)
+            }
+        );
+        self.event(
+            agent,
+            session,
+            &format!("u{agent}-{n}"),
+            "message",
+            "user",
+            &user,
+        );
+        let text = if n.is_multiple_of(4) {
+            let len = 1_200 + (rng.next() % 1_500) as usize;
+            filler(rng, len)
+        } else {
+            filler(rng, 150)
+        };
+        let assistant = format!(
+            r#"{{"type":"message","id":"a{agent}-{n}","parentId":"u{agent}-{n}","timestamp":"{ts}","message":{{"role":"assistant","content":[{{"type":"text","text":"{text}"}}],"stopReason":"stop","api":"anthropic-messages","provider":"anthropic","model":"claude-sonnet-5","usage":{{"input":{i},"output":{o},"cacheRead":{cr},"cacheWrite":{cw},"cacheTelemetry":{{"state":"unavailable"}},"totalTokens":62000,"cost":{{"input":0.001,"output":0.002,"cacheRead":0.0001,"cacheWrite":0.0002,"total":0.0033}}}},"timestamp":{at_ms},"__openclaw":{{"runId":"94b2729d-b567-4ba6-96b5-9a79d60f8fa0"}}}}}}"#,
+            i = rng.next() % 5_000,
+            o = rng.next() % 2_000,
+            cr = rng.next() % 50_000,
+            cw = rng.next() % 5_000,
+        );
+        self.event(
+            agent,
+            session,
+            &format!("a{agent}-{n}"),
+            "message",
+            "assistant",
+            &assistant,
+        );
+        self.turns += 1;
+        let tool = format!(
+            r#"{{"type":"message","id":"t{agent}-{n}","parentId":"a{agent}-{n}","timestamp":"{ts}","message":{{"role":"toolResult","toolCallId":"c{n}","toolName":"bash","content":[{{"type":"text","text":"{}"}}],"isError":false,"timestamp":{at_ms}}}}}"#,
+            {
+                let len = 150 + (rng.next() % 3_900) as usize;
+                filler(rng, len)
+            }
+        );
+        self.event(
+            agent,
+            session,
+            &format!("t{agent}-{n}"),
+            "message",
+            "toolResult",
+            &tool,
+        );
+    }
+}
+
+/// The baseline: every row of every database in one plain `SELECT`, every
+/// compressed event decoded, the pre-filter; nothing parsed or stored.
+fn oc_baseline(dbs: &[PathBuf]) -> (u64, u64) {
+    let usage = memchr::memmem::Finder::new(b"\"usage\"");
+    let assistant = memchr::memmem::Finder::new(b"\"assistant\"");
+    let mut decoder = zstd::bulk::Decompressor::new().expect("zstd");
+    let mut out = vec![0u8; 4 * 1024 * 1024];
+    let (mut rows, mut candidates) = (0u64, 0u64);
+    for db in dbs {
+        let conn = Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .expect("open");
+        let mut stmt = conn
+            .prepare("SELECT event_json, event_zstd, event_utf8_bytes FROM transcript_events")
+            .expect("prepare");
+        let mut r = stmt.query([]).expect("query");
+        while let Some(row) = r.next().expect("row") {
+            rows += 1;
+            let text: &[u8] = match (row.get_ref(0).expect("col"), row.get_ref(1).expect("col")) {
+                (rusqlite::types::ValueRef::Text(t), _) => t,
+                (_, rusqlite::types::ValueRef::Blob(b)) => {
+                    let n: i64 = row.get(2).expect("size");
+                    let n = decoder
+                        .decompress_to_buffer(b, &mut out[..n as usize])
+                        .expect("decode");
+                    &out[..n]
+                }
+                _ => continue,
+            };
+            if usage.find(text).is_some() && assistant.find(text).is_some() {
+                candidates += 1;
+            }
+        }
+    }
+    (rows, candidates)
+}
+
+fn openclaw_figures(tmp: &Path) -> OcFigures {
+    let agents = tmp.join("openclaw-agents");
+    eprintln!("OpenClaw: generating {OC_TURNS} turns in {OC_AGENTS} agent databases…");
+    let mut rng = Lcg(4242);
+    let mut writers: Vec<OcWriter> = (0..OC_AGENTS)
+        .map(|a| OcWriter::create(&agents, a))
+        .collect();
+    for w in &writers {
+        w.conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+    }
+    for n in 0..OC_TURNS {
+        let agent = n % OC_AGENTS;
+        writers[agent as usize].turn(&mut rng, agent, n / OC_AGENTS);
+    }
+    let dbs: Vec<PathBuf> = (0..OC_AGENTS)
+        .map(|a| agents.join(format!("agent{a}/agent/openclaw-agent.sqlite")))
+        .collect();
+    for w in &writers {
+        w.conn.execute_batch("COMMIT").expect("commit");
+        // As after OpenClaw's own periodic checkpoint; the writer stays open.
+        let _ = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    let db_bytes: u64 = dbs
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let events: u64 = writers.iter().map(|w| w.events).sum();
+    let compressed: u64 = writers.iter().map(|w| w.compressed).sum();
+    let turns: u64 = writers.iter().map(|w| w.turns).sum();
+
+    let _ = oc_baseline(&dbs);
+    let t = Instant::now();
+    let (rows, candidates) = oc_baseline(&dbs);
+    let base_s = t.elapsed().as_secs_f64();
+    assert_eq!(rows, events);
+    assert_eq!(candidates, turns);
+
+    eprintln!("OpenClaw: cold ingest…");
+    let store_path = tmp.join("oc-data").join("costs.sqlite");
+    let t = Instant::now();
+    let mut store = CostStore::open(&store_path).expect("store");
+    let r = store.ingest_transcripts(&agents).expect("ingest");
+    let ingest_s = t.elapsed().as_secs_f64();
+    assert_eq!(r.turns_added, turns, "{:?}", r.problems);
+    assert_eq!(r.events_read, events);
+    drop(store);
+
+    eprintln!("OpenClaw: passes with nothing new…");
+    let mut idle_ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut store = CostStore::open(&store_path).expect("store");
+        let r = store.ingest_transcripts(&agents).expect("ingest");
+        idle_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!((r.events_read, r.turns_added), (0, 0));
+    }
+    idle_ms.sort_by(f64::total_cmp);
+
+    eprintln!("OpenClaw: 1,000 new events in 10 sessions…");
+    let w = &mut writers[0];
+    let before = w.turns;
+    for k in 0..334u64 {
+        // Sessions 0-9 of agent 0: turn numbers ≡ session (mod sessions).
+        let n = OC_TURNS + (k % 10) + (k / 10) * w.seqs.len() as u64;
+        w.turn(&mut rng, 0, n);
+    }
+    let new_turns = w.turns - before;
+    let t = Instant::now();
+    let mut store = CostStore::open(&store_path).expect("store");
+    let r = store.ingest_transcripts(&agents).expect("ingest");
+    let append_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(r.turns_added, new_turns);
+    assert_eq!(r.sessions_read, 10);
+    drop(writers);
+    OcFigures {
+        db_mb: db_bytes as f64 / 1e6,
+        events,
+        compressed,
+        turns,
+        base_s,
+        ingest_s,
+        idle_ms,
+        append_ms,
+    }
 }

@@ -909,3 +909,153 @@ fn the_fleet_budget_counts_the_peers_spend() {
         "{events:?}"
     );
 }
+
+#[test]
+fn costs_per_agent_model_and_session_to_the_cent_in_the_json_and_the_table() {
+    let s = Setup::new("time_zone = \"UTC\"");
+    let opus = |at| {
+        turn(
+            at,
+            "anthropic",
+            "claude-opus-4-5",
+            "anthropic-messages",
+            usage(100_000, 10_000, 0, 0),
+        )
+    };
+    s.transcript(
+        "main",
+        "s1",
+        &[
+            opus("2026-11-10T10:00:00Z"), // $0.75
+            opus("2026-11-11T10:00:00Z"), // $0.75
+            // Local (Mac Mini's Ollama): free.
+            turn(
+                "2026-11-11T11:00:00Z",
+                "ollama-macmini",
+                "qwen3:8b",
+                "openai-completions",
+                usage(1_000, 100, 0, 0),
+            ),
+            // Last month: not in November's figures.
+            opus("2026-10-30T10:00:00Z"),
+        ],
+    );
+    s.transcript(
+        "main",
+        "s2",
+        &[
+            // Above Sonnet 4.5's 200k-token tier: 250k × $6 + 10k × $22.5 = $1.725.
+            turn(
+                "2026-11-12T10:00:00Z",
+                "anthropic",
+                "claude-sonnet-4-5",
+                "anthropic-messages",
+                usage(250_000, 10_000, 0, 0),
+            ),
+            // Same model and day, below it: 100k × $3 + 10k × $15 = $0.45.
+            turn(
+                "2026-11-12T11:00:00Z",
+                "anthropic",
+                "claude-sonnet-4-5",
+                "anthropic-messages",
+                usage(100_000, 10_000, 0, 0),
+            ),
+        ],
+    );
+    s.transcript(
+        "helper",
+        "h1",
+        &[
+            turn(
+                "2026-11-13T10:00:00Z",
+                "anthropic",
+                "claude-opus-4-5",
+                "anthropic-messages",
+                usage(1_000_000, 0, 0, 0),
+            ), // $5
+            turn(
+                "2026-11-13T11:00:00Z",
+                "anthropic",
+                "mystery-model",
+                "anthropic-messages",
+                usage(10, 10, 0, 0),
+            ),
+        ],
+    );
+    let mut engine = s.engine();
+    engine.ingest().expect("ingest");
+    let r = engine
+        .month(month("2026-11"), ts("2026-11-24T00:00:00Z"))
+        .expect("report");
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert_eq!(r.by_agent.len(), 2);
+    let helper = &r.by_agent[0];
+    assert_eq!(helper.agent, "helper", "the most expensive first");
+    assert!(close(helper.usd, 5.0), "{}", helper.usd);
+    assert_eq!(helper.unpriced_requests, 1);
+    assert_eq!(helper.reported_usd, Some(0.0));
+    let main = &r.by_agent[1];
+    assert!(close(main.usd, 0.75 + 0.75 + 1.725 + 0.45), "{}", main.usd);
+    assert_eq!((main.local.requests, main.cloud.requests), (1, 4));
+    assert_eq!(main.sessions, 2);
+    let sessions: Vec<(&str, f64)> = main
+        .top_sessions
+        .iter()
+        .map(|s| (s.session.as_str(), s.usd))
+        .collect();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!((sessions[0].0, sessions[1].0), ("s2", "s1"));
+    assert!(
+        close(sessions[0].1, 2.175) && close(sessions[1].1, 1.5),
+        "{sessions:?}"
+    );
+    assert_eq!(
+        main.top_sessions[1].tokens.requests, 3,
+        "local turns are the session's too"
+    );
+    let models: Vec<(&str, Option<f64>, bool)> = main
+        .by_model
+        .iter()
+        .map(|m| (m.model.as_str(), m.usd, m.local))
+        .collect();
+    assert_eq!(models.len(), 3);
+    assert_eq!(models[0].0, "claude-sonnet-4-5");
+    assert!(close(models[0].1.expect("priced"), 2.175));
+    assert_eq!(models[1].0, "claude-opus-4-5");
+    assert_eq!(models[2], ("qwen3:8b", Some(0.0), true));
+    // The machine's total agrees with the agents' (no proxy here).
+    assert_eq!(cents(r.month_to_date_usd), cents(helper.usd + main.usd));
+
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+            .arg("--config")
+            .arg(s.path().join("config.toml"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let out = run(&["costs", "--json", "--month", "2026-11"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let agents = &v["machines"][0]["report"]["by_agent"];
+    assert_eq!(agents[0]["agent"], "helper");
+    assert_eq!(agents[1]["agent"], "main");
+    assert_eq!(agents[1]["top_sessions"][0]["session"], "s2");
+    assert_eq!(agents[1]["by_model"][0]["model"], "claude-sonnet-4-5");
+    assert!(
+        v["machines"][0]["report"]["by_model"].is_array(),
+        "the old fields stay"
+    );
+    let out = run(&["costs", "--month", "2026-11"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("By agent"), "{text}");
+    assert!(
+        text.contains("helper") && text.contains("$5.00 + unpriced"),
+        "{text}"
+    );
+    assert!(text.contains("top session s2 $2.18"), "{text}");
+}

@@ -262,6 +262,21 @@ fn agent_providers(path: Option<&Path>, fleet_hosts: &[(String, String)]) -> Pro
     out
 }
 
+/// A transcript turn is local (free) when its model has no price and its
+/// provider is a local one: in the agent's config with a loopback or fleet
+/// `baseUrl`, or named by `[costs] local_providers`.
+fn is_local(
+    prices: &PriceTable,
+    providers: &Providers,
+    patterns: &[String],
+    provider: &str,
+    model: &str,
+) -> bool {
+    !prices.knows(model)
+        && (providers.local.contains_key(provider)
+            || patterns.iter().any(|p| matches_pattern(provider, p)))
+}
+
 fn matches_pattern(name: &str, pattern: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
@@ -432,9 +447,7 @@ impl Engine {
             }
             sources.transcript_turns += 1;
             let known_local = providers.local.get(&turn.provider);
-            let local = !prices.knows(&turn.model)
-                && (known_local.is_some()
-                    || patterns.iter().any(|p| matches_pattern(&turn.provider, p)));
+            let local = is_local(prices, &providers, patterns, &turn.provider, &turn.model);
             items.push(Item {
                 at: turn.at,
                 requests: 1,
@@ -472,6 +485,25 @@ impl Engine {
             budget_usd: self.settings.machine_budget_usd,
         };
         let mut report = report::month_report(month, &items, &items, sources, &ctx);
+        // Per agent, from the stored turns of the month up to now (as the
+        // report counts: nothing dated past now + 5 min).
+        let horizon = now
+            .checked_add(SignedDuration::from_mins(5))
+            .unwrap_or(now)
+            .min(until);
+        let groups = self.store.turn_groups(
+            month.start(&self.tz),
+            horizon,
+            &self.prices.long_context_thresholds(),
+        )?;
+        let providers = clawdbot_providers(
+            self.settings.clawdbot_config.as_deref(),
+            &self.settings.fleet_hosts,
+        );
+        let patterns = &self.settings.local_providers;
+        report.by_agent = report::agent_costs(&groups, &self.prices, |provider, model| {
+            is_local(&self.prices, &providers, patterns, provider, model)
+        });
         if doubts.bad_fields > 0 {
             report.flags.push(format!(
                 "{} transcript turn(s) had missing, negative or fractional token counts (counted as 0 or truncated)",

@@ -4,7 +4,9 @@
 //!
 //! - [`prices`]: the dated price table (embedded, overlaid by the user's file);
 //! - [`store`]: `costs.sqlite` (transcript turns, read offsets, alarm state);
-//! - [`transcripts`]: incremental reading of Clawdbot's session transcripts;
+//! - [`transcripts`]: incremental reading of OpenClaw's and Clawdbot's
+//!   session transcripts, each turn counted once;
+//! - [`openclaw`]: OpenClaw's per-agent SQLite store, read only;
 //! - [`engine`]: gathers and counts each request once, local or cloud;
 //! - [`report`]: the month's figures, projection and savings;
 //! - [`alarm`]: budgets and the credit leak, announced once per crossing;
@@ -13,6 +15,7 @@
 
 pub mod alarm;
 pub mod engine;
+pub mod openclaw;
 pub mod prices;
 pub mod report;
 pub mod service;

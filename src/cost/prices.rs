@@ -223,6 +223,21 @@ impl PriceTable {
         self.by_model.contains_key(&canonical(model))
     }
 
+    /// The distinct prompt sizes above which a long-context tier applies,
+    /// ascending: requests on the same side of each of them are priced
+    /// alike, so sums can be priced per side (see `report::agent_costs`).
+    pub fn long_context_thresholds(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .by_model
+            .values()
+            .flatten()
+            .filter_map(|e| e.long_context.map(|lc| lc.above_prompt_tokens))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// How many distinct ids (aliases included) have a price.
     pub fn len(&self) -> usize {
         self.by_model.len()

@@ -174,6 +174,178 @@ pub struct Budget {
     pub projected_over: bool,
 }
 
+/// How many sessions [`AgentCost::top_sessions`] lists.
+pub const TOP_SESSIONS: usize = 10;
+
+/// One agent's month so far, from its transcript turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentCost {
+    /// The agent (its folder under `agents/`).
+    pub agent: String,
+    /// Cloud spend at the price table (the priced part).
+    pub usd: f64,
+    /// What OpenClaw itself recorded for these turns (`usage.cost.total`,
+    /// from its own model catalog), where it did.
+    pub reported_usd: Option<f64>,
+    /// Tokens served locally.
+    pub local: Tokens,
+    /// Tokens sent to the cloud.
+    pub cloud: Tokens,
+    /// Cloud requests of a model with no price: not in `usd`.
+    pub unpriced_requests: u64,
+    /// Sessions with turns this month.
+    pub sessions: u64,
+    /// Per model, most expensive first.
+    pub by_model: Vec<ModelCost>,
+    /// The most expensive sessions, at most [`TOP_SESSIONS`].
+    pub top_sessions: Vec<SessionCost>,
+}
+
+/// One session's month so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionCost {
+    /// The session id.
+    pub session: String,
+    /// Cloud spend at the price table.
+    pub usd: f64,
+    /// What OpenClaw recorded, where it did.
+    pub reported_usd: Option<f64>,
+    /// All its tokens, local and cloud.
+    pub tokens: Tokens,
+    /// Some of its cloud requests have no price.
+    pub unpriced: bool,
+    /// Its latest turn.
+    pub last_at: Timestamp,
+}
+
+fn add_reported(sum: &mut Option<f64>, v: Option<f64>) {
+    if let Some(v) = v {
+        *sum = Some(sum.unwrap_or(0.0) + v);
+    }
+}
+
+/// Per agent, per model and per session, from turn sums (SQL's
+/// [`super::store::CostStore::turn_groups`]). A group's turns share a model,
+/// a UTC day and a side of every long-context threshold, so pricing the sum
+/// at the rates of its smallest prompt prices each turn as it would be
+/// alone. `local(provider, model)` says which are free. Agents most
+/// expensive first.
+pub fn agent_costs(
+    groups: &[super::store::TurnGroup],
+    prices: &PriceTable,
+    local: impl Fn(&str, &str) -> bool,
+) -> Vec<AgentCost> {
+    #[derive(Default)]
+    struct Acc {
+        cost: Option<AgentCost>,
+        models: BTreeMap<(String, String, bool), (Tokens, Option<f64>)>,
+        sessions: BTreeMap<String, SessionCost>,
+    }
+    let mut agents: BTreeMap<&str, Acc> = BTreeMap::new();
+    for g in groups {
+        let acc = agents.entry(g.agent.as_str()).or_default();
+        let cost = acc.cost.get_or_insert_with(|| AgentCost {
+            agent: g.agent.clone(),
+            usd: 0.0,
+            reported_usd: None,
+            local: Tokens::default(),
+            cloud: Tokens::default(),
+            unpriced_requests: 0,
+            sessions: 0,
+            by_model: Vec::new(),
+            top_sessions: Vec::new(),
+        });
+        let is_local = local(&g.provider, &g.model);
+        let usd = if is_local {
+            Some(0.0)
+        } else {
+            prices.lookup(&g.model, g.day).map(|entry| {
+                let representative = Usage {
+                    input_tokens: g.min_prompt,
+                    ..Usage::default()
+                };
+                super::prices::usd(&entry.rates_for(&representative), &g.usage)
+            })
+        };
+        add_reported(&mut cost.reported_usd, g.reported_usd);
+        if is_local {
+            cost.local.add(g.requests, &g.usage);
+        } else {
+            cost.cloud.add(g.requests, &g.usage);
+        }
+        match usd {
+            Some(u) => cost.usd += u,
+            None => cost.unpriced_requests += g.requests,
+        }
+        let model = acc
+            .models
+            .entry((g.model.clone(), g.provider.clone(), is_local))
+            .or_insert((Tokens::default(), Some(0.0)));
+        model.0.add(g.requests, &g.usage);
+        model.1 = match (model.1, usd) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        let session = acc
+            .sessions
+            .entry(g.session.clone())
+            .or_insert_with(|| SessionCost {
+                session: g.session.clone(),
+                usd: 0.0,
+                reported_usd: None,
+                tokens: Tokens::default(),
+                unpriced: false,
+                last_at: g.last_at,
+            });
+        session.usd += usd.unwrap_or(0.0);
+        session.unpriced |= usd.is_none();
+        add_reported(&mut session.reported_usd, g.reported_usd);
+        session.tokens.add(g.requests, &g.usage);
+        session.last_at = session.last_at.max(g.last_at);
+    }
+    let mut out: Vec<AgentCost> = agents
+        .into_values()
+        .filter_map(|acc| {
+            let mut cost = acc.cost?;
+            cost.sessions = acc.sessions.len() as u64;
+            cost.by_model = acc
+                .models
+                .into_iter()
+                .map(|((model, provider, local), (tokens, usd))| ModelCost {
+                    model,
+                    provider,
+                    local,
+                    tokens,
+                    usd,
+                })
+                .collect();
+            cost.by_model.sort_by(|a, b| {
+                b.usd
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&a.usd.unwrap_or(f64::INFINITY))
+                    .then(b.tokens.total.cmp(&a.tokens.total))
+            });
+            let mut sessions: Vec<SessionCost> = acc.sessions.into_values().collect();
+            sessions.sort_by(|a, b| {
+                b.usd
+                    .total_cmp(&a.usd)
+                    .then(b.tokens.total.cmp(&a.tokens.total))
+                    .then(a.session.cmp(&b.session))
+            });
+            sessions.truncate(TOP_SESSIONS);
+            cost.top_sessions = sessions;
+            Some(cost)
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.usd
+            .total_cmp(&a.usd)
+            .then(b.cloud.total.cmp(&a.cloud.total))
+            .then(a.agent.cmp(&b.agent))
+    });
+    out
+}
+
 /// What went into the figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sources {
@@ -228,6 +400,11 @@ pub struct MonthReport {
     pub daily: Vec<Day>,
     /// Models with no price: not in the dollar figures.
     pub unpriced: Vec<Unpriced>,
+    /// Per agent (with its models and top sessions), from every turn read
+    /// from its transcripts this month, also those the proxy's ledger holds
+    /// (which the machine's totals count once, as ledger requests).
+    #[serde(default)]
+    pub by_agent: Vec<AgentCost>,
     /// The machine's monthly budget, if set.
     pub budget: Option<Budget>,
     /// What was counted.
@@ -588,6 +765,7 @@ pub fn month_report(
         budget,
         sources,
         flags,
+        by_agent: Vec::new(),
     }
 }
 

@@ -1,11 +1,12 @@
 //! The cost store: `costs.sqlite` in `data_dir`.
 //!
 //! It holds what the cost engine must not recompute on every start: the
-//! assistant turns read from Clawdbot's transcripts (one row per turn, keyed
-//! by a hash of the transcript line, so reading a line twice never counts it
-//! twice), how far each transcript file has been read, the state of each
-//! alarm (so a crossing is announced once, across restarts too) and the cost
-//! events raised.
+//! assistant turns read from OpenClaw's (and Clawdbot's) transcripts (one
+//! row per turn, keyed by its session and event id, and by a hash of its
+//! line, so reading a turn twice, from any copy, never counts it twice: see
+//! [`super::transcripts`]), how far each transcript file and each OpenClaw
+//! session has been read, the state of each alarm (so a crossing is
+//! announced once, across restarts too) and the cost events raised.
 //!
 //! One connection, used from one thread at a time (the engine runs it on the
 //! blocking pool). WAL with `synchronous=NORMAL`, like the ledger: several
@@ -93,6 +94,38 @@ const MIGRATIONS: &[&str] = &[
         message   TEXT    NOT NULL
     );
     PRAGMA application_id = 1128678227;",
+    // v2: OpenClaw's SQLite stores, and turns matched by event id.
+    // turns.event_key: the 128-bit xxh3 of `<session id> NUL <event id>`
+    // (see `transcripts::event_key`), NULL for a line with no `id`. Unique
+    // (SQLite allows many NULLs), so a turn read from a live row, an archive
+    // or a JSONL copy is stored once. ALTER TABLE cannot add a UNIQUE column:
+    // the unique index is the constraint.
+    // transcript_files.session: the session id a file's header line gave
+    // (its name's otherwise), kept for the passes that resume past line 1.
+    // The positions are forgotten so that the next pass reads every JSONL
+    // file from the start once: each line found by its line hash gets its
+    // event key set, and nothing is inserted twice.
+    // openclaw_sessions: per agent database and session, the rewrite
+    // generation and the last `seq` read.
+    // openclaw_archives: archives (deleted/reset blobs, cold archives)
+    // already read, by database and `<kind>:<session>:<generation>`.
+    "ALTER TABLE turns ADD COLUMN event_key BLOB;
+    CREATE UNIQUE INDEX turns_by_event ON turns (event_key);
+    ALTER TABLE transcript_files ADD COLUMN session TEXT;
+    DELETE FROM transcript_files;
+    CREATE TABLE openclaw_sessions (
+        db         TEXT    NOT NULL,
+        session    TEXT    NOT NULL,
+        generation TEXT    NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        PRIMARY KEY (db, session)
+    ) WITHOUT ROWID;
+    CREATE TABLE openclaw_archives (
+        db         TEXT    NOT NULL,
+        archive    TEXT    NOT NULL,
+        read_at_us INTEGER NOT NULL,
+        PRIMARY KEY (db, archive)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
@@ -177,14 +210,15 @@ impl TurnFlags {
     }
 }
 
-/// One assistant turn read from a Clawdbot transcript.
+/// One assistant turn read from an OpenClaw (or Clawdbot) transcript.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
     /// When the turn happened (the message's own timestamp).
     pub at: Timestamp,
-    /// `agents/<agent>/sessions/…`.
+    /// The agent: its folder in `agents/`.
     pub agent: String,
-    /// The transcript's file stem (the session id).
+    /// The session id: OpenClaw's `session_id`, else the JSONL header's,
+    /// else the file name's (`<session>.jsonl…`).
     pub session: String,
     /// Clawdbot's provider name (`anthropic`, `ollama-macmini`); empty if none.
     pub provider: String,
@@ -198,6 +232,36 @@ pub struct Turn {
     pub reported_usd: Option<f64>,
     /// What was wrong with the line.
     pub flags: TurnFlags,
+}
+
+/// At most this many long-context thresholds split [`CostStore::turn_groups`].
+pub const MAX_THRESHOLDS: usize = 8;
+
+/// Turns of one agent, session, provider, model, UTC day and side of the
+/// long-context thresholds, summed: [`CostStore::turn_groups`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnGroup {
+    /// The agent.
+    pub agent: String,
+    /// The session id.
+    pub session: String,
+    /// The provider as OpenClaw named it.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The UTC day.
+    pub day: jiff::civil::Date,
+    /// How many turns.
+    pub requests: u64,
+    /// Their tokens, summed.
+    pub usage: Usage,
+    /// The smallest prompt (input + cache reads + cache writes) among them:
+    /// which side of each threshold they are all on.
+    pub min_prompt: u64,
+    /// The sum of what OpenClaw recorded (`usage.cost.total`), where it did.
+    pub reported_usd: Option<f64>,
+    /// The latest turn.
+    pub last_at: Timestamp,
 }
 
 /// The cost store. See the module documentation.
@@ -320,6 +384,74 @@ impl CostStore {
                     })
                 },
             )
+            .map_err(&err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&err)
+    }
+
+    /// The turns of `[from, until)` summed in SQL per agent, session,
+    /// provider, model, UTC day (prices are dated by it) and side of each
+    /// of `thresholds` (the long-context tiers' prompt sizes, at most
+    /// [`MAX_THRESHOLDS`]: requests on the same side of every threshold are
+    /// priced alike).
+    pub fn turn_groups(
+        &self,
+        from: Timestamp,
+        until: Timestamp,
+        thresholds: &[u64],
+    ) -> Result<Vec<TurnGroup>, StoreError> {
+        let err = self.sqlite("sum transcript turns");
+        let thresholds = &thresholds[..thresholds.len().min(MAX_THRESHOLDS)];
+        let prompt = "(input + cache_read + cache_write)";
+        let side = if thresholds.is_empty() {
+            "0".to_owned()
+        } else {
+            (0..thresholds.len())
+                .map(|i| format!("({prompt} > ?{})", i + 3))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let sql = format!(
+            "SELECT agent, session, provider, model, at_us / 86400000000 AS day, {side} AS side, \
+             count(*), sum(input), sum(output), sum(cache_read), sum(cache_write), min({prompt}), \
+             sum(reported_usd), max(at_us) \
+             FROM turns WHERE at_us >= ?1 AND at_us < ?2 \
+             GROUP BY agent, session, provider, model, day, side"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
+        let mut args: Vec<i64> = vec![from.as_microsecond(), until.as_microsecond()];
+        args.extend(
+            thresholds
+                .iter()
+                .map(|t| i64::try_from(*t).unwrap_or(i64::MAX)),
+        );
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| {
+                let n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                let day: i64 = row.get(4)?;
+                Ok(TurnGroup {
+                    agent: row.get(0)?,
+                    session: row.get(1)?,
+                    provider: row.get(2)?,
+                    model: row.get(3)?,
+                    day: Timestamp::from_second(day.saturating_mul(86_400))
+                        .unwrap_or(Timestamp::UNIX_EPOCH)
+                        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                        .date(),
+                    requests: n(6)?,
+                    usage: Usage {
+                        input_tokens: n(7)?,
+                        output_tokens: n(8)?,
+                        cache_read_tokens: n(9)?,
+                        cache_write_tokens: n(10)?,
+                    },
+                    min_prompt: n(11)?,
+                    reported_usd: row.get(12)?,
+                    last_at: Timestamp::from_microsecond(row.get(13)?)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                })
+            })
             .map_err(&err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(&err)
     }

@@ -235,6 +235,29 @@ fn render_details(out: &mut String, r: &MonthReport) {
             );
         }
     }
+    if !r.by_agent.is_empty() {
+        let _ = writeln!(out, "\nBy agent (this machine's transcripts):");
+        for a in &r.by_agent {
+            let mut cost = usd(a.usd);
+            if a.unpriced_requests > 0 {
+                cost.push_str(" + unpriced");
+            }
+            let top = a
+                .top_sessions
+                .first()
+                .map(|s| format!("; top session {} {}", s.session, usd(s.usd)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>7} req {:>8} tok  {:<14} {} session(s){top}",
+                a.agent,
+                thousands(a.local.requests + a.cloud.requests),
+                tokens(a.local.total + a.cloud.total),
+                cost,
+                a.sessions,
+            );
+        }
+    }
     let s = &r.sources;
     let _ = writeln!(
         out,

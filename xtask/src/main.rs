@@ -43,7 +43,7 @@ fn main() -> ExitCode {
                  test                 install test dependencies, then fmt, clippy and all tests\n  \
                  bench idle [--secs N] idle daemon memory and CPU (default 60 s)\n  \
                  bench proxy          the inference proxy against direct, same run\n  \
-                 bench transcripts    ingesting 1,000,000 transcript lines, and a restart\n  \
+                 bench transcripts    ingesting 1,000,000 JSONL lines and a 300 MB OpenClaw store, and a restart\n  \
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
