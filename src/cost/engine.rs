@@ -496,8 +496,8 @@ impl Engine {
             horizon,
             &self.prices.long_context_thresholds(),
         )?;
-        let providers = clawdbot_providers(
-            self.settings.clawdbot_config.as_deref(),
+        let providers = agent_providers(
+            self.settings.agent_config.as_deref(),
             &self.settings.fleet_hosts,
         );
         let patterns = &self.settings.local_providers;
