@@ -43,6 +43,10 @@ pub struct RuntimeInfo {
     pub version: String,
     /// When it started.
     pub started_at: jiff::Timestamp,
+    /// Where its inference proxy listens (absent in a file of an older
+    /// ClawFleet).
+    #[serde(default)]
+    pub proxy: Option<SocketAddr>,
 }
 
 impl RuntimeInfo {
@@ -279,7 +283,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         cancel.clone(),
     ));
 
-    let runtime_file = write_runtime_file(&config.data_dir(), &api_addrs);
+    let runtime_file = write_runtime_file(&config.data_dir(), &api_addrs, proxy_addr);
     Ok(Running {
         api_addrs,
         proxy_addr,
@@ -384,12 +388,13 @@ impl Running {
 
 /// Writes `daemon.json` atomically. Failing to write it is not fatal: the
 /// daemon runs; `clawfleet status` then falls back to the configured address.
-fn write_runtime_file(data_dir: &Path, api: &[SocketAddr]) -> Option<PathBuf> {
+fn write_runtime_file(data_dir: &Path, api: &[SocketAddr], proxy: SocketAddr) -> Option<PathBuf> {
     let info = RuntimeInfo {
         pid: std::process::id(),
         api: api.to_vec(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at: jiff::Timestamp::now(),
+        proxy: Some(proxy),
     };
     let path = data_dir.join(RUNTIME_FILE);
     let tmp = data_dir.join(format!("{RUNTIME_FILE}.{}.tmp", std::process::id()));

@@ -351,7 +351,19 @@ fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let proxy = wire::proxy_base(&config.proxy.listen);
+            // The running daemon's proxy (its port may be chosen by the
+            // OS), else the configured one.
+            let running = clawfleet::daemon::RuntimeInfo::read(&data_dir)
+                .and_then(|r| r.proxy)
+                .map(|a| a.to_string());
+            let listen = running.unwrap_or_else(|| config.proxy.listen.clone());
+            if listen.ends_with(":0") {
+                eprintln!(
+                    "error: the proxy listens on a port the OS chooses ([proxy] listen = {listen:?}) and no running daemon says which: start `clawfleet serve` first"
+                );
+                return ExitCode::from(2);
+            }
+            let proxy = wire::proxy_base(&listen);
             let opts = wire::Options {
                 kind: install.kind,
                 machine,

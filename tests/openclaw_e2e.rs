@@ -294,3 +294,212 @@ async fn local_agent_turn_talks_native_ollama_and_stores_the_transcript() {
         "OpenClaw processes left running after the turn"
     );
 }
+
+/// A ClawFleet daemon on a one-machine config (`local`, whose Ollama is
+/// `ollama`) watching the OpenClaw install of `home`; its config file, and
+/// its proxy's URL.
+async fn clawfleet_for(
+    home: &OpenClawHome,
+    ollama: &FakeOllama,
+    data: &Path,
+) -> (tokio::process::Child, PathBuf, String) {
+    let text = support::one_machine_config(data, &ollama.url(), "").replace(
+        &format!("config_path = {:?}", data.join("none.json")),
+        &format!("config_path = {:?}", home.config_path()),
+    );
+    let config = data.join("clawfleet.toml");
+    std::fs::create_dir_all(data).expect("create the data folder");
+    std::fs::write(&config, text).expect("write ClawFleet's config");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"));
+    cmd.arg("--config").arg(&config).arg("serve");
+    let (child, proxy) = support::serve(cmd).await;
+    (child, config, proxy)
+}
+
+fn clawfleet_cli(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run clawfleet")
+}
+
+/// The whole path with the real agent: `clawfleet openclaw wire` points
+/// OpenClaw's Ollama provider at the proxy and OpenClaw accepts the file; a
+/// real turn with a tool call goes through the proxy to the fake Ollama and
+/// back; when the proxy says nothing can serve, OpenClaw moves to its
+/// fallback after one request; and the turns' tokens are in `clawfleet
+/// costs`, counted once though both the ledger and the transcript hold them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wired_openclaw_goes_through_the_proxy_falls_back_at_once_and_is_costed_once() {
+    install();
+    let ollama = fake_qwen().await;
+    let home = OpenClawHome::empty();
+    let note = home.home().join("note.txt");
+    std::fs::write(&note, "the fleet is green\n").expect("write the note");
+    ollama.set_tool_call("read", json!({"path": note.display().to_string()}));
+    // The agent's fallback: another Ollama, not a machine of the fleet.
+    let spare = FakeOllama::start().await;
+    spare.set_model_names(&["good:1b"]);
+    spare.set_reply("The spare answered");
+    home.write_config(&json!({
+        "models": {"providers": {
+            "ollama": {"baseUrl": ollama.url(), "apiKey": "ollama-local", "api": "ollama",
+                       "models": [{"id": "qwen3:8b", "name": "qwen3:8b"}]},
+            "spare": {"baseUrl": spare.url(), "apiKey": "ollama-local", "api": "ollama",
+                      "models": [{"id": "good:1b", "name": "good:1b"}]},
+        }},
+        "agents": {"defaults": {"model": {"primary": "ollama/qwen3:8b", "fallbacks": ["spare/good:1b"]}}},
+    }));
+    let data = tempfile::tempdir().expect("a data folder");
+    let (_daemon, config, proxy) = clawfleet_for(&home, &ollama, data.path()).await;
+
+    // Wire, and OpenClaw accepts what was written.
+    let wired = clawfleet_cli(&config, &["openclaw", "wire"]);
+    assert!(
+        wired.status.success(),
+        "wire: {}\n{}",
+        String::from_utf8_lossy(&wired.stdout),
+        String::from_utf8_lossy(&wired.stderr)
+    );
+    let after: Value = json5::from_str(&home.config_text()).expect("JSON5");
+    assert_eq!(
+        after["models"]["providers"]["ollama"]["baseUrl"],
+        json!(format!("{proxy}/via/local")),
+        "the native endpoint, no /v1"
+    );
+    assert_eq!(
+        after["models"]["providers"]["spare"]["baseUrl"],
+        json!(spare.url()),
+        "not a machine of the fleet: left alone"
+    );
+    let validate = openclaw(&home, &["config", "validate", "--json"]);
+    assert_eq!(
+        stdout_json(&validate)["valid"],
+        json!(true),
+        "OpenClaw accepts the wired file"
+    );
+
+    // A real turn with a tool call, through the proxy.
+    let turn = agent_turn_local(&home, "Read the note, then say hello.");
+    let result = stdout_json(&turn);
+    assert!(
+        turn.status.success(),
+        "turn: {result}\n{}",
+        String::from_utf8_lossy(&turn.stderr)
+    );
+    assert_eq!(
+        result.pointer("/payloads/0/text"),
+        Some(&json!(REPLY)),
+        "{result}"
+    );
+    let chats: Vec<Value> = ollama
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/chat")
+        .map(|r| r.json())
+        .collect();
+    assert!(
+        chats.len() >= 2,
+        "the tool call and the answer: {}",
+        chats.len()
+    );
+    let tool_result = chats
+        .iter()
+        .flat_map(|c| c["messages"].as_array().cloned().unwrap_or_default())
+        .find(|m| m["role"] == "tool")
+        .expect("OpenClaw ran the tool and sent its result back through the proxy");
+    assert_eq!(tool_result["tool_name"], json!("read"), "{tool_result}");
+    assert!(
+        tool_result["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("the fleet is green")),
+        "{tool_result}"
+    );
+    let records = support::ledger_records(data.path(), chats.len()).await;
+    let served: Vec<_> = records
+        .iter()
+        .filter(|r| r.endpoint == "/api/chat" && r.status == 200)
+        .collect();
+    assert_eq!(
+        served.len(),
+        chats.len(),
+        "every turn's request metered: {records:?}"
+    );
+    assert!(served.iter().all(|r| r.usage.is_some()));
+
+    // Nothing can serve: OpenClaw moves to its fallback after one request.
+    ollama.fail_all(500, "out of memory");
+    let failing_before = ollama.count("/api/chat");
+    let turn = agent_turn_local(&home, "Say hello again.");
+    let result = stdout_json(&turn);
+    assert!(
+        turn.status.success(),
+        "turn: {result}\n{}",
+        String::from_utf8_lossy(&turn.stderr)
+    );
+    assert_eq!(
+        result.pointer("/payloads/0/text"),
+        Some(&json!("The spare answered")),
+        "{result}"
+    );
+    let records = support::ledger_records(data.path(), served.len() + 1).await;
+    let refused: Vec<_> = records.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one request, then the fallback (no retry loop on the same model): {records:?}"
+    );
+    // The proxy asked the failing machine at most once (not at all once
+    // its health poll saw it down).
+    assert!(ollama.count("/api/chat") - failing_before <= 1);
+    let fell_back = spare
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/chat")
+        .expect("the spare was asked");
+    let answered = refused[0].started_at
+        + jiff::SignedDuration::from_secs_f64(refused[0].duration_ms / 1000.0);
+    eprintln!(
+        "time from the proxy's 503 to OpenClaw asking its fallback: {} ms",
+        fell_back.at.duration_since(answered).as_millis()
+    );
+
+    // The costs: the local turns counted once, though the ledger and the
+    // transcript both hold them.
+    let costs = clawfleet_cli(&config, &["costs", "--json"]);
+    assert!(
+        costs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&costs.stderr)
+    );
+    let v: Value = serde_json::from_slice(&costs.stdout).expect("costs JSON");
+    let report = &v["machines"][0]["report"];
+    let usage = ollama.usage();
+    let per_turn = usage.prompt_eval_count + usage.eval_count;
+    // The proxied requests once each, and the spare's turn (a provider
+    // that bypasses the proxy) from the transcript: all local, all free.
+    assert_eq!(
+        report["local"]["total"],
+        json!(per_turn * (served.len() as u64 + 1)),
+        "{report}"
+    );
+    assert_eq!(
+        report["sources"]["ledger_requests"],
+        json!(served.len()),
+        "{report}"
+    );
+    assert_eq!(
+        report["sources"]["counted_once"],
+        json!(served.len()),
+        "{report}"
+    );
+    assert_eq!(report["sources"]["transcript_turns"], json!(1), "{report}");
+    assert_eq!(report["month_to_date_usd"], json!(0.0), "{report}");
+    let main = report["by_agent"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["agent"] == "main"))
+        .unwrap_or_else(|| panic!("the main agent's costs: {report}"));
+    assert!(main["local"]["total"].as_u64().unwrap_or(0) > 0, "{main}");
+}

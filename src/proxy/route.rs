@@ -47,6 +47,18 @@ pub enum RouteError {
         /// Every model the fleet has, as clients may name them.
         available: Vec<String>,
     },
+    /// No Ollama that answered has the model, and some did not answer: it
+    /// may be on one of those, which cannot serve it now either.
+    #[error(
+        "no machine can serve {model:?} now: {} not answering, and no Ollama that answers has it",
+        down.join(", ")
+    )]
+    NoneUp {
+        /// What was asked for.
+        model: String,
+        /// The machines whose Ollama is down or not probed yet.
+        down: Vec<String>,
+    },
 }
 
 fn list(names: &[String]) -> String {
@@ -135,6 +147,22 @@ pub fn plan(
         })
         .collect();
     if found.is_empty() {
+        let down: Vec<String> = fleet
+            .machines()
+            .filter(|m| m.ollama_url.is_some())
+            .filter(|m| {
+                snap.machine(&m.id)
+                    .and_then(|s| s.ollama.as_ref())
+                    .is_none_or(|o| !o.reachable)
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        if !down.is_empty() {
+            return Err(RouteError::NoneUp {
+                model: model.to_owned(),
+                down,
+            });
+        }
         return Err(RouteError::UnknownModel {
             model: model.to_owned(),
             available: available(fleet, snap),
@@ -365,6 +393,16 @@ name = "Windows"
         let (config, fleet, mut snap) = setup("");
         has(&mut snap, "a", true, &["qwen3:8b"], &[], 1.0);
         has(&mut snap, "c", true, &["gpt-oss:20b", "qwen3:8b"], &[], 1.0);
+        // b has not answered: the model may be there.
+        let err = plan("llama9", &config, &fleet, &snap).unwrap_err();
+        assert_eq!(
+            err,
+            RouteError::NoneUp {
+                model: "llama9".into(),
+                down: vec!["b".into()]
+            }
+        );
+        has(&mut snap, "b", true, &[], &[], 1.0);
         let err = plan("llama9", &config, &fleet, &snap).unwrap_err();
         assert_eq!(
             err.to_string(),

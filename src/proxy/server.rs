@@ -662,6 +662,12 @@ async fn infer(
                 let r = Refusal(404, ErrorKind::ModelNotFound, e.to_string());
                 return refuse(&proxy.ledger, record, started, shape, r);
             }
+            // It may exist on a machine that is down: nothing can serve it
+            // now, which the agent moves on from (see errors::RETRY_AFTER_SECS).
+            Err(e @ RouteError::NoneUp { .. }) => {
+                let r = Refusal(503, ErrorKind::Overloaded, e.to_string());
+                return refuse(&proxy.ledger, record, started, shape, r);
+            }
         };
         if let Some(machine) = prefer.as_deref() {
             if !proxy.fleet.machines().any(|m| m.id == machine) {

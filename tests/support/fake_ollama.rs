@@ -232,6 +232,8 @@ pub struct Recorded {
     /// The address the connection came from: the client's, or a proxy's
     /// when one stood between.
     pub peer: Option<SocketAddr>,
+    /// When it arrived.
+    pub at: jiff::Timestamp,
 }
 
 impl Recorded {
@@ -256,6 +258,9 @@ struct Settings {
     /// Wait between streamed chunks.
     chunk_delay: Duration,
     reply: String,
+    /// Answer a chat that has no tool result yet with this tool call
+    /// (function name, arguments) instead of the reply.
+    tool_call: Option<(String, Value)>,
     usage: FakeUsage,
     stream_fault: StreamFault,
     counts: HashMap<String, usize>,
@@ -276,6 +281,7 @@ impl Default for Settings {
             delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             reply: "The sky is blue because of Rayleigh scattering.".into(),
+            tool_call: None,
             usage: FakeUsage::default(),
             stream_fault: StreamFault::None,
             counts: HashMap::new(),
@@ -491,6 +497,14 @@ impl FakeOllama {
     }
 
     /// The statistics reported in the final chunk and in `usage`.
+    /// Makes `/api/chat` ask for this tool (a function name and its
+    /// arguments) until the request carries a tool result (`role: "tool"`),
+    /// then answer with the reply, as a model does. Streamed as Ollama
+    /// streams it: a chunk with `message.tool_calls`, then the final chunk.
+    pub fn set_tool_call(&self, name: &str, arguments: Value) {
+        lock(&self.state).tool_call = Some((name.to_owned(), arguments));
+    }
+
     pub fn set_usage(&self, usage: FakeUsage) {
         lock(&self.state).usage = usage;
     }
@@ -726,6 +740,7 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
         let mut s = lock(&state);
         *s.counts.entry(path.clone()).or_default() += 1;
         s.requests.push(Recorded {
+            at: jiff::Timestamp::now(),
             method,
             path: path.clone(),
             body: bytes.to_vec(),
@@ -968,6 +983,31 @@ fn native(state: &Shared, api: Api, body: &Bytes) -> Response {
         object["done"] = json!(true);
         object["done_reason"] = json!(reason);
         return json_response(StatusCode::OK, &object);
+    }
+    let tool_result_given = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|x| x["role"] == "tool"));
+    let tool_call = match api {
+        Api::Chat if !tool_result_given => lock(state).tool_call.clone(),
+        _ => None,
+    };
+    if let Some((name, arguments)) = tool_call {
+        let mut call = native_chunk(&answer, "");
+        call["message"]["tool_calls"] =
+            json!([{"function": {"name": name, "arguments": arguments}}]);
+        let mut last = native_chunk(&answer, "");
+        finish_native(&mut last, &answer);
+        if !stream {
+            last["message"] = call["message"].clone();
+            return json_response(StatusCode::OK, &last);
+        }
+        let lines = vec![format!("{call}\n"), format!("{last}\n")];
+        let error_line = format!(
+            "{}\n",
+            json!({"error": "an error was encountered while running the model"})
+        );
+        return streamed(lines, error_line, &answer, "application/x-ndjson");
     }
     if !stream {
         let mut object = native_chunk(&answer, &answer.pieces.concat());
