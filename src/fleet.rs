@@ -120,7 +120,7 @@ fn standalone(os_hostname: &str) -> MachineConfig {
                 expect_status: None,
             },
             ServiceConfig {
-                name: "Clawdbot gateway".to_owned(),
+                name: "OpenClaw gateway".to_owned(),
                 port: Some(18789),
                 host: None,
                 url: None,

@@ -452,7 +452,7 @@ pub struct LoadedModel {
 /// A configured service (a TCP port or an HTTP URL).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStatus {
-    /// Name from the config (`Clawdbot gateway`).
+    /// Name from the config (`OpenClaw gateway`).
     pub name: String,
     /// `tcp` or `http`.
     pub kind: String,

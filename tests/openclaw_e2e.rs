@@ -40,11 +40,20 @@ async fn probe_home(home: &OpenClawHome) -> OpenClawStatus {
 
 /// ClawFleet's probe of the config at `path` (as `[openclaw] config_path`).
 async fn probe_config(path: PathBuf, home: &Path) -> OpenClawStatus {
-    let settings = Settings {
-        ours: OpenClawConfig {
+    probe_with(
+        OpenClawConfig {
             config_path: Some(path),
             ..OpenClawConfig::default()
         },
+        home,
+    )
+    .await
+}
+
+/// ClawFleet's probe with `[openclaw]` as `ours`, `home` the home folder.
+async fn probe_with(ours: OpenClawConfig, home: &Path) -> OpenClawStatus {
+    let settings = Settings {
+        ours,
         timeout: Duration::from_secs(10),
     };
     let env = Environment::with(|_| None, Some(home.to_path_buf()));
@@ -200,6 +209,100 @@ async fn gateway_starts_answers_the_cli_and_leaves_nothing_behind() {
             .unwrap_or_default()
             .contains("gateway token mismatch"),
         "{h:?}"
+    );
+
+    // A secret only OpenClaw can read (its own store): the websocket is
+    // refused for want of one, and `openclaw health --json` answers.
+    let mut stored = json5::from_str::<Value>(&home.config_text()).expect("JSON5");
+    stored["gateway"]["auth"]["token"] =
+        json!({"source": "store", "provider": "default", "id": "GW_TOKEN"});
+    let store_home = OpenClawHome::new(&stored);
+    let token_file = store_home.home().join("token.txt");
+    std::fs::write(&token_file, support::GATEWAY_TOKEN).expect("write the token file");
+    let set = openclaw(
+        &store_home,
+        &[
+            "secrets",
+            "store",
+            "set",
+            "GW_TOKEN",
+            "--kind",
+            "secret",
+            "--value-file",
+            token_file.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "secrets store set: {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let by_cli = probe_with(
+        OpenClawConfig {
+            config_path: Some(store_home.config_path()),
+            cli: store_home.cli_script().display().to_string(),
+            ..OpenClawConfig::default()
+        },
+        store_home.home(),
+    )
+    .await;
+    assert!(
+        by_cli
+            .gateway_auth
+            .as_deref()
+            .unwrap_or_default()
+            .contains("OpenClaw's own secret store"),
+        "{:?}",
+        by_cli.gateway_auth
+    );
+    let h = by_cli.gateway_health.expect("asked");
+    assert!(h.ok, "`openclaw health` answered for it: {h:?}");
+    assert_eq!(h.via.as_deref(), Some("cli"));
+    assert!(h.agents.contains(&"main".to_owned()), "{h:?}");
+
+    // Healing: the restart action of the table, for the install found, run
+    // with the real `openclaw gateway restart`; the gateway comes back.
+    let mut install = status.install.clone().expect("an install");
+    install.services.cli = home.cli_script().display().to_string();
+    let machine = clawfleet::snapshot::MachineSnapshot {
+        is_self: true,
+        openclaw: Some(OpenClawStatus {
+            install: Some(install),
+            ..status.clone()
+        }),
+        ..Default::default()
+    };
+    let executor = clawfleet::heal::execute::Executor::new(
+        &clawfleet::config::HealConfig::default(),
+        "pm2",
+        None,
+        support::client(),
+    );
+    let done = executor
+        .execute(
+            &clawfleet::heal::action::Action::RestartGateway,
+            false,
+            &machine,
+        )
+        .await;
+    assert!(done.success, "restart: {}", done.summary);
+    assert!(
+        done.commands[0].argv[1..] == ["gateway", "restart"],
+        "OpenClaw's own command first: {:?}",
+        done.commands[0].argv
+    );
+    let mut back = None;
+    for _ in 0..60 {
+        let s = probe_home(&home).await;
+        if s.gateway_health.as_ref().is_some_and(|h| h.ok) {
+            back = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        back.is_some(),
+        "the gateway is healthy again after its restart"
     );
 
     // Before stopping: the gateway's processes carry this home; nothing

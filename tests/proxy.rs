@@ -578,17 +578,20 @@ async fn bad_requests_get_clear_errors_in_the_clients_shape() {
         "{body}"
     );
 
+    // A model no answering Ollama has, while the peer is down: it may be
+    // there, so nothing can serve it now (the answer agents move on from).
     let r = raw(
         "/v1/chat/completions",
         b"{\"model\": \"llama9\", \"messages\": []}".to_vec(),
     )
     .await
     .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "120");
     let body: Value = r.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("llama9") && message.contains("qwen3:8b"),
+        message.contains("llama9") && message.contains("peer not answering"),
         "{message}"
     );
 
@@ -612,13 +615,13 @@ async fn bad_requests_get_clear_errors_in_the_clients_shape() {
     let records = fleet.records(5).await;
     let mut statuses: Vec<u16> = records.iter().map(|r| r.status).collect();
     statuses.sort_unstable();
-    assert_eq!(statuses, [400, 400, 400, 404, 413]);
+    assert_eq!(statuses, [400, 400, 400, 413, 503]);
     assert!(
         records
             .iter()
             .all(|r| r.outcome == "error" && r.error.is_some() && r.machine.is_none())
     );
-    let unknown = records.iter().find(|r| r.status == 404).unwrap();
+    let unknown = records.iter().find(|r| r.status == 503).unwrap();
     assert_eq!(unknown.requested_model.as_deref(), Some("llama9"));
     fleet.running.shutdown().await;
 }
@@ -1312,5 +1315,90 @@ async fn one_connection_carries_inference_listings_and_chunked_uploads_in_any_or
     assert_eq!(local.count("/api/chat"), 4);
     let records = fleet.records(4).await;
     assert!(records.iter().all(|r| r.status == 200), "{records:?}");
+    fleet.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_model_no_machine_has_is_a_404_listing_what_exists() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    peer.set_model_names(&["gpt-oss:20b"]);
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    let r = fleet
+        .post(
+            "/api/chat",
+            json!({"model": "llama9", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("llama9")
+            && message.contains("qwen3:8b")
+            && message.contains("gpt-oss:20b"),
+        "{message}"
+    );
+    fleet.running.shutdown().await;
+}
+
+/// What OpenClaw's discovery asks at its `/via/<machine>` base URL: the
+/// fleet's models, and each model's details from the machine that would
+/// serve it (with `capabilities` and `model_info`, which it reads).
+#[tokio::test]
+async fn discovery_under_via_sees_the_fleet() {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    local.set_model_names(&["qwen3:8b"]);
+    peer.set_model_names(&["gpt-oss:20b"]);
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    let tags: Value = fleet
+        .client
+        .get(format!("{}/via/local/api/tags", fleet.proxy))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = tags["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"qwen3:8b") && names.contains(&"gpt-oss:20b"),
+        "{names:?}"
+    );
+    for path in [
+        "/via/local/api/version",
+        "/via/local/api/ps",
+        "/via/local/",
+        "/via/local/v1/models",
+    ] {
+        let r = fleet
+            .client
+            .get(format!("{}{path}", fleet.proxy))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = fleet
+        .post("/via/local/api/show", json!({"model": "gpt-oss:20b"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-clawfleet-machine"],
+        "peer",
+        "the machine that has it answers"
+    );
+    let show: Value = r.json().await.unwrap();
+    assert!(show["capabilities"].is_array(), "{show}");
+    assert!(show["model_info"].is_object(), "{show}");
     fleet.running.shutdown().await;
 }

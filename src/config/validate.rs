@@ -412,7 +412,7 @@ fn check_machine(c: &mut Checker, i: usize, m: &MachineConfig) {
             c.push(
                 p,
                 "empty service name".into(),
-                "a name such as \"Clawdbot gateway\"",
+                "a name such as \"OpenClaw gateway\"",
             );
         }
         match (&svc.port, &svc.url) {

@@ -27,7 +27,7 @@ pub enum Action {
         /// The model.
         model: String,
     },
-    /// Restart the Clawdbot gateway.
+    /// Restart the agent's gateway (OpenClaw, or a legacy Clawdbot).
     RestartGateway,
 }
 

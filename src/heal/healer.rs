@@ -173,7 +173,7 @@ pub struct Summarizer {
 
 /// What the model is told.
 const SUMMARY_INSTRUCTIONS: &str = "You read the self-healing log of one machine of a personal AI fleet \
-(Ollama models, pm2 apps, a Clawdbot gateway). Summarise the last day for its owner in at most five \
+(Ollama models, pm2 apps, an OpenClaw gateway). Summarise the last day for its owner in at most five \
 short sentences: what went wrong, what was done about it, whether it worked, and anything that still \
 needs a human. Plain words, no preamble, no lists.";
 

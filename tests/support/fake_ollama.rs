@@ -716,6 +716,7 @@ fn router(state: Shared) -> Router {
         .route("/api/ps", get(ps))
         .route("/api/chat", post(chat))
         .route("/api/generate", post(generate))
+        .route("/api/show", post(show))
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/models", get(openai_models))
         // Go's net/http answer for an unknown path.
@@ -942,6 +943,52 @@ fn words(reply: &str) -> Vec<String> {
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
+}
+
+/// `POST /api/show` (`{"model"}`, or `{"name"}` as older clients send it):
+/// the model's details, `model_info` with its context length, and its
+/// `capabilities`, as Ollama 0.5+ answers (what OpenClaw's discovery reads).
+async fn show(State(state): State<Shared>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(name) = request["model"]
+        .as_str()
+        .or_else(|| request["name"].as_str())
+    else {
+        return error_response("/api/show", 400, "model is required");
+    };
+    let wanted = normalize(name);
+    let model = lock(&state)
+        .models
+        .iter()
+        .find(|m| m.name == wanted)
+        .cloned();
+    let Some(m) = model else {
+        return error_response("/api/show", 404, &format!("model '{name}' not found"));
+    };
+    let arch = m.family.clone();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "modelfile": format!("FROM {}\n", m.name),
+            "parameters": "num_ctx                        8192",
+            "template": "{{ .Prompt }}",
+            "details": {
+                "parent_model": "",
+                "format": m.format,
+                "family": m.family,
+                "families": [m.family],
+                "parameter_size": m.parameter_size,
+                "quantization_level": m.quantization_level,
+            },
+            "model_info": {
+                "general.architecture": arch,
+                "general.parameter_count": 8_190_735_360u64,
+                format!("{arch}.context_length"): 40960,
+            },
+            "capabilities": ["completion", "tools"],
+            "modified_at": m.modified_at,
+        }),
+    )
 }
 
 async fn chat(State(state): State<Shared>, body: Bytes) -> Response {

@@ -281,6 +281,31 @@ impl OpenClawHome {
         cmd
     }
 
+    /// An `openclaw` command for programs that run it by name or path
+    /// (ClawFleet's `[openclaw] cli`): a script in this home that runs the
+    /// pinned OpenClaw on Node 24 with the harness's environment.
+    pub fn cli_script(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let install = install();
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        let mut text = String::from("#!/bin/sh\n");
+        for (k, v) in OFFLINE_ENV {
+            text.push_str(&format!("export {k}={v}\n"));
+        }
+        text.push_str(&format!(
+            "export HOME={}\nexport NO_COLOR=1\nexport PATH={}:\"$PATH\"\nexec {} {} \"$@\"\n",
+            quote(self.home()),
+            quote(install.node_bin_dir()),
+            quote(&install.node),
+            quote(&install.entry),
+        ));
+        let path = self.home().join("openclaw-cli.sh");
+        std::fs::write(&path, text).expect("write the openclaw script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make the openclaw script executable");
+        path
+    }
+
     /// Every process on the machine still running with this home as its
     /// `HOME` (read from `/proc/<pid>/environ`; Linux). Empty once every
     /// OpenClaw process the harness started here is gone.

@@ -103,7 +103,8 @@ fn status(what: &str, cmd: &mut Command) -> Result {
 /// WebKitWebDriver, a notification server (dunst) and python3-gi for the
 /// StatusNotifier watcher; `tests/secret.rs` stores keys in GNOME Keyring's
 /// Secret Service on a private session bus (dbus) and reads them back with
-/// `secret-tool` (libsecret-tools).
+/// `secret-tool` (libsecret-tools); `openclaw gateway restart` finds a
+/// foreground gateway with `lsof`.
 const APT_PACKAGES: &[&str] = &[
     "chromium",
     "microsocks",
@@ -128,6 +129,7 @@ const APT_PACKAGES: &[&str] = &[
     "dbus",
     "gnome-keyring",
     "libsecret-tools",
+    "lsof",
 ];
 
 /// Installs missing Debian packages; does nothing (and needs no network) when

@@ -13,8 +13,9 @@ use crate::ledger::Ledger;
 use crate::proxy::server::Proxy;
 use crate::snapshot::Snapshot;
 
-/// A proxy with one machine that has no model: every model is unknown, so
-/// each request is answered at once (404) without a backend.
+/// A proxy with one machine whose Ollama answered with no model: every
+/// model is unknown, so each request is answered at once (404) without a
+/// backend.
 struct Fixture {
     app: ProxyApp,
     _ledger: Ledger,
@@ -42,7 +43,20 @@ ollama_url = "http://127.0.0.1:9"
     );
     let config = Arc::new(crate::config::parse(&text, &Source::Embedded).unwrap());
     let fleet = Arc::new(Fleet::resolve(&config, "test-host"));
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+    let answered = Snapshot {
+        machines: vec![crate::snapshot::MachineSnapshot {
+            id: "local".into(),
+            is_self: true,
+            online: true,
+            ollama: Some(crate::snapshot::OllamaStatus {
+                reachable: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Snapshot::default()
+    };
+    let (tx, rx) = watch::channel(Arc::new(answered));
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).unwrap();
     let proxy = Proxy::new(config.clone(), fleet.clone(), rx, ledger.handle()).unwrap();
     let allowed = crate::api::AllowedHosts::new(&config, &fleet, &[]);
