@@ -368,6 +368,7 @@ fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
                 kind: install.kind,
                 machine,
                 anthropic,
+                first_byte_timeout_secs: Some(config.proxy.first_byte_timeout_secs),
             };
             let report = match wire::wire(&path, &data_dir, &fleet, &proxy, &opts, dry_run) {
                 Ok(r) => r,
@@ -405,6 +406,9 @@ fn openclaw_cmd(explicit: Option<&Path>, command: OpenClawCommand) -> ExitCode {
                 }
                 for s in &report.skipped {
                     println!("left alone: {}: {}", s.provider, s.why);
+                }
+                for n in &report.notes {
+                    println!("note: {n}");
                 }
                 if dry_run {
                     println!("(dry run: nothing was written)");

@@ -412,11 +412,29 @@ fn openclaw_goes_to_the_native_endpoint_and_its_discovery_through_the_proxy() {
             ("ollama", "provider")
         ]
     );
+    assert!(done.notes.is_empty(), "{:?}", done.notes);
     // Again: nothing.
     let again = wire::wire(&path, &data, &fleet, PROXY, &openclaw(), false).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
     wire::unwire(&path, &data, false).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), OPENCLAW);
+    // A provider that waits longer for a cold load than the proxy: named.
+    let slow = OPENCLAW.replace(
+        "apiKey: \"ollama-local\", api: \"ollama\"",
+        "apiKey: \"ollama-local\", api: \"ollama\", timeoutSeconds: 900",
+    );
+    std::fs::write(&path, &slow).unwrap();
+    let opts = Options {
+        first_byte_timeout_secs: Some(300),
+        ..Options::default()
+    };
+    let done = wire::wire(&path, &data, &fleet, PROXY, &opts, true).unwrap();
+    assert_eq!(done.notes.len(), 1, "{:?}", done.notes);
+    assert!(
+        done.notes[0].contains("first_byte_timeout_secs = 900"),
+        "{:?}",
+        done.notes
+    );
 }
 
 #[test]

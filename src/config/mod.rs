@@ -153,7 +153,7 @@ impl Listen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// Where Clawdbot's Ollama providers point.
+    /// Where the agent's Ollama providers point (`clawfleet openclaw wire`).
     #[serde(default = "default_proxy_listen")]
     pub listen: String,
     /// SOCKS5 proxy for peer connections (Tailscale userspace networking,
@@ -582,12 +582,13 @@ pub struct CostsConfig {
     /// month, check budgets and the leak rule).
     #[serde(default = "d_costs_interval")]
     pub interval_secs: u64,
-    /// Read Clawdbot's session transcripts (they also hold direct Anthropic
+    /// Read the agent's transcripts (they also hold direct Anthropic
     /// calls that never pass through the proxy).
     #[serde(default = "d_true")]
     pub read_transcripts: bool,
-    /// Clawdbot's agents folder (`<agent>/sessions/*.jsonl`). Default: the
-    /// `agents` folder beside Clawdbot's config file (`~/.clawdbot/agents`).
+    /// The agents folder (`<agent>/agent/openclaw-agent.sqlite`,
+    /// `<agent>/sessions/*.jsonl`). Default: `agents` in OpenClaw's state
+    /// folder (`~/.openclaw/agents`).
     #[serde(default)]
     pub transcripts_dir: Option<PathBuf>,
     /// A price file overlaying the embedded table. Default: `prices.toml`
@@ -601,8 +602,8 @@ pub struct CostsConfig {
     /// Savings are local tokens priced at this cloud model.
     #[serde(default = "d_savings_model")]
     pub savings_model: String,
-    /// Clawdbot providers that run locally (free): names, or prefixes ending
-    /// in `*`. Providers whose `baseUrl` in Clawdbot's config points at
+    /// The agent's providers that run locally (free): names, or prefixes ending
+    /// in `*`. Providers whose `baseUrl` in its config points at
     /// loopback or a fleet machine are local too.
     #[serde(default = "d_local_providers")]
     pub local_providers: Vec<String>,

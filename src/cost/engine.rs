@@ -1,7 +1,7 @@
 //! The cost engine: gathers usage from the ledger and the transcripts, counts
 //! each request once, prices it and keeps the alarms.
 //!
-//! **Counting once.** A Clawdbot turn that went through this machine's proxy
+//! **Counting once.** An agent's turn that went through this machine's proxy
 //! is in both sources: the transcript line and the ledger row. The ledger is
 //! kept (it knows which machine served), and the transcript turn is left out
 //! when the ledger holds a request for the same model with exactly the same
@@ -11,9 +11,9 @@
 //! bypass the proxy) is counted from the transcripts.
 //!
 //! **Local or cloud.** A model with a price in the table is cloud. Otherwise
-//! a request the proxy sent to a fleet machine, or a turn whose Clawdbot
+//! a request the proxy sent to a fleet machine, or a turn whose agent
 //! provider is local (named in `[costs] local_providers`, or whose `baseUrl`
-//! in Clawdbot's config is loopback or a fleet machine), is local and free.
+//! in the agent's config is loopback or a fleet machine), is local and free.
 //! Anything else is cloud without a price: counted, and flagged as unpriced.
 
 use std::collections::{HashMap, HashSet};
@@ -225,7 +225,7 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// What Clawdbot's config says about its providers: which are local, and
+/// What the agent's config says about its providers: which are local, and
 /// on which fleet machine.
 #[derive(Debug, Default)]
 struct Providers {

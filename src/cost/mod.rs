@@ -1,5 +1,5 @@
 //! Cost estimates: prices as data, usage from the proxy's ledger and from
-//! Clawdbot's transcripts, monthly figures per machine and for the fleet,
+//! the agent's transcripts, monthly figures per machine and for the fleet,
 //! budgets and the credit-leak alarm.
 //!
 //! - [`prices`]: the dated price table (embedded, overlaid by the user's file);

@@ -18,7 +18,7 @@ use crate::proxy::usage::Usage;
 pub enum Source {
     /// The proxy's ledger.
     Ledger,
-    /// Clawdbot's session transcripts.
+    /// The agent's transcripts.
     Transcripts,
 }
 
@@ -32,7 +32,7 @@ pub struct Item {
     pub requests: u64,
     /// The model as the client named it.
     pub model: String,
-    /// Who served it: a Clawdbot provider name, `anthropic`, or `ollama`
+    /// Who served it: the agent's provider name, `anthropic`, or `ollama`
     /// for requests the proxy sent to a fleet machine.
     pub provider: String,
     /// The fleet machine whose Ollama served it, when known.
@@ -351,7 +351,7 @@ pub fn agent_costs(
 pub struct Sources {
     /// Requests read from the proxy's ledger.
     pub ledger_requests: u64,
-    /// Turns read from Clawdbot's transcripts and counted.
+    /// Turns read from the agent's transcripts and counted.
     pub transcript_turns: u64,
     /// Transcript turns left out because the ledger holds the same request.
     pub counted_once: u64,

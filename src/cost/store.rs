@@ -220,15 +220,15 @@ pub struct Turn {
     /// The session id: OpenClaw's `session_id`, else the JSONL header's,
     /// else the file name's (`<session>.jsonl…`).
     pub session: String,
-    /// Clawdbot's provider name (`anthropic`, `ollama-macmini`); empty if none.
+    /// The agent's provider name (`anthropic`, `ollama-macmini`); empty if none.
     pub provider: String,
-    /// The model id as Clawdbot named it; empty if none.
+    /// The model id as the agent named it; empty if none.
     pub model: String,
-    /// Clawdbot's `api` kind (`anthropic-messages`, `openai-completions`).
+    /// The agent's `api` kind (`anthropic-messages`, `ollama`, …).
     pub api: String,
     /// Tokens.
     pub usage: Usage,
-    /// `usage.cost.total` as Clawdbot computed it from its own config, if any.
+    /// `usage.cost.total` as the agent computed it from its own catalog, if any.
     pub reported_usd: Option<f64>,
     /// What was wrong with the line.
     pub flags: TurnFlags,

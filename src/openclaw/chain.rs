@@ -1,4 +1,4 @@
-//! Clawdbot's model chains (primary, fallbacks, heartbeat, sub-agents)
+//! The agent's model chains (primary, fallbacks, heartbeat, sub-agents)
 //! against what the fleet can serve now: each local model (one of a
 //! provider whose `baseUrl` is an Ollama, or this machine's proxy) is
 //! servable when some machine's Ollama that answered lists it. A chain whose
@@ -16,7 +16,7 @@ use crate::snapshot::{OpenClawStatus, Snapshot};
 pub struct ChainModel {
     /// `primary`, `fallback`, `heartbeat` or `subagent`.
     pub role: String,
-    /// As Clawdbot names it (`ollama-macmini/gpt-oss:20b`).
+    /// As the agent names it (`ollama-macmini/gpt-oss:20b`).
     pub model: String,
     /// Served by an Ollama of the fleet (not a cloud API).
     pub local: bool,

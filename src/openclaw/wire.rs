@@ -132,6 +132,10 @@ pub struct Options {
     pub machine: Option<String>,
     /// Its Anthropic provider through the proxy too.
     pub anthropic: bool,
+    /// How long the proxy waits for a machine's first byte (`[proxy]
+    /// first_byte_timeout_secs`): a provider that allows longer (a cold
+    /// load of a big model) is named, so the proxy does not cut it first.
+    pub first_byte_timeout_secs: Option<u64>,
 }
 
 /// What wiring would do to a text.
@@ -143,6 +147,8 @@ pub struct Planned {
     pub changes: Vec<Change>,
     /// The providers left alone.
     pub skipped: Vec<Skipped>,
+    /// Things to know about the result.
+    pub notes: Vec<String>,
 }
 
 /// Which machine of the fleet an Ollama URL is, if any; `Some(None)` for an
@@ -227,6 +233,7 @@ pub fn plan(text: &str, fleet: &Fleet, proxy: &str, opts: &Options) -> Result<Pl
     let line_of = |at: usize| text[..at].matches('\n').count() + 1;
     let mut changes = Vec::new();
     let mut skipped = Vec::new();
+    let mut notes = Vec::new();
     let mut edits: Vec<Edit> = Vec::new();
     let string_at = |provider: &str, key: &str| {
         strings.iter().find(|s| {
@@ -293,6 +300,15 @@ pub fn plan(text: &str, fleet: &Fleet, proxy: &str, opts: &Options) -> Result<Pl
             continue;
         };
         let machine = opts.machine.clone().or(machine);
+        if let (Some(ours), Some(theirs)) = (
+            opts.first_byte_timeout_secs,
+            provider["timeoutSeconds"].as_u64(),
+        ) && theirs > ours
+        {
+            notes.push(format!(
+                "{name} allows {theirs} s (timeoutSeconds) for a model to answer, the proxy {ours} s before it tries another machine: set [proxy] first_byte_timeout_secs = {theirs} so a slow cold load is not cut by the proxy first"
+            ));
+        }
         let api = provider["api"].as_str();
         let native = opts.kind == AgentKind::OpenClaw;
         let to = if native {
@@ -424,6 +440,7 @@ pub fn plan(text: &str, fleet: &Fleet, proxy: &str, opts: &Options) -> Result<Pl
         text: out,
         changes,
         skipped,
+        notes,
     })
 }
 
@@ -518,6 +535,8 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// Providers left alone.
     pub skipped: Vec<Skipped>,
+    /// Things to know about the result.
+    pub notes: Vec<String>,
     /// The exact diff.
     pub diff: String,
     /// The original, kept beside the file (not in a dry run or when
@@ -719,6 +738,7 @@ pub fn wire(
         },
         changes: planned.changes,
         skipped: planned.skipped,
+        notes: planned.notes,
         backup: None,
         dry_run,
     };

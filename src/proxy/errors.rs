@@ -1,7 +1,7 @@
 //! Errors in the client's own API shape, as a whole body or mid-stream.
 //!
 //! A client of the proxy is an OpenAI SDK, an Ollama client or an Anthropic
-//! SDK; each reads errors only in its own shape, and Clawdbot decides whether
+//! SDK; each reads errors only in its own shape, and the agent decides whether
 //! to fall back to its next model from the status and the text (see
 //! `shared/interop/clawdbot.md`). So every error the proxy makes itself goes
 //! through here:
@@ -24,7 +24,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiShape {
     /// OpenAI-compatible `/v1/chat/completions`, `/v1/completions`,
-    /// `/v1/embeddings`, `/v1/models` (what Clawdbot speaks).
+    /// `/v1/embeddings`, `/v1/models` (what a legacy Clawdbot speaks).
     OpenAi,
     /// Ollama-native `/api/*`.
     Ollama,

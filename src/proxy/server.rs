@@ -192,7 +192,7 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
 
 /// The proxy as served: the inference endpoints (`POST` to one of
 /// `Endpoint::ALL`'s paths, also under `/via/<machine>`: the requests
-/// Clawdbot sends all day) go straight to `infer` behind the same
+/// the agent sends all day) go straight to `infer` behind the same
 /// Host/Origin check; everything else goes through the [`router`]. The
 /// router boxes each request's service,
 /// handler and middleware futures; this path does not. In a profile of
@@ -282,7 +282,7 @@ impl crate::server::Front for ProxyApp {
 }
 
 /// The endpoint a path names, and the machine of a `/via/<machine>/` prefix
-/// (what `clawfleet clawdbot wire` writes into Clawdbot's config). A machine
+/// (what `clawfleet openclaw wire` writes into the agent's config). A machine
 /// segment that is empty or percent-encoded is left to the router, which
 /// decodes it.
 fn hot_path(path: &str) -> Option<(Endpoint, Option<String>)> {
