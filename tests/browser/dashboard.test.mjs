@@ -169,7 +169,8 @@ for (const scheme of ["light", "dark"]) {
     assert.match(text, /loaded 12\.9 GiB VRAM/);
     assert.match(text, /up · 0\.12\.6/);
     assert.match(text, /ollama\/gpt-oss:20b → ollama\/qwen3:8b → anthropic\/claude-sonnet-4-5/);
-    // Clawdbot's agents and heartbeat, from its state folder.
+    // A legacy Clawdbot's card: its agents and heartbeat, from its JSONL.
+    assert.match(text, /Clawdbot \(legacy\)/);
     assert.match(text, /agents 1 · 2 sessions/);
     // The chain against what the fleet serves now.
     assert.match(text, /ollama\/qwen3:8b · fallback\s*servable · macmini/);
@@ -297,6 +298,9 @@ test("a stopped Ollama turns the card red, live, without a reload, and back", as
   });
   assert.equal(border, red, "the card's edge is the page's red");
   await page.locator("#fleet-state[data-state=down]").waitFor();
+  // Why, in one line: on the card and in the header.
+  await card.locator("p.why", { hasText: "Ollama is down" }).waitFor();
+  await page.locator("#fleet-why", { hasText: "Mac Mini: Ollama is down" }).waitFor();
   await ollama.start();
   await page.locator('[data-machine="macmini"]:not([data-state="down"])').waitFor({ timeout: 15000 });
   await page.close();
