@@ -60,6 +60,18 @@ async fn probe_with(ours: OpenClawConfig, home: &Path) -> OpenClawStatus {
     probe(&settings, &env, &CliCache::default()).await
 }
 
+/// The JSON a turn printed, once it is known to have succeeded.
+fn succeeded(turn: &std::process::Output, what: &str) -> Value {
+    let result = stdout_json(turn);
+    assert!(
+        turn.status.success(),
+        "{what} ({}): {result}\n{}",
+        turn.status,
+        String::from_utf8_lossy(&turn.stderr)
+    );
+    result
+}
+
 /// What the fake Ollama answers, word by word.
 const REPLY: &str = "Hello from the fake Ollama";
 
@@ -123,13 +135,7 @@ async fn gateway_starts_answers_the_cli_and_leaves_nothing_behind() {
     assert_eq!(payload["defaultAgentId"], json!("main"), "{payload}");
 
     let turn = agent_turn_via_gateway(&home, "Say hello.");
-    let result = stdout_json(&turn);
-    assert!(
-        turn.status.success(),
-        "agent turn via the gateway ({}): {result}\n{}",
-        turn.status,
-        String::from_utf8_lossy(&turn.stderr)
-    );
+    let result = succeeded(&turn, "agent turn via the gateway");
     // The gateway wraps the turn's report in `result`.
     assert_eq!(
         result.pointer("/result/meta/finalAssistantVisibleText"),
@@ -342,13 +348,7 @@ async fn local_agent_turn_talks_native_ollama_and_stores_the_transcript() {
 
     // The turn blocks for tens of seconds; the fake serves on the workers.
     let turn = agent_turn_local(&home, "Say hello.");
-    let result = stdout_json(&turn);
-    assert!(
-        turn.status.success(),
-        "agent turn ({}): {result}\n{}",
-        turn.status,
-        String::from_utf8_lossy(&turn.stderr)
-    );
+    let result = succeeded(&turn, "agent turn");
     assert_eq!(
         result.pointer("/payloads/0/text"),
         Some(&json!(REPLY)),
@@ -486,12 +486,7 @@ async fn wired_openclaw_goes_through_the_proxy_falls_back_at_once_and_is_costed_
 
     // A real turn with a tool call, through the proxy.
     let turn = agent_turn_local(&home, "Read the note, then say hello.");
-    let result = stdout_json(&turn);
-    assert!(
-        turn.status.success(),
-        "turn: {result}\n{}",
-        String::from_utf8_lossy(&turn.stderr)
-    );
+    let result = succeeded(&turn, "turn");
     assert_eq!(
         result.pointer("/payloads/0/text"),
         Some(&json!(REPLY)),
@@ -536,12 +531,7 @@ async fn wired_openclaw_goes_through_the_proxy_falls_back_at_once_and_is_costed_
     ollama.fail_all(500, "out of memory");
     let failing_before = ollama.count("/api/chat");
     let turn = agent_turn_local(&home, "Say hello again.");
-    let result = stdout_json(&turn);
-    assert!(
-        turn.status.success(),
-        "turn: {result}\n{}",
-        String::from_utf8_lossy(&turn.stderr)
-    );
+    let result = succeeded(&turn, "turn");
     assert_eq!(
         result.pointer("/payloads/0/text"),
         Some(&json!("The spare answered")),

@@ -67,6 +67,17 @@ ollama_url = "{peer}"
 
 /// A daemon whose only Ollama is `local` (the peer's is a closed port), once
 /// the health poll has seen it.
+/// Two machines whose Ollamas have these models, both probed.
+async fn two(local_models: &[&str], peer_models: &[&str]) -> (FakeOllama, FakeOllama, Fleet) {
+    let local = FakeOllama::start().await;
+    let peer = FakeOllama::start().await;
+    local.set_model_names(local_models);
+    peer.set_model_names(peer_models);
+    let fleet = start(&local.url(), &peer.url(), "").await;
+    fleet.probed(2).await;
+    (local, peer, fleet)
+}
+
 async fn alone(local: &FakeOllama) -> Fleet {
     let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
     let fleet = start(&local.url(), &closed, "").await;
@@ -1190,12 +1201,7 @@ async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
 #[tokio::test]
 async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
     // Both have the model; this machine would come first without /via/.
-    let local = FakeOllama::start().await;
-    let peer = FakeOllama::start().await;
-    local.set_model_names(&["gpt-oss:20b"]);
-    peer.set_model_names(&["gpt-oss:20b"]);
-    let fleet = start(&local.url(), &peer.url(), "").await;
-    fleet.probed(2).await;
+    let (local, peer, fleet) = two(&["gpt-oss:20b"], &["gpt-oss:20b"]).await;
     let body = json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}]});
     let plain = fleet.post("/v1/chat/completions", body.clone()).await;
     assert_eq!(plain.headers()["x-clawfleet-machine"], "local");
@@ -1320,12 +1326,7 @@ async fn one_connection_carries_inference_listings_and_chunked_uploads_in_any_or
 
 #[tokio::test]
 async fn a_model_no_machine_has_is_a_404_listing_what_exists() {
-    let local = FakeOllama::start().await;
-    let peer = FakeOllama::start().await;
-    local.set_model_names(&["qwen3:8b"]);
-    peer.set_model_names(&["gpt-oss:20b"]);
-    let fleet = start(&local.url(), &peer.url(), "").await;
-    fleet.probed(2).await;
+    let (_local, _peer, fleet) = two(&["qwen3:8b"], &["gpt-oss:20b"]).await;
     let r = fleet
         .post(
             "/api/chat",
@@ -1349,12 +1350,7 @@ async fn a_model_no_machine_has_is_a_404_listing_what_exists() {
 /// serve it (with `capabilities` and `model_info`, which it reads).
 #[tokio::test]
 async fn discovery_under_via_sees_the_fleet() {
-    let local = FakeOllama::start().await;
-    let peer = FakeOllama::start().await;
-    local.set_model_names(&["qwen3:8b"]);
-    peer.set_model_names(&["gpt-oss:20b"]);
-    let fleet = start(&local.url(), &peer.url(), "").await;
-    fleet.probed(2).await;
+    let (_local, _peer, fleet) = two(&["qwen3:8b"], &["gpt-oss:20b"]).await;
     let tags: Value = fleet
         .client
         .get(format!("{}/via/local/api/tags", fleet.proxy))

@@ -643,6 +643,49 @@ fn clawfleet_bin() -> PathBuf {
     root().join("target/debug").join(exe)
 }
 
+/// A home with an OpenClaw 2026.9 install for the idle benchmark:
+/// `~/.openclaw/openclaw.json` and the main agent's database, made with
+/// OpenClaw's own schema (`tests/fixtures/openclaw/agent-schema.sql`) by
+/// Python's sqlite3, holding 200 sessions with a finished run each.
+fn openclaw_home(home: &Path) -> Result {
+    let state = home.join(".openclaw");
+    let db = state.join("agents/main/agent/openclaw-agent.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap_or(&state)).map_err(|e| e.to_string())?;
+    std::fs::write(
+        state.join("openclaw.json"),
+        r#"{"gateway": {"mode": "local", "port": 1, "auth": {"token": "bench"}},
+  "agents": {"defaults": {"model": {"primary": "ollama/qwen3:8b"}}},
+  "models": {"providers": {"ollama": {"baseUrl": "http://127.0.0.1:11434", "api": "ollama", "models": [{"id": "qwen3:8b", "name": "qwen3:8b"}]}}}}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let script = r#"
+import sqlite3, sys, json
+db, ddl = sys.argv[1], open(sys.argv[2]).read()
+# Python's SQLite may predate octet_length (3.43); the bytes of these TEXT
+# columns are ASCII in this bench.
+ddl = ddl.replace("octet_length(", "length(")
+c = sqlite3.connect(db)
+c.execute("PRAGMA journal_mode=WAL")
+c.executescript(ddl)
+for i in range(200):
+    sid = "s%04d" % i
+    c.execute("INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at, status) VALUES (?, ?, '{}', ?, 'done')", ("agent:main:s%d" % i, sid, 1796687000000 + i))
+    c.execute("INSERT INTO session_windows (session_id, session_key, created_at, updated_at) VALUES (?, ?, 0, 0)", (sid, "agent:main:s%d" % i))
+    for seq, kind in enumerate(["session.started", "prompt.submitted", "model.completed", "session.ended"]):
+        ev = json.dumps({"type": kind, "provider": "ollama", "modelId": "qwen3:8b", "data": {"systemPrompt": "x" * 2000}})
+        c.execute("INSERT INTO trajectory_runtime_events (session_id, seq, run_id, event_json, created_at) VALUES (?, ?, ?, ?, ?)", (sid, seq, "r" + sid, ev, 1796687000000 + i))
+c.execute("PRAGMA user_version = 23")
+c.commit()
+"#;
+    status(
+        "a bench OpenClaw agent database (python3 sqlite3)",
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(&db)
+            .arg(root().join("tests/fixtures/openclaw/agent-schema.sql")),
+    )
+}
+
 /// Reads one field (in kB) from /proc/PID/status or smaps_rollup.
 fn proc_kb(pid: u32, file: &str, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
@@ -1075,50 +1118,60 @@ fn bench_idle(rest: &[&str]) -> Result {
     std::fs::write(&fleet, fleet_config(&work.join("data2"), ollama)?)
         .map_err(|e| e.to_string())?;
 
+    // Scenario 3: the default config on a machine with OpenClaw: a home
+    // with its config and an agent database of 200 sessions (OpenClaw's own
+    // schema), which the agent probe reads every 30 s.
+    let oc_home = work.join("openclaw-home");
+    openclaw_home(&oc_home)?;
+
     eprintln!("xtask: measuring the default config for {secs} s");
     let idle = measure(&bin, &default_config, &work, secs, false)?;
     eprintln!("xtask: measuring the Mac Mini fleet config with a dashboard attached for {secs} s");
     let busy = measure(&bin, &fleet, &work, secs, true)?;
+    eprintln!("xtask: measuring the default config with an OpenClaw install for {secs} s");
+    let agent = measure(&bin, &default_config, &oc_home, secs, false)?;
     let _ = std::fs::remove_dir_all(&work);
 
     let mib = |kb: u64| kb as f64 / 1024.0;
     let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
     println!("\nclawfleet serve, default probe intervals, {secs} s after a 5 s warm-up:\n");
     println!(
-        "| figure | default config (alone) | Mac Mini config + SSE client + /metrics every 15 s | target |"
+        "| figure | default config (alone) | Mac Mini config + SSE client + /metrics every 15 s | default config, OpenClaw installed | target |"
     );
-    println!("|---|---|---|---|");
-    println!(
-        "| RSS at end | {:.1} MiB ({:.1} MB) | {:.1} MiB ({:.1} MB) | < 30 MB |",
-        mib(idle.rss_end),
-        mb(idle.rss_end),
-        mib(busy.rss_end),
-        mb(busy.rss_end)
+    println!("|---|---|---|---|---|");
+    let all = [&idle, &busy, &agent];
+    let row = |name: &str, f: &dyn Fn(&Measured) -> String, target: &str| {
+        let cells: Vec<String> = all.iter().map(|m| f(m)).collect();
+        println!("| {name} | {} | {target} |", cells.join(" | "));
+    };
+    row(
+        "RSS at end",
+        &|m| format!("{:.1} MiB ({:.1} MB)", mib(m.rss_end), mb(m.rss_end)),
+        "< 30 MB",
     );
-    println!(
-        "| RSS peak | {:.1} MiB | {:.1} MiB | |",
-        mib(idle.rss_peak),
-        mib(busy.rss_peak)
+    row("RSS peak", &|m| format!("{:.1} MiB", mib(m.rss_peak)), "");
+    row("PSS at end", &|m| format!("{:.1} MiB", mib(m.pss_end)), "");
+    row(
+        "CPU, % of one core",
+        &|m| {
+            format!(
+                "{:.3}% ({:.3} s in {:.0} s)",
+                m.cpu_pct, m.cpu_secs, m.elapsed
+            )
+        },
+        "< 0.5%",
     );
+    row("threads", &|m| m.threads.to_string(), "");
     println!(
-        "| PSS at end | {:.1} MiB | {:.1} MiB | |",
-        mib(idle.pss_end),
-        mib(busy.pss_end)
-    );
-    println!(
-        "| CPU, % of one core | {:.3}% ({:.3} s in {:.0} s) | {:.3}% ({:.3} s in {:.0} s) | < 0.5% |",
-        idle.cpu_pct, idle.cpu_secs, idle.elapsed, busy.cpu_pct, busy.cpu_secs, busy.elapsed
-    );
-    println!("| threads | {} | {} | |", idle.threads, busy.threads);
-    println!(
-        "| SSE snapshot events received | - | {} | |",
+        "| SSE snapshot events received | - | {} | - | |",
         busy.sse_events
     );
-    println!(
-        "| clean exit on SIGTERM | {} | {} | yes |",
-        idle.clean_exit, busy.clean_exit
+    row(
+        "clean exit on SIGTERM",
+        &|m| m.clean_exit.to_string(),
+        "yes",
     );
-    let ok = [&idle, &busy]
+    let ok = all
         .iter()
         .all(|m| mb(m.rss_end) < 30.0 && m.cpu_pct < 0.5 && m.clean_exit);
     println!("\nwithin targets: {}", if ok { "yes" } else { "NO" });
