@@ -1201,7 +1201,7 @@ async fn a_whole_answer_cut_short_is_a_clean_502_in_the_clients_shape() {
 #[tokio::test]
 async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
     // Both have the model; this machine would come first without /via/.
-    let (local, peer, fleet) = two(&["gpt-oss:20b"], &["gpt-oss:20b"]).await;
+    let (_local, peer, fleet) = two(&["gpt-oss:20b"], &["gpt-oss:20b"]).await;
     let body = json!({"model": "gpt-oss:20b", "messages": [{"role": "user", "content": "hi"}]});
     let plain = fleet.post("/v1/chat/completions", body.clone()).await;
     assert_eq!(plain.headers()["x-clawfleet-machine"], "local");
