@@ -81,8 +81,12 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 }
 
 /// Opens `path` for reading without blocking and checks through the handle
-/// that it is a regular file of at most `limit` bytes.
-pub fn open(path: &Path, limit: u64) -> Result<(std::fs::File, u64), OutsideFileError> {
+/// that it is a regular file of at most `limit` bytes; the handle and what
+/// it says of the file.
+pub fn open(
+    path: &Path,
+    limit: u64,
+) -> Result<(std::fs::File, std::fs::Metadata), OutsideFileError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -118,13 +122,13 @@ pub fn open(path: &Path, limit: u64) -> Result<(std::fs::File, u64), OutsideFile
             limit,
         });
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 /// The bytes of `path`, at most `limit` of them (see the module doc).
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, OutsideFileError> {
-    let (file, len) = open(path, limit)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let (file, meta) = open(path, limit)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| OutsideFileError::Io {
@@ -152,6 +156,59 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, OutsideFileError> {
         Some(rest) => rest.to_owned(),
         None => text,
     })
+}
+
+/// Opens another program's SQLite database for reading while it writes:
+/// looked at first through a non-blocking handle (a FIFO would block
+/// SQLite's open; a file that is not SQLite is said so plainly), then opened
+/// `mode=ro` (never `immutable`, which would ignore the WAL, where the
+/// newest rows are) with `query_only`, no checkpoint on close and a short
+/// busy timeout. Its `-wal` and `-shm` files are never created, replaced or
+/// removed by this connection. The caller checks the schema.
+pub fn open_sqlite_read_only(
+    path: &Path,
+    busy: std::time::Duration,
+) -> Result<rusqlite::Connection, String> {
+    use rusqlite::{Connection, OpenFlags};
+    let (mut f, _) = open(path, u64::MAX).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 16];
+    if f.read_exact(&mut magic).is_err() || &magic != b"SQLite format 3\0" {
+        return Err(format!("{} is not a SQLite database", path.display()));
+    }
+    drop(f);
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    #[cfg(unix)]
+    let conn = Connection::open_with_flags(read_only_uri(path), flags);
+    #[cfg(not(unix))]
+    let conn = Connection::open_with_flags(path, flags);
+    let conn = conn.map_err(|e| format!("cannot open {} read-only: {e}", path.display()))?;
+    // A read-only connection cannot checkpoint anyway; this says so twice.
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    );
+    conn.busy_timeout(busy)
+        .and_then(|()| conn.pragma_update(None, "query_only", true))
+        .map_err(|e| format!("cannot set up reading {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+/// `file:<path>?mode=ro`, the path percent-encoded.
+#[cfg(unix)]
+pub fn read_only_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
 }
 
 /// The deepest nesting of objects and lists accepted in an outside JSON5

@@ -66,7 +66,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use memchr::memmem;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Deserialize;
 
 use super::store::StoreError;
@@ -176,47 +176,8 @@ pub(super) fn open_all(agents_dir: &Path, report: &mut IngestReport) -> Vec<Agen
     out
 }
 
-/// `file:<path>?mode=ro`, the path percent-encoded.
-#[cfg(unix)]
-fn uri_of(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut uri = String::from("file:");
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            uri.push(char::from(b));
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push_str("?mode=ro");
-    uri
-}
-
 fn open(agent: &str, agent_dir: &Path, path: &Path) -> Result<AgentStore, String> {
-    // Look before SQLite does: it would block opening a FIFO, and a file
-    // that is not SQLite is said so plainly.
-    let (mut f, _) = open_regular(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut magic = [0u8; 16];
-    if f.read_exact(&mut magic).is_err() || &magic != b"SQLite format 3\0" {
-        return Err("not a SQLite database".to_owned());
-    }
-    drop(f);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    #[cfg(unix)]
-    let conn = Connection::open_with_flags(uri_of(path), flags);
-    #[cfg(not(unix))]
-    let conn = Connection::open_with_flags(path, flags);
-    let conn = conn.map_err(|e| describe(&e))?;
-    conn.busy_timeout(BUSY).map_err(|e| describe(&e))?;
-    // A read-only connection cannot checkpoint anyway; this says so twice.
-    let _ = conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    );
-    conn.pragma_update(None, "query_only", true)
-        .map_err(|e| describe(&e))?;
+    let conn = crate::outside::open_sqlite_read_only(path, BUSY)?;
     let newer = |found: i64| {
         format!(
             "agent schema version {found} is newer than this ClawFleet reads (up to {KNOWN_SCHEMA}): its turns are not counted until ClawFleet is updated"
@@ -979,7 +940,7 @@ mod tests {
     #[test]
     fn paths_become_read_only_uris() {
         assert_eq!(
-            uri_of(Path::new("/home/a b/x?#%.sqlite")),
+            crate::outside::read_only_uri(Path::new("/home/a b/x?#%.sqlite")),
             "file:/home/a%20b/x%3F%23%25.sqlite?mode=ro"
         );
     }

@@ -189,26 +189,20 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .map_or(0, |t| i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX))
 }
 
-/// Opens `path` for reading without blocking on a FIFO or a device, and
-/// checks through the handle that it is a regular file (a symbolic link is
-/// followed).
+/// Opens `path` for reading as `outside::open` does (no blocking on a FIFO
+/// or a device, a regular file checked through the handle, a symbolic link
+/// followed), with its error as an I/O error for the ingest's problems.
 pub(super) fn open_regular(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let f = options.open(path)?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
+    use crate::outside::OutsideFileError as E;
+    crate::outside::open(path, u64::MAX).map_err(|e| match e {
+        E::Io { source, .. } => source,
+        E::Missing { .. } => std::io::ErrorKind::NotFound.into(),
+        E::NotAFile { kind, .. } => std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok((f, meta))
+            format!("not a regular file ({kind})"),
+        ),
+        other => std::io::Error::other(other.to_string()),
+    })
 }
 
 /// The session id in a file name of `sessions/`, when it is a transcript

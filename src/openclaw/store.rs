@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::net::preview;
@@ -48,18 +48,7 @@ const BUSY: Duration = Duration::from_millis(500);
 /// Opens one of OpenClaw's databases read-only, as described in the module
 /// doc, refusing a schema newer than `known` and a file that is not SQLite.
 pub fn open_read_only(path: &Path, known: i64) -> Result<Connection, String> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    // The file must be there: a read-only open of a missing file fails
-    // anyway, but a FIFO would block it.
-    let (handle, _) = crate::outside::open(path, u64::MAX).map_err(|e| e.to_string())?;
-    drop(handle);
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| format!("cannot open {} read-only: {e}", path.display()))?;
-    conn.busy_timeout(BUSY)
-        .and_then(|()| conn.pragma_update(None, "query_only", true))
-        .map_err(|e| format!("cannot set up reading {}: {e}", path.display()))?;
+    let conn = crate::outside::open_sqlite_read_only(path, BUSY)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| format!("{} is not a database OpenClaw wrote: {e}", path.display()))?;
