@@ -331,8 +331,8 @@ async fn forward_cost_events(
     }
 }
 
-/// The ledger file in the data folder.
-pub const LEDGER_FILE: &str = "ledger.sqlite";
+/// The ledger file in the data folder (the ledger names it).
+pub use crate::ledger::LEDGER_FILE;
 
 /// Every few seconds, the proxy's figures over the last 15 minutes (kept in
 /// memory by the ledger, [`LedgerHandle::live_stats`]) and its circuits, into

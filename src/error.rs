@@ -1,88 +1,8 @@
 //! Errors of the engine. Each says what happened, where, and what to do.
 
-use std::fmt;
 use std::path::PathBuf;
 
-use crate::config::Issue;
-
-/// A configuration problem: unreadable file, bad TOML, or values that do not
-/// make sense together.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// TOML syntax error, wrong type, unknown key or missing key.
-    #[error("{source_name}:{line}:{column}: {}{message}\n{snippet}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
-    Syntax {
-        /// File path or `<embedded default>`.
-        source_name: String,
-        /// The key at that place, when the file parses far enough to tell.
-        key: Option<String>,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message (names the key and what it expected).
-        message: String,
-        /// The offending line, with a caret.
-        snippet: String,
-    },
-    /// The file parsed but some values are wrong.
-    #[error("{}", render_issues(source_name, issues))]
-    Invalid {
-        /// File path or `<embedded default>`.
-        source_name: String,
-        /// Every problem found, located.
-        issues: Vec<LocatedIssue>,
-    },
-}
-
-/// A validation [`Issue`] with its place in the file.
-#[derive(Debug, Clone)]
-pub struct LocatedIssue {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// The offending line, with a caret.
-    pub snippet: String,
-    /// What is wrong.
-    pub issue: Issue,
-}
-
-impl fmt::Display for LocatedIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}\n  expected: {}\n{}",
-            self.line,
-            self.column,
-            self.issue.key,
-            self.issue.message,
-            self.issue.expected,
-            self.snippet
-        )
-    }
-}
-
-fn render_issues(source_name: &str, issues: &[LocatedIssue]) -> String {
-    let mut out = format!(
-        "{} problem{} in {source_name}:",
-        issues.len(),
-        if issues.len() == 1 { "" } else { "s" }
-    );
-    for issue in issues {
-        out.push_str(&format!("\n{source_name}:{issue}"));
-    }
-    out
-}
+use crate::config::ConfigError;
 
 /// Errors of the daemon and the CLI around it.
 #[derive(Debug, thiserror::Error)]
@@ -123,16 +43,12 @@ pub enum Error {
         /// What is wrong, and what to do.
         why: String,
     },
-    /// The usage ledger could not be opened or written.
-    #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
-    /// The event log could not be opened.
+    /// A service could not start: the ledger, the event log, the fleet
+    /// token. Each service converts its own error into this one (its
+    /// message is kept whole), so this module names none of them.
     #[error(transparent)]
-    Events(#[from] crate::heal::events::EventsError),
-    /// The fleet token could not be read or created.
-    #[error(transparent)]
-    Token(#[from] crate::heal::token::TokenError),
+    Service(Box<dyn std::error::Error + Send + Sync + 'static>),
 }

@@ -46,6 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The ledger's file name inside `data_dir`.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
 use jiff::Timestamp;
 use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -1312,5 +1315,10 @@ pub mod usage {
             |row| row.get(0),
         )?;
         rows.collect()
+    }
+}
+impl From<LedgerError> for crate::Error {
+    fn from(e: LedgerError) -> Self {
+        crate::Error::Service(Box::new(e))
     }
 }

@@ -4,6 +4,7 @@
 //! This crate has no GUI dependency: the `clawfleet` binary runs it headless
 //! and the tray app (`src-tauri/`) embeds it. See `ARCHITECTURE.md` for the map.
 
+pub mod action;
 pub mod api;
 pub mod command;
 pub mod config;
@@ -25,6 +26,8 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod sqlite;
+pub mod units;
 
-pub use error::{ConfigError, Error};
+pub use config::ConfigError;
+pub use error::Error;
 pub use snapshot::Snapshot;

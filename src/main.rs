@@ -618,7 +618,7 @@ async fn heal(
         "pause" => Some(true),
         "resume" => Some(false),
         _ => {
-            if let Err(e) = clawfleet::heal::action::Action::parse(action, target) {
+            if let Err(e) = clawfleet::action::Action::parse(action, target) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }

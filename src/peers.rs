@@ -479,7 +479,7 @@ impl Peers {
     pub async fn heal(
         &self,
         machine: &str,
-        action: &crate::heal::action::Action,
+        action: &crate::action::Action,
         dry_run: bool,
         who: &str,
     ) -> Result<serde_json::Value, RemoteError> {

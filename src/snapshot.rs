@@ -139,7 +139,7 @@ pub struct MachineSnapshot {
     pub probed_at: PartTimes,
     /// This month's costs, as this machine meters them.
     #[serde(default)]
-    pub costs: Option<crate::cost::service::CostSummary>,
+    pub costs: Option<CostSummary>,
     /// Why this machine needs attention, most serious first, one line each
     /// ([`attention`]); empty when all is well. Kept true by the collector
     /// on every change, so the card, the header, the tray and `clawfleet
@@ -560,7 +560,7 @@ pub struct OpenClawStatus {
     pub gateway_health: Option<GatewayHealth>,
     /// Its model chains against what the fleet can serve now.
     #[serde(default)]
-    pub chain: Option<crate::openclaw::chain::ChainView>,
+    pub chain: Option<ChainView>,
     /// Its agents: sessions, activity, model, heartbeat.
     #[serde(default)]
     pub agents: Vec<AgentStatus>,
@@ -821,4 +821,123 @@ fn percent(part: u64, whole: u64) -> f64 {
     } else {
         part as f64 * 100.0 / whole as f64
     }
+}
+
+/// This machine's costs, as the snapshot carries them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostSummary {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The time zone days are counted in.
+    pub time_zone: String,
+    /// Cloud spend today.
+    pub today_usd: Option<f64>,
+    /// Cloud spend of the month so far.
+    pub month_to_date_usd: f64,
+    /// Projection: low, expected, high.
+    pub projection: Option<[f64; 3]>,
+    /// What local models saved this month.
+    pub savings_usd: Option<f64>,
+    /// The model savings are priced at.
+    pub savings_model: String,
+    /// The machine's monthly budget.
+    pub budget_usd: Option<f64>,
+    /// The month before, in full.
+    pub previous_month_usd: f64,
+    /// Tokens served locally this month.
+    pub local_tokens: u64,
+    /// Tokens sent to the cloud this month.
+    pub cloud_tokens: u64,
+    /// Cloud share over the leak window.
+    pub share: Share,
+    /// Models used without a price.
+    pub unpriced_models: Vec<String>,
+    /// Alarms on now, in words.
+    pub alarms: Vec<String>,
+    /// Doubts about the figures.
+    pub flags: Vec<String>,
+    /// The last transcript pass.
+    pub transcripts: Option<IngestReport>,
+    /// Why the figures could not be computed, when they could not.
+    pub error: Option<String>,
+    /// When computed.
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Local and cloud tokens over the leak window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// Tokens served by local models.
+    pub local_tokens: u64,
+    /// Tokens sent to the cloud.
+    pub cloud_tokens: u64,
+    /// Cloud tokens as a percentage of all; `None` with no tokens.
+    pub cloud_percent: Option<f64>,
+    /// The window, in minutes.
+    pub window_mins: u64,
+}
+
+/// What one ingest pass did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestReport {
+    /// Transcript files found (JSONL, archives, Doctor's import archive).
+    pub files_seen: usize,
+    /// Files that had new bytes.
+    pub files_read: usize,
+    /// Complete lines read (files and archives).
+    pub lines_read: u64,
+    /// New turns stored.
+    pub turns_added: u64,
+    /// Turns already stored (a line or event read again, another copy).
+    pub duplicates: u64,
+    /// Lines skipped: not JSON, not an object, or too long.
+    pub corrupt_lines: u64,
+    /// Turns stored with something wrong with them (see `TurnFlags`).
+    pub flagged_turns: u64,
+    /// Bytes read from files (compressed bytes for a compressed file).
+    pub bytes_read: u64,
+    /// OpenClaw agent databases found.
+    pub stores_seen: usize,
+    /// Agent databases that could not be read (locked, corrupt, not SQLite,
+    /// a newer schema): see `problems`.
+    pub stores_refused: usize,
+    /// Sessions of the agent databases with new events.
+    pub sessions_read: u64,
+    /// `transcript_events` rows read.
+    pub events_read: u64,
+    /// Events skipped: not JSON, a zstd blob that does not decode to its
+    /// declared size.
+    pub corrupt_events: u64,
+    /// Archives read whole (deleted/reset blobs, cold archives).
+    pub archives_read: u64,
+    /// What was wrong, at most 20 entries: `path:line: what`.
+    pub problems: Vec<String>,
+}
+
+/// One model of a chain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChainModel {
+    /// `primary`, `fallback`, `heartbeat` or `subagent`.
+    pub role: String,
+    /// As the agent names it (`ollama-macmini/gpt-oss:20b`).
+    pub model: String,
+    /// Served by an Ollama of the fleet (not a cloud API).
+    pub local: bool,
+    /// For a local model: whether a machine that answered has it now.
+    pub servable: Option<bool>,
+    /// The machines that have it now.
+    #[serde(default)]
+    pub machines: Vec<String>,
+}
+
+/// The chains, and whether the main chain has lost every local model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChainView {
+    /// Every model, in chain order (primary, fallbacks, heartbeat,
+    /// sub-agents).
+    pub models: Vec<ChainModel>,
+    /// The primary and fallbacks have local models and none of them can be
+    /// served: turns go to the cloud.
+    pub local_all_down: bool,
 }

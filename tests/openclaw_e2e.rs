@@ -285,11 +285,7 @@ async fn gateway_starts_answers_the_cli_and_leaves_nothing_behind() {
         support::client(),
     );
     let done = executor
-        .execute(
-            &clawfleet::heal::action::Action::RestartGateway,
-            false,
-            &machine,
-        )
+        .execute(&clawfleet::action::Action::RestartGateway, false, &machine)
         .await;
     assert!(done.success, "restart: {}", done.summary);
     assert!(

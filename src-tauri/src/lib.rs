@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use clawfleet::action::Action;
 use clawfleet::daemon::{self, Running};
-use clawfleet::heal::action::Action;
 use clawfleet::heal::watcher::Watcher;
 use clawfleet::probe::SnapshotRx;
 use tauri::image::Image;

@@ -3,7 +3,7 @@
 //! line per machine and the heal actions that apply now (the menu). Pure, so
 //! it is tested without a desktop; the tray only redraws when it changes.
 
-use clawfleet::heal::action::Action;
+use clawfleet::action::Action;
 use clawfleet::heal::watcher::Status;
 use clawfleet::snapshot::{MachineSnapshot, Snapshot};
 
@@ -235,8 +235,8 @@ pub fn heal_items(me: Option<&MachineSnapshot>, status: Option<&Status>) -> Vec<
         }
     }
     out.retain(|i| match &i.action {
-        Action::RestartPm2App { app } => clawfleet::heal::action::check_app(app).is_ok(),
-        Action::UnloadModel { model } => clawfleet::heal::action::check_model(model).is_ok(),
+        Action::RestartPm2App { app } => clawfleet::action::check_app(app).is_ok(),
+        Action::UnloadModel { model } => clawfleet::action::check_model(model).is_ok(),
         _ => true,
     });
     out

@@ -495,7 +495,7 @@ async fn heal_run(State(state): State<ApiState>, request: axum::extract::Request
             );
         }
     };
-    let action = match crate::heal::action::Action::parse(&req.action, req.target.as_deref()) {
+    let action = match crate::action::Action::parse(&req.action, req.target.as_deref()) {
         Ok(a) => a,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, e.to_string()),
     };

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use validate::{Issue, Seg};
+pub use validate::{Issue, Seg, check_clean_root};
 
-use crate::error::{ConfigError, LocatedIssue};
+mod error;
+
+pub use error::{ConfigError, LocatedIssue};
 
 /// The embedded default configuration, with comments. `clawfleet config init`
 /// writes exactly this text.
@@ -817,8 +819,18 @@ fn d_timeout_ms() -> u64 {
 fn d_pm2_timeout_ms() -> u64 {
     10_000
 }
+/// The pm2 program by default: `pm2` (`pm2.cmd`, npm's shim, on Windows).
+#[cfg(windows)]
+pub const DEFAULT_PM2_PROGRAM: &str = "pm2.cmd";
+/// The pm2 program by default: `pm2` (`pm2.cmd`, npm's shim, on Windows).
+#[cfg(not(windows))]
+pub const DEFAULT_PM2_PROGRAM: &str = "pm2";
+
+/// The user's price file, beside the config file.
+pub const PRICES_FILE: &str = "prices.toml";
+
 fn d_pm2_program() -> String {
-    crate::probe::pm2::PM2_PROGRAM.to_owned()
+    DEFAULT_PM2_PROGRAM.to_owned()
 }
 fn d_heal_interval() -> u64 {
     60
@@ -863,7 +875,7 @@ impl Loaded {
                 Source::Embedded => default_path(),
             };
             self.config.costs.prices_path =
-                file.and_then(|f| f.parent().map(|d| d.join(crate::cost::prices::USER_FILE)));
+                file.and_then(|f| f.parent().map(|d| d.join(PRICES_FILE)));
         }
         self
     }

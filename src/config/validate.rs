@@ -690,7 +690,7 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
     ];
     for (action, alternatives) in &h.commands {
         if !WITH_COMMANDS.contains(&action.as_str()) {
-            let what = if crate::heal::action::NAMES.contains(&action.as_str()) {
+            let what = if crate::action::NAMES.contains(&action.as_str()) {
                 format!("{action:?} is done inside ClawFleet and has no command to replace")
             } else {
                 format!("{action:?} is not an action")
@@ -725,7 +725,7 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
         }
     }
     if let Some(model) = &h.summary_model
-        && let Err(e) = crate::heal::action::check_model(model)
+        && let Err(e) = crate::action::check_model(model)
     {
         c.push(
             key(&["heal", "summary_model"]),
@@ -735,7 +735,7 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
     }
     let home = dirs::home_dir();
     for (i, root) in h.clean.roots.iter().enumerate() {
-        if let Err(e) = crate::heal::clean::check_root(root, home.as_deref()) {
+        if let Err(e) = check_clean_root(root, home.as_deref()) {
             c.push(
                 vec![
                     Seg::Key("heal".into()),
@@ -755,4 +755,48 @@ fn check_heal(c: &mut Checker, h: &crate::config::HealConfig) {
             "days, at least 1 (default 7)",
         );
     }
+}
+
+/// Checks a configured clean root (`[heal.clean] roots`): `~/` is expanded with `home`; relative paths,
+/// `..`, the file system root and the home folder itself are refused.
+pub fn check_clean_root(
+    path: &std::path::Path,
+    home: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, String> {
+    use std::path::Component;
+    let text = path.to_string_lossy();
+    let expanded = if let Some(rest) = text.strip_prefix("~/") {
+        match home {
+            Some(h) => h.join(rest),
+            None => return Err(format!("{text:?}: no home folder to expand ~ with")),
+        }
+    } else if text == "~" {
+        return Err("the home folder itself is never cleaned: name a folder inside it".into());
+    } else {
+        path.to_path_buf()
+    };
+    if !expanded.is_absolute() {
+        return Err(format!(
+            "{:?} is relative: give an absolute folder (or ~/…)",
+            expanded.display().to_string()
+        ));
+    }
+    let raw = expanded.to_string_lossy();
+    if expanded
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || raw.split(['/', '\\']).any(|seg| seg == "." || seg == "..")
+    {
+        return Err(format!(
+            "{:?} contains '..' or '.': write the folder plainly",
+            expanded.display().to_string()
+        ));
+    }
+    if expanded.parent().is_none() {
+        return Err("the file system root is never cleaned".into());
+    }
+    if home.is_some_and(|h| h == expanded) {
+        return Err("the home folder itself is never cleaned: name a folder inside it".into());
+    }
+    Ok(expanded)
 }

@@ -27,9 +27,10 @@ use serde::{Deserialize, Serialize};
 use super::prices::PriceTable;
 use super::report::{self, Context, Item, Month, MonthReport, Source, Sources};
 use super::store::{CostStore, STORE_FILE, StoreError, TurnFlags};
+use crate::config::ConfigError;
 use crate::config::{Config, LeakConfig, MachineConfig};
-use crate::error::ConfigError;
 use crate::ledger::{self, LedgerError};
+pub use crate::snapshot::Share;
 
 /// How long before a transcript turn its ledger twin may have started.
 const MATCH_BEFORE: SignedDuration = SignedDuration::from_mins(15);
@@ -97,19 +98,6 @@ pub struct ActiveAlarm {
     pub since: Timestamp,
     /// In words.
     pub message: String,
-}
-
-/// Local and cloud tokens over the leak window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Share {
-    /// Tokens served by local models.
-    pub local_tokens: u64,
-    /// Tokens sent to the cloud.
-    pub cloud_tokens: u64,
-    /// Cloud tokens as a percentage of all; `None` with no tokens.
-    pub cloud_percent: Option<f64>,
-    /// The window, in minutes.
-    pub window_mins: u64,
 }
 
 /// The settings the engine reads from the configuration.
@@ -315,7 +303,7 @@ impl Engine {
         };
         let prices = PriceTable::load(settings.prices_path.as_deref())?;
         let store = CostStore::open(&settings.data_dir.join(STORE_FILE))?;
-        let ledger_path = settings.data_dir.join(crate::daemon::LEDGER_FILE);
+        let ledger_path = settings.data_dir.join(crate::ledger::LEDGER_FILE);
         Ok(Engine {
             settings,
             store,

@@ -12,15 +12,15 @@ use std::path::Path;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigError, LocatedIssue};
 use crate::config::{Issue, Seg, locate};
-use crate::error::{ConfigError, LocatedIssue};
 use crate::proxy::usage::Usage;
 
 /// The embedded price table.
 pub const EMBEDDED_TOML: &str = include_str!("prices.toml");
 
 /// The name of the user's price file, beside `config.toml`.
-pub const USER_FILE: &str = "prices.toml";
+pub use crate::config::PRICES_FILE as USER_FILE;
 
 /// Rates in USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -8,59 +8,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 use super::alarm::PeerSpend;
-use super::engine::{CostEvent, Engine, Settings, Share};
+use super::engine::{CostEvent, Engine, Settings};
 use super::report::{Month, MonthReport};
-use super::transcripts::IngestReport;
 use super::{CostsView, view};
 use crate::fleet::Fleet;
 use crate::probe::{Collector, SnapshotRx};
-
-/// This machine's costs, as the snapshot carries them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CostSummary {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// The time zone days are counted in.
-    pub time_zone: String,
-    /// Cloud spend today.
-    pub today_usd: Option<f64>,
-    /// Cloud spend of the month so far.
-    pub month_to_date_usd: f64,
-    /// Projection: low, expected, high.
-    pub projection: Option<[f64; 3]>,
-    /// What local models saved this month.
-    pub savings_usd: Option<f64>,
-    /// The model savings are priced at.
-    pub savings_model: String,
-    /// The machine's monthly budget.
-    pub budget_usd: Option<f64>,
-    /// The month before, in full.
-    pub previous_month_usd: f64,
-    /// Tokens served locally this month.
-    pub local_tokens: u64,
-    /// Tokens sent to the cloud this month.
-    pub cloud_tokens: u64,
-    /// Cloud share over the leak window.
-    pub share: Share,
-    /// Models used without a price.
-    pub unpriced_models: Vec<String>,
-    /// Alarms on now, in words.
-    pub alarms: Vec<String>,
-    /// Doubts about the figures.
-    pub flags: Vec<String>,
-    /// The last transcript pass.
-    pub transcripts: Option<IngestReport>,
-    /// Why the figures could not be computed, when they could not.
-    pub error: Option<String>,
-    /// When computed.
-    pub updated_at: Option<Timestamp>,
-}
+pub use crate::snapshot::CostSummary;
+use crate::snapshot::Share;
 
 impl CostSummary {
     fn from_report(r: &MonthReport, share: Share) -> CostSummary {

@@ -65,10 +65,11 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use memchr::memmem;
 use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::store::{CostStore, StoreError, TurnFlags};
+pub use crate::snapshot::IngestReport;
 
 /// The longest line read; longer ones are skipped (and reported).
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -94,44 +95,6 @@ pub(super) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// The folder `openclaw doctor --fix` moves imported legacy files to.
 pub const IMPORT_ARCHIVE_DIR: &str = "session-sqlite-import-archive";
-
-/// What one ingest pass did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct IngestReport {
-    /// Transcript files found (JSONL, archives, Doctor's import archive).
-    pub files_seen: usize,
-    /// Files that had new bytes.
-    pub files_read: usize,
-    /// Complete lines read (files and archives).
-    pub lines_read: u64,
-    /// New turns stored.
-    pub turns_added: u64,
-    /// Turns already stored (a line or event read again, another copy).
-    pub duplicates: u64,
-    /// Lines skipped: not JSON, not an object, or too long.
-    pub corrupt_lines: u64,
-    /// Turns stored with something wrong with them (see `TurnFlags`).
-    pub flagged_turns: u64,
-    /// Bytes read from files (compressed bytes for a compressed file).
-    pub bytes_read: u64,
-    /// OpenClaw agent databases found.
-    pub stores_seen: usize,
-    /// Agent databases that could not be read (locked, corrupt, not SQLite,
-    /// a newer schema): see `problems`.
-    pub stores_refused: usize,
-    /// Sessions of the agent databases with new events.
-    pub sessions_read: u64,
-    /// `transcript_events` rows read.
-    pub events_read: u64,
-    /// Events skipped: not JSON, a zstd blob that does not decode to its
-    /// declared size.
-    pub corrupt_events: u64,
-    /// Archives read whole (deleted/reset blobs, cold archives).
-    pub archives_read: u64,
-    /// What was wrong, at most 20 entries: `path:line: what`.
-    pub problems: Vec<String>,
-}
 
 impl IngestReport {
     pub(super) fn problem(&mut self, text: String) {

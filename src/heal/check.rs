@@ -8,8 +8,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::action::{self, Action};
 use super::events::Severity;
+use crate::action::{self, Action};
 use crate::config::HealConfig;
 use crate::snapshot::{Activity, MachineSnapshot, OpenClawStatus};
 

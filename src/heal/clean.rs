@@ -4,7 +4,7 @@
 //! removed, and a dry run reports what and how many bytes without touching
 //! anything.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -101,45 +101,7 @@ impl Notes {
     }
 }
 
-/// Checks a configured root: `~/` is expanded with `home`; relative paths,
-/// `..`, the file system root and the home folder itself are refused.
-pub fn check_root(path: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
-    let text = path.to_string_lossy();
-    let expanded = if let Some(rest) = text.strip_prefix("~/") {
-        match home {
-            Some(h) => h.join(rest),
-            None => return Err(format!("{text:?}: no home folder to expand ~ with")),
-        }
-    } else if text == "~" {
-        return Err("the home folder itself is never cleaned: name a folder inside it".into());
-    } else {
-        path.to_path_buf()
-    };
-    if !expanded.is_absolute() {
-        return Err(format!(
-            "{:?} is relative: give an absolute folder (or ~/…)",
-            expanded.display().to_string()
-        ));
-    }
-    let raw = expanded.to_string_lossy();
-    if expanded
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-        || raw.split(['/', '\\']).any(|seg| seg == "." || seg == "..")
-    {
-        return Err(format!(
-            "{:?} contains '..' or '.': write the folder plainly",
-            expanded.display().to_string()
-        ));
-    }
-    if expanded.parent().is_none() {
-        return Err("the file system root is never cleaned".into());
-    }
-    if home.is_some_and(|h| h == expanded) {
-        return Err("the home folder itself is never cleaned: name a folder inside it".into());
-    }
-    Ok(expanded)
-}
+pub use crate::config::check_clean_root as check_root;
 
 #[cfg(unix)]
 fn device(meta: &std::fs::Metadata) -> Option<u64> {

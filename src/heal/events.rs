@@ -415,6 +415,12 @@ impl EventLog {
     }
 }
 
+impl From<EventsError> for crate::Error {
+    fn from(e: EventsError) -> Self {
+        crate::Error::Service(Box::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

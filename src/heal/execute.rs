@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::action::Action;
 use super::clean::{self, CleanSpec};
 use super::commands::{self, Alternative, Os, Values};
+use crate::action::Action;
 use crate::command::{self as run, Ran};
 use crate::config::HealConfig;
 use crate::snapshot::MachineSnapshot;
@@ -265,7 +265,7 @@ impl Executor {
                     "{} {} file(s), {}",
                     if dry_run { "would remove" } else { "removed" },
                     if dry_run { r.files } else { r.removed_files },
-                    crate::report::bytes(if dry_run { r.bytes } else { r.removed_bytes })
+                    crate::units::bytes(if dry_run { r.bytes } else { r.removed_bytes })
                 ),
                 commands: Vec::new(),
                 detail: serde_json::to_value(&r).unwrap_or(Value::Null),

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::action::{self, Action};
 use super::events::{Event, Kind, Severity};
 use super::watcher::Watcher;
+use crate::action::{self, Action};
 use crate::config::HealMode;
 
 /// A pattern found in the history.

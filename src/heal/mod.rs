@@ -2,7 +2,6 @@
 //! with per-OS command tables, restart-storm guards, the watcher that ties
 //! them together, the Cleaner, the Healer's diagnoses, and the event log.
 
-pub mod action;
 pub mod check;
 pub mod clean;
 pub mod commands;

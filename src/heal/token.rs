@@ -133,6 +133,12 @@ pub fn authorized(header: Option<&str>, token: &str) -> bool {
     scheme.eq_ignore_ascii_case("bearer") && same(given.trim().as_bytes(), token.as_bytes())
 }
 
+impl From<TokenError> for crate::Error {
+    fn from(e: TokenError) -> Self {
+        crate::Error::Service(Box::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

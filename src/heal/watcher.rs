@@ -15,11 +15,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::action::Action;
 use super::check::{self, CheckState, Extra, Finding};
 use super::events::{Event, EventLog, Kind, Severity};
 use super::execute::{Done, Executor};
 use super::guard::{Admit, Guards, Limits, SubjectView};
+use crate::action::Action;
 use crate::config::{Config, HealMode};
 use crate::probe::SnapshotRx;
 use crate::snapshot::MachineSnapshot;
@@ -214,7 +214,7 @@ impl Watcher {
             paused: self.paused(),
             findings,
             guards: lock(&self.guards).view(),
-            actions: super::action::NAMES
+            actions: crate::action::NAMES
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),

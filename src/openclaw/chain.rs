@@ -7,36 +7,8 @@
 //!
 //! Pure: reads a `OpenClawStatus` and the snapshot.
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::snapshot::{ChainModel, ChainView};
 use crate::snapshot::{OpenClawStatus, Snapshot};
-
-/// One model of a chain.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChainModel {
-    /// `primary`, `fallback`, `heartbeat` or `subagent`.
-    pub role: String,
-    /// As the agent names it (`ollama-macmini/gpt-oss:20b`).
-    pub model: String,
-    /// Served by an Ollama of the fleet (not a cloud API).
-    pub local: bool,
-    /// For a local model: whether a machine that answered has it now.
-    pub servable: Option<bool>,
-    /// The machines that have it now.
-    #[serde(default)]
-    pub machines: Vec<String>,
-}
-
-/// The chains, and whether the main chain has lost every local model.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChainView {
-    /// Every model, in chain order (primary, fallbacks, heartbeat,
-    /// sub-agents).
-    pub models: Vec<ChainModel>,
-    /// The primary and fallbacks have local models and none of them can be
-    /// served: turns go to the cloud.
-    pub local_all_down: bool,
-}
 
 /// Whether a provider's `baseUrl` is an Ollama of the fleet: any `:11434`,
 /// this machine's proxy (`:11435`, `/via/...`), or the address of a

@@ -16,6 +16,8 @@
 //!   compiles and is lint-clean, though it cannot run here. Not part of
 //!   `test`: it fetches a Rust target, which CI may not reach.
 
+mod layers;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         ["bench", "fleet"] => bench_fleet(),
         ["deps"] => ensure_system_packages().and_then(|()| ensure_openclaw().map(drop)),
         ["check-windows"] => check_windows(),
+        ["check-layers"] => check_layers(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -48,7 +51,8 @@ fn main() -> ExitCode {
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
                  deps                 install the system packages the build and tests need, and the pinned OpenClaw (npm)\n  \
-                 check-windows        clippy of the workspace for Windows (fetches the target and MinGW)"
+                 check-windows        clippy of the workspace for Windows (fetches the target and MinGW)\n  \
+                 check-layers         the engine's modules depend only downwards, without a cycle"
             );
             return ExitCode::from(2);
         }
@@ -238,6 +242,24 @@ fn check_windows() -> Result {
                 root().join("target").join("windows-check"),
             ),
     )
+}
+
+/// The engine's layers hold: every dependency between its modules points
+/// down or sideways, and none closes a cycle (`layers.rs`).
+fn check_layers() -> Result {
+    let problems = layers::check(&root().join("src"))?;
+    if problems.is_empty() {
+        eprintln!("xtask: the layers hold (no dependency up, no cycle)");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("  {p}");
+    }
+    Err(format!(
+        "{} layering problem{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    ))
 }
 
 fn on_path(name: &str) -> bool {
