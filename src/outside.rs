@@ -292,6 +292,32 @@ fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// A JSON value's type in words, for messages about input of the wrong
+/// shape. Never the value itself: it may be a secret.
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A transcript timestamp: Unix milliseconds or an RFC 3339 string.
+pub fn time_of(value: Option<&serde_json::Value>) -> Option<jiff::Timestamp> {
+    match value? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
+        serde_json::Value::String(s) => s.parse::<jiff::Timestamp>().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

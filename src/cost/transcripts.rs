@@ -70,6 +70,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::store::{CostStore, StoreError, TurnFlags};
 pub use crate::snapshot::IngestReport;
+use crate::outside::time_of;
 
 /// The longest line read; longer ones are skipped (and reported).
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -1156,18 +1157,6 @@ fn count(usage: &serde_json::Map<String, serde_json::Value>, key: &str, flags: &
             *flags |= TurnFlags::MISSING_FIELD;
             0
         }
-    }
-}
-
-/// A transcript timestamp: Unix milliseconds or an RFC 3339 string.
-pub(crate) fn time_of(value: Option<&serde_json::Value>) -> Option<Timestamp> {
-    match value? {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-        serde_json::Value::String(s) => s.parse::<Timestamp>().ok(),
-        _ => None,
     }
 }
 

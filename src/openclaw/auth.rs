@@ -241,7 +241,7 @@ fn secret_of(
         }
         other => Err(Auth::Missing(format!(
             "{key} in {config_file} is {}, not a string or a secret reference",
-            crate::probe::json_kind(other)
+            crate::outside::json_kind(other)
         ))),
     }
 }

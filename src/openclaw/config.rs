@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::probe::json_kind;
+use crate::outside::json_kind;
 use crate::snapshot::OpenClawProvider;
 
 /// The largest config file read (a real one is a few KiB).

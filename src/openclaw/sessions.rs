@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 
-use crate::cost::transcripts::time_of;
+use crate::outside::time_of;
 use serde::Deserialize;
 
 use crate::snapshot::{AgentStatus, Heartbeat};

@@ -179,7 +179,7 @@ impl Collector {
     }
 
     /// Publishes machine `id`'s cost figures.
-    pub fn publish_costs(&self, id: &str, summary: crate::cost::service::CostSummary) {
+    pub fn publish_costs(&self, id: &str, summary: crate::snapshot::CostSummary) {
         self.publish(|snap| {
             if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
                 m.costs = Some(summary);
