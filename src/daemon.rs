@@ -5,6 +5,7 @@
 //! addresses) so `clawfleet status` finds it even on a non-default port; the
 //! file is removed on a clean shutdown.
 
+use crate::every::Every;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -344,13 +345,8 @@ async fn publish_proxy_figures(
     addr: SocketAddr,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    let mut every = Every::new(std::time::Duration::from_secs(5), &cancel);
+    while every.tick().await {
         collector.publish_proxy(ProxyView {
             listen: addr.to_string(),
             stats: ledger.live_stats(),

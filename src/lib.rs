@@ -11,6 +11,7 @@ pub mod config;
 pub mod cost;
 pub mod daemon;
 pub mod error;
+pub mod every;
 pub mod fleet;
 pub mod heal;
 pub mod history;

@@ -12,6 +12,7 @@
 //! Requests carry this machine's fleet token; every machine of a fleet has
 //! the same one.
 
+use crate::every::Every;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -283,23 +284,19 @@ impl Peers {
         url: String,
         cancel: CancellationToken,
     ) {
-        let mut ticker =
-            tokio::time::interval(Duration::from_secs(self.cfg.poll_interval_secs.max(1)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut every = Every::new(
+            Duration::from_secs(self.cfg.poll_interval_secs.max(1)),
+            &cancel,
+        );
         let mut track = Track {
             since: Some(Instant::now()),
             ..Track::default()
         };
         let mut state = PeerState::Waiting;
         let keep_our_ollama = peer.ollama_url.is_some();
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let polled = tokio::select! {
-                () = cancel.cancelled() => return,
-                p = self.poll_once(&peer.id, &url) => p,
+        while every.tick().await {
+            let Some(polled) = every.step(self.poll_once(&peer.id, &url)).await else {
+                return;
             };
             let now = Instant::now();
             let error = match &polled {

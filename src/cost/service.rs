@@ -3,6 +3,7 @@
 //! summary in the snapshot, its events on a broadcast channel, and views of
 //! any month on demand for the API.
 
+use crate::every::Every;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -167,13 +168,8 @@ impl CostService {
         cancel: CancellationToken,
     ) {
         let mut last_error: Option<String> = None;
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
+        let mut every = Every::new(interval, &cancel);
+        while every.tick().await {
             let (local_healthy, peers) = {
                 let snap = snapshot.borrow();
                 let healthy = snap

@@ -69,8 +69,8 @@ use serde::Deserialize;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::store::{CostStore, StoreError, TurnFlags};
-pub use crate::snapshot::IngestReport;
 use crate::outside::time_of;
+pub use crate::snapshot::IngestReport;
 
 /// The longest line read; longer ones are skipped (and reported).
 pub const MAX_LINE: usize = 8 * 1024 * 1024;

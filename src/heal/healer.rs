@@ -3,6 +3,7 @@
 //! memory is full, a pm2 app that keeps failing, a finding that flaps — and
 //! proposes (or, in `auto` mode, takes) the action that addresses the cause.
 
+use crate::every::Every;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -294,14 +295,8 @@ pub async fn run(
 ) {
     let mut said: BTreeMap<String, Timestamp> = BTreeMap::new();
     let mut summary_failed_at: Option<Timestamp> = None;
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let mut every = Every::after_one(every, &cancel);
+    while every.tick().await {
         let now = Timestamp::now();
         let since = now
             .checked_sub(SignedDuration::from_hours(24))

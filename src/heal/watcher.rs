@@ -4,6 +4,7 @@
 //! show it worked. Buttons, the API and the CLI come through
 //! [`Watcher::heal`], which runs the same closed set of actions.
 
+use crate::every::Every;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -583,18 +584,11 @@ impl Watcher {
 
     /// The loop: a cycle every `interval` until `cancel`.
     pub async fn run(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is immediate: let the probes fill the snapshot first.
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.cycle() => {}
+        // Let the probes fill the snapshot first.
+        let mut every = Every::after_one(interval, &cancel);
+        while every.tick().await {
+            if every.step(self.cycle()).await.is_none() {
+                return;
             }
         }
     }

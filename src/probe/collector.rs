@@ -5,6 +5,7 @@
 //! delays the CPU figures. Each task changes only its own part of the
 //! snapshot, stamps the time, and notifies readers (API, SSE, tray).
 
+use crate::every::Every;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,18 +154,10 @@ impl Collector {
         let cancel = cancel.clone();
         tasks.spawn(
             async move {
-                let mut ticker = tokio::time::interval(every);
-                // A probe that overran its interval starts again at once but
-                // never bursts to catch up.
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = ticker.tick() => {}
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = step(this.clone()) => {}
+                let mut every = Every::new(every, &cancel);
+                while every.tick().await {
+                    if every.step(step(this.clone())).await.is_none() {
+                        break;
                     }
                 }
                 debug!("probe loop stopped");

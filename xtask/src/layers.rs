@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("error", 0),
     ("outside", 0),
+    ("every", 0),
     ("command", 0),
     ("sqlite", 0),
     ("net", 0),
