@@ -318,6 +318,29 @@ pub fn time_of(value: Option<&serde_json::Value>) -> Option<jiff::Timestamp> {
     }
 }
 
+/// Whether a process with this id exists (another program's, named in its
+/// pid or lock file). A process of another user counts; so does a zombie.
+/// Where this cannot be told (not Unix), it is said to exist.
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

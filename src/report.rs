@@ -209,6 +209,16 @@ pub fn status(snap: &Snapshot, source: &str) -> String {
         match &m.pm2_state {
             None => out.push_str("PM2  not probed yet\n"),
             Some(Pm2State::NotInstalled) => out.push_str("PM2  not installed\n"),
+            Some(Pm2State::NotRunning { pm2_home }) => {
+                out.push_str("PM2  not running");
+                if let Some(home) = pm2_home {
+                    let _ = write!(out, " (no daemon in {home}; none was started)");
+                }
+                out.push('\n');
+            }
+            Some(Pm2State::Unknown) => {
+                out.push_str("PM2  state unknown (from a newer ClawFleet)\n")
+            }
             Some(Pm2State::Error { message }) => {
                 let _ = writeln!(out, "PM2  error: {message}");
             }

@@ -495,6 +495,10 @@ pub struct Pm2App {
 }
 
 /// Whether pm2 could be asked.
+///
+/// A state this version does not know (from a newer peer) is read as
+/// [`Pm2State::Unknown`] rather than failing the whole snapshot. A peer
+/// older than `not_running` cannot read that one: it refuses the snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Pm2State {
@@ -502,11 +506,21 @@ pub enum Pm2State {
     Ok,
     /// No pm2 on this machine: a state, not an error.
     NotInstalled,
+    /// pm2 is installed but no daemon runs for its home, so pm2 was not
+    /// run (it would have started one): a state, not an error.
+    NotRunning {
+        /// The `PM2_HOME` looked in.
+        #[serde(default)]
+        pm2_home: Option<String>,
+    },
     /// pm2 is there but failed, hung, or printed something unreadable.
     Error {
         /// What went wrong, in words.
         message: String,
     },
+    /// A state of a newer ClawFleet that this one does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 /// OpenClaw (or a legacy Clawdbot) on this machine: where it is, its model

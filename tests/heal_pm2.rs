@@ -3,7 +3,8 @@
 //! stopped app is restarted by the watcher and seen online by the probe; an
 //! app that crashed into "errored" while healing was paused is restarted
 //! once healing resumes; `clawfleet heal` refuses a target with shell
-//! characters and runs a manual restart through the daemon.
+//! characters and runs a manual restart through the daemon. And `clawfleet
+//! status` with no pm2 daemon running says so and starts none.
 
 #![cfg(unix)]
 
@@ -314,4 +315,149 @@ fn pm2_apps_that_stop_or_crash_are_restarted_and_seen_online() {
     assert_eq!(argv[1], "restart");
     assert_eq!(argv[2], APP);
     pm2.wait_status("online", 10);
+}
+
+/// The processes whose environment holds `PM2_HOME=<home>`: a pm2 daemon
+/// (or any pm2) started for that home inherits it. Linux only (`/proc`).
+#[cfg(target_os = "linux")]
+fn processes_with_pm2_home(home: &Path) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let mut wanted = b"PM2_HOME=".to_vec();
+    wanted.extend_from_slice(home.as_os_str().as_bytes());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = entry.file_name();
+        if !name.as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        // A process that ended meanwhile, or of another user: skipped.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == wanted.as_slice())
+        {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(format!(
+                "{} {}",
+                name.to_string_lossy(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn status_with_no_pm2_daemon_says_so_and_starts_none() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pm2 = Pm2::new(dir.path());
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"this_machine = "m"
+data_dir = {data:?}
+[api]
+listen = "127.0.0.1:0"
+[proxy]
+listen = "127.0.0.1:0"
+[probes]
+timeout_ms = 500
+pm2_program = {pm2:?}
+[openclaw]
+config_path = {none:?}
+[[machines]]
+id = "m"
+name = "Test machine"
+ollama_url = "http://127.0.0.1:9"
+pm2_apps = ["{APP}"]
+"#,
+            data = dir.path().join("data"),
+            none = dir.path().join("none.json"),
+            pm2 = pm2.program,
+        ),
+    )
+    .expect("config");
+    let status = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
+            .arg("--config")
+            .arg(&config)
+            .arg("status")
+            .env("PM2_HOME", &pm2.home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("clawfleet status");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains("no daemon running: probed just now"),
+            "{text}"
+        );
+        text
+    };
+
+    // 1. No daemon: said so, and none was started. pm2 was not even run: it
+    //    makes its home folder first thing.
+    let text = status();
+    assert!(
+        text.contains(&format!(
+            "PM2  not running (no daemon in {}; none was started)",
+            pm2.home.display()
+        )),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(APP))
+        .unwrap_or_else(|| panic!("the expected app is listed: {text}"));
+    assert!(row.contains("missing"), "{row}");
+    assert!(
+        !pm2.home.exists(),
+        "{} was created: pm2 ran",
+        pm2.home.display()
+    );
+    #[cfg(target_os = "linux")]
+    assert_eq!(processes_with_pm2_home(&pm2.home), Vec::<String>::new());
+
+    // 2. A real daemon: status asks it and shows the app.
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/heal/pm2_app.js");
+    pm2.ok(&["start", &app.to_string_lossy(), "--name", APP]);
+    pm2.wait_status("online", 30);
+    // The scan of part 1 finds a daemon when there is one.
+    #[cfg(target_os = "linux")]
+    assert!(
+        !processes_with_pm2_home(&pm2.home).is_empty(),
+        "no process found with PM2_HOME={}",
+        pm2.home.display()
+    );
+    let text = status();
+    assert!(!text.contains("PM2  not running"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(APP))
+        .unwrap_or_else(|| panic!("the app is listed: {text}"));
+    assert!(row.contains("online"), "{row}");
+
+    // 3. Killed by pm2 (it removes its pid file and sockets): not running
+    //    again, and status still starts none.
+    pm2.ok(&["kill"]);
+    #[cfg(target_os = "linux")]
+    {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !processes_with_pm2_home(&pm2.home).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "pm2 kill left {:?}",
+                processes_with_pm2_home(&pm2.home)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let text = status();
+    assert!(text.contains("PM2  not running"), "{text}");
+    #[cfg(target_os = "linux")]
+    assert_eq!(processes_with_pm2_home(&pm2.home), Vec::<String>::new());
 }

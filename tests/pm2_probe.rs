@@ -1,11 +1,12 @@
 //! The pm2 probe: real recorded `pm2 jlist` output (tests/fixtures/pm2), and
-//! `list_with` against fake `pm2` programs that answer, fail, print garbage or
-//! hang.
+//! `list_in` against fake `pm2` programs that answer, fail, print garbage or
+//! hang, with a fake daemon (a listening `rpc.sock`) in a home of their own;
+//! with no daemon there, the program is never run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clawfleet::probe::pm2::{self, Pm2Error};
+use clawfleet::probe::pm2::{self, Pm2Error, Pm2Home};
 use clawfleet::snapshot::{Pm2App, Pm2State};
 use jiff::Timestamp;
 
@@ -163,6 +164,7 @@ fn garbage_is_an_error_with_a_preview() {
 
 #[cfg(unix)]
 mod fake {
+    use std::os::unix::net::UnixListener;
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
@@ -186,6 +188,18 @@ mod fake {
         path
     }
 
+    /// A pm2 home in `dir` whose daemon answers: something listens on its
+    /// RPC socket (the kernel queues the connection; nothing need accept),
+    /// and the pid file names a live process. The daemon runs for as long as
+    /// the listener is kept.
+    pub fn daemon(dir: &Path) -> (clawfleet::probe::pm2::Pm2Home, UnixListener) {
+        let home = clawfleet::probe::pm2::Pm2Home::at(dir.join("pm2-home"));
+        std::fs::create_dir_all(&home.dir).expect("home");
+        let listener = UnixListener::bind(&home.rpc_socket).expect("rpc.sock");
+        std::fs::write(&home.pid_file, std::process::id().to_string()).expect("pid");
+        (home, listener)
+    }
+
     /// Whether a process with this pid exists (zombies included).
     pub fn alive(pid: &str) -> bool {
         Command::new("kill")
@@ -201,8 +215,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_prints_a_fixture() {
+async fn list_in_prints_a_fixture() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     // Answers only to `jlist`, so the test also checks the argument.
     let pm2 = fake::script(
         dir.path(),
@@ -213,7 +228,7 @@ async fn list_with_prints_a_fixture() {
         ),
     );
     let expected = vec!["web".to_owned(), "aphos-server-prod".to_owned()];
-    let (state, apps) = pm2::list_with(&pm2, &expected, TIMEOUT).await;
+    let (state, apps) = pm2::list_in(&home, &pm2, &expected, TIMEOUT).await;
     assert_eq!(state, Pm2State::Ok);
     let summary: Vec<(&str, &str, bool)> = apps
         .iter()
@@ -234,8 +249,9 @@ async fn list_with_prints_a_fixture() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_unexpected_apps_are_not_expected() {
+async fn list_in_unexpected_apps_are_not_expected() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pm2 = fake::script(
         dir.path(),
         "pm2",
@@ -244,7 +260,7 @@ async fn list_with_unexpected_apps_are_not_expected() {
             fixture_path("jlist-three-apps.json").display()
         ),
     );
-    let (state, apps) = pm2::list_with(&pm2, &["worker".to_owned()], TIMEOUT).await;
+    let (state, apps) = pm2::list_in(&home, &pm2, &["worker".to_owned()], TIMEOUT).await;
     assert_eq!(state, Pm2State::Ok);
     let expected: Vec<(&str, bool)> = apps.iter().map(|a| (a.name.as_str(), a.expected)).collect();
     assert_eq!(
@@ -255,14 +271,15 @@ async fn list_with_unexpected_apps_are_not_expected() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_garbage_is_an_error() {
+async fn list_in_garbage_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pm2 = fake::script(
         dir.path(),
         "pm2",
         "echo 'Segmentation fault (core dumped)'\necho '{broken'",
     );
-    let (state, apps) = pm2::list_with(&pm2, &["web".to_owned()], TIMEOUT).await;
+    let (state, apps) = pm2::list_in(&home, &pm2, &["web".to_owned()], TIMEOUT).await;
     assert_eq!(
         state,
         Pm2State::Error {
@@ -276,14 +293,15 @@ async fn list_with_garbage_is_an_error() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_failure_shows_stderr() {
+async fn list_in_failure_shows_stderr() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pm2 = fake::script(
         dir.path(),
         "pm2",
         "echo '[]'\necho '[PM2][ERROR] Daemon not launched' >&2\nexit 1",
     );
-    let (state, apps) = pm2::list_with(&pm2, &[], TIMEOUT).await;
+    let (state, apps) = pm2::list_in(&home, &pm2, &[], TIMEOUT).await;
     let Pm2State::Error { message } = state else {
         panic!("expected an error, got {state:?}");
     };
@@ -296,8 +314,9 @@ async fn list_with_failure_shows_stderr() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_hang_times_out_and_kills_it() {
+async fn list_in_hang_times_out_and_kills_it() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pid_file = dir.path().join("pid");
     // Same pid as the script once it execs: that is the process to be killed.
     let pm2 = fake::script(
@@ -306,7 +325,7 @@ async fn list_with_hang_times_out_and_kills_it() {
         &format!("echo $$ > '{}'\nexec sleep 30", pid_file.display()),
     );
     let started = std::time::Instant::now();
-    let (state, apps) = pm2::list_with(&pm2, &[], Duration::from_millis(500)).await;
+    let (state, apps) = pm2::list_in(&home, &pm2, &[], Duration::from_millis(500)).await;
     let took = started.elapsed();
     assert_eq!(
         state,
@@ -325,10 +344,11 @@ async fn list_with_hang_times_out_and_kills_it() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_endless_output_is_cut_off() {
+async fn list_in_endless_output_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pm2 = fake::script(dir.path(), "pm2", "exec yes '[PM2] spam spam spam'");
-    let (state, _) = pm2::list_with(&pm2, &[], Duration::from_secs(20)).await;
+    let (state, _) = pm2::list_in(&home, &pm2, &[], Duration::from_secs(20)).await;
     assert_eq!(
         state,
         Pm2State::Error {
@@ -342,11 +362,12 @@ async fn list_with_endless_output_is_cut_off() {
 
 #[cfg(unix)]
 #[tokio::test]
-async fn list_with_not_executable_is_an_error() {
+async fn list_in_not_executable_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
     let pm2 = dir.path().join("pm2");
     std::fs::write(&pm2, "not a program").unwrap();
-    let (state, _) = pm2::list_with(&pm2, &[], TIMEOUT).await;
+    let (state, _) = pm2::list_in(&home, &pm2, &[], TIMEOUT).await;
     let Pm2State::Error { message } = state else {
         panic!("expected an error, got {state:?}");
     };
@@ -357,10 +378,12 @@ async fn list_with_not_executable_is_an_error() {
 }
 
 #[tokio::test]
-async fn list_with_missing_program_is_not_installed() {
+async fn list_in_missing_program_is_not_installed() {
     let dir = tempfile::tempdir().unwrap();
     let pm2 = dir.path().join("no-such-pm2");
-    let (state, apps) = pm2::list_with(&pm2, &["aphos-server-prod".to_owned()], TIMEOUT).await;
+    // No daemon either: not installed says more than not running.
+    let home = Pm2Home::at(dir.path().join("pm2-home"));
+    let (state, apps) = pm2::list_in(&home, &pm2, &["aphos-server-prod".to_owned()], TIMEOUT).await;
     assert_eq!(state, Pm2State::NotInstalled);
     // No pm2 means the expected app is not running: it is missing.
     assert_eq!(
@@ -376,4 +399,81 @@ async fn list_with_missing_program_is_not_installed() {
         pm2::jlist(&pm2, TIMEOUT).await,
         Err(Pm2Error::NotInstalled { .. })
     ));
+}
+
+/// A daemon whose pm2 program is gone (uninstalled while it runs): starting
+/// the program says it is not installed.
+#[cfg(unix)]
+#[tokio::test]
+async fn list_in_missing_program_with_a_daemon_is_not_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, _daemon) = fake::daemon(dir.path());
+    let pm2 = dir.path().join("no-such-pm2");
+    let (state, apps) = pm2::list_in(&home, &pm2, &["web".to_owned()], TIMEOUT).await;
+    assert_eq!(state, Pm2State::NotInstalled);
+    assert_eq!(apps.len(), 1);
+}
+
+/// A fake pm2 that leaves a mark when it runs, whatever it is asked.
+#[cfg(unix)]
+fn marking_pm2(dir: &Path) -> (PathBuf, PathBuf) {
+    let mark = dir.join("pm2-ran");
+    let pm2 = fake::script(
+        dir,
+        "pm2",
+        &format!(
+            "echo \"$@\" >> '{}'\nexec cat '{}'",
+            mark.display(),
+            fixture_path("jlist-three-apps.json").display()
+        ),
+    );
+    (pm2, mark)
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn no_daemon_is_not_running_and_pm2_is_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pm2, mark) = marking_pm2(dir.path());
+    let home = Pm2Home::at(dir.path().join("pm2-home"));
+    let (state, apps) = pm2::list_in(&home, &pm2, &["web".to_owned()], TIMEOUT).await;
+    assert_eq!(
+        state,
+        Pm2State::NotRunning {
+            pm2_home: Some(home.dir.display().to_string())
+        }
+    );
+    // The expected app is listed, not running.
+    assert_eq!(
+        apps,
+        vec![Pm2App {
+            name: "web".into(),
+            status: "missing".into(),
+            expected: true,
+            ..Pm2App::default()
+        }]
+    );
+    assert!(!mark.exists(), "pm2 was run");
+    assert!(!home.dir.exists(), "the pm2 home was created");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_daemon_killed_without_cleaning_up_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pm2, mark) = marking_pm2(dir.path());
+    let (home, daemon) = fake::daemon(dir.path());
+    // While it runs, pm2 is asked.
+    let (state, apps) = pm2::list_in(&home, &pm2, &[], TIMEOUT).await;
+    assert_eq!(state, Pm2State::Ok);
+    assert_eq!(apps.len(), 3);
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "jlist\n");
+    std::fs::remove_file(&mark).unwrap();
+    // `kill -9`: its socket file and pid file stay; the pid is even in use
+    // (by this test), as after a reboot.
+    drop(daemon);
+    assert!(home.rpc_socket.exists() && home.pid_file.exists());
+    let (state, _) = pm2::list_in(&home, &pm2, &[], TIMEOUT).await;
+    assert!(matches!(state, Pm2State::NotRunning { .. }), "{state:?}");
+    assert!(!mark.exists(), "pm2 was run");
 }

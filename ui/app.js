@@ -274,6 +274,11 @@ function peerLine(m) {
     p.error ? el("span", { class: "warn" }, ` · ${p.error}`) : null);
 }
 
+// pm2 installed, no daemon running: ClawFleet did not start one to look.
+function pm2NotRunning(pm2, cls) {
+  return el("p", { class: `${cls} pm2-not-running`, title: pm2.pm2_home ? `no pm2 daemon in ${pm2.pm2_home}; none was started` : "" }, "pm2 not running");
+}
+
 function machineCard(m) {
   const st = machineState(m);
   // Heal buttons for this machine, and for a peer that answers now (its
@@ -347,6 +352,7 @@ function machineCard(m) {
   if (m.pm2 && m.pm2.length) {
     card.append(el("h3", {}, "pm2"));
     if (pm2 && pm2.status === "not_installed") card.append(el("p", { class: "bad" }, "pm2 is not installed"));
+    if (pm2 && pm2.status === "not_running") card.append(pm2NotRunning(pm2, "warn"));
     card.append(rows(m.pm2.map((a) => [
       a.name,
       el("span", {}, el("span", { class: a.status === "online" ? "ok" : "bad" },
@@ -355,6 +361,8 @@ function machineCard(m) {
     ])));
   } else if (pm2 && pm2.status === "error") {
     card.append(el("h3", {}, "pm2"), el("p", { class: "bad" }, pm2.message));
+  } else if (pm2 && pm2.status === "not_running") {
+    card.append(el("h3", {}, "pm2"), pm2NotRunning(pm2, "muted"));
   }
   const c = m.openclaw;
   if (c) {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::events::Severity;
 use crate::action::{self, Action};
 use crate::config::HealConfig;
-use crate::snapshot::{Activity, MachineSnapshot, OpenClawStatus};
+use crate::snapshot::{Activity, MachineSnapshot, OpenClawStatus, Pm2State};
 
 /// The agent's name as the user knows it, for findings.
 fn agent_name(c: &OpenClawStatus) -> &'static str {
@@ -79,7 +79,11 @@ pub fn check(
         });
     }
 
-    // pm2: not online, errored, or restarting in a loop.
+    // pm2: not online, errored, or restarting in a loop. With no pm2 daemon
+    // running the expected apps are `missing`, as they were when probing
+    // started a daemon that knew none of them: a finding with no action, for
+    // `pm2 restart` would start a daemon that knows no such app and fail.
+    let pm2_not_running = matches!(m.pm2_state, Some(Pm2State::NotRunning { .. }));
     let window = SignedDuration::from_secs(i64::try_from(cfg.window_secs).unwrap_or(i64::MAX));
     let mut seen_apps = HashSet::new();
     for app in &m.pm2 {
@@ -119,7 +123,11 @@ pub fn check(
             "missing" if !app.expected => {}
             status => out.push(Finding {
                 key: format!("pm2:{}", app.name),
-                what: format!("pm2 app {} is {status}", app.name),
+                what: if status == "missing" && pm2_not_running {
+                    format!("pm2 app {} is missing: pm2 is not running", app.name)
+                } else {
+                    format!("pm2 app {} is {status}", app.name)
+                },
                 severity: if status == "errored" {
                     Severity::Critical
                 } else {
@@ -627,5 +635,40 @@ mod tests {
             chain.what
         );
         assert_eq!(chain.action, None);
+    }
+
+    #[test]
+    fn an_expected_app_with_pm2_not_running_is_missing_for_a_human() {
+        let app = |name: &str, status: &str| crate::snapshot::Pm2App {
+            name: name.into(),
+            status: status.into(),
+            expected: true,
+            ..Default::default()
+        };
+        let m = MachineSnapshot {
+            pm2: vec![app("web", "missing")],
+            pm2_state: Some(Pm2State::NotRunning { pm2_home: None }),
+            ..MachineSnapshot::default()
+        };
+        let f = findings(&m);
+        let web = f.iter().find(|f| f.key == "pm2:web").expect("a finding");
+        assert_eq!(web.what, "pm2 app web is missing: pm2 is not running");
+        assert_eq!(web.severity, Severity::Warning);
+        // As when the probe itself started an empty daemon: `pm2 restart`
+        // would start one that does not know the app, and fail.
+        assert_eq!(web.action, None);
+        // pm2 running but not knowing the app: the same, in its own words.
+        let m = MachineSnapshot {
+            pm2: vec![app("web", "missing"), app("api", "stopped")],
+            pm2_state: Some(Pm2State::Ok),
+            ..MachineSnapshot::default()
+        };
+        let f = findings(&m);
+        assert_eq!(f[0].what, "pm2 app web is missing");
+        assert_eq!(f[0].action, None);
+        assert_eq!(
+            f[1].action,
+            Some(Action::RestartPm2App { app: "api".into() })
+        );
     }
 }

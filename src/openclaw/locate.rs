@@ -508,28 +508,7 @@ pub fn running_gateway(state_dir: &Path) -> Option<GatewayLock> {
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .filter(|&p| p != 0);
-    process_alive(pid).then_some(GatewayLock { pid, port })
-}
-
-/// Whether a process with this id exists.
-fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: signal 0 only checks that the process exists.
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
+    crate::outside::process_alive(pid).then_some(GatewayLock { pid, port })
 }
 
 #[cfg(test)]
