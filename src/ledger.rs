@@ -54,7 +54,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
 
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 pub use schema::SCHEMA_VERSION;
 pub use stats::{MachineStats, ModelStats, Percentiles, ProxyStats, TokenSums};
@@ -1157,7 +1157,7 @@ pub mod usage {
     use rusqlite::{Connection, OpenFlags, params};
 
     use super::{BUSY_TIMEOUT, LedgerError};
-    use crate::proxy::usage::Usage;
+    use crate::usage::Usage;
 
     /// Microseconds in the quarter-hours local usage is grouped by. Every time
     /// zone's offset is a multiple of 15 minutes, so a quarter-hour never

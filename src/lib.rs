@@ -28,6 +28,7 @@ pub mod server;
 pub mod snapshot;
 pub mod sqlite;
 pub mod units;
+pub mod usage;
 
 pub use config::ConfigError;
 pub use error::Error;

@@ -44,7 +44,7 @@ pub struct ProxyView {
     pub listen: String,
     /// Requests, rate, fallbacks, errors, latency percentiles, share per
     /// machine, tokens per machine and model, over the window.
-    pub stats: crate::ledger::ProxyStats,
+    pub stats: ProxyStats,
     /// Per backend machine: its circuit (`closed`, `open`, `half_open`).
     #[serde(default)]
     pub circuits: Vec<CircuitView>,
@@ -57,7 +57,117 @@ pub struct CircuitView {
     pub machine: String,
     /// Its state.
     #[serde(flatten)]
-    pub state: crate::proxy::circuit::CircuitState,
+    pub state: CircuitState,
+}
+
+/// A circuit's state for the snapshot, the API and the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Requests go through; `failures` consecutive failures so far.
+    Closed {
+        /// Consecutive failures since the last success.
+        failures: u32,
+    },
+    /// Requests skip the backend. An open period that has run out still
+    /// shows as open until the next request turns it half-open.
+    Open {
+        /// Consecutive failures since the last success.
+        failures: u32,
+        /// Length of the current open period, in milliseconds.
+        open_ms: u64,
+    },
+    /// One probe request is out; the others skip the backend.
+    HalfOpen {
+        /// Consecutive failures since the last success.
+        failures: u32,
+    },
+}
+
+/// What the proxy did over a time window.
+///
+/// A request belongs to the window by the time it *started*. Requests that
+/// were served by no machine are grouped under `machine: null`; requests that
+/// named no model under `model: null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyStats {
+    /// Start of the window (inclusive).
+    pub since: Timestamp,
+    /// End of the window: now, for the ledger's `stats_since`.
+    pub until: Timestamp,
+    /// Requests in the window.
+    pub requests: u64,
+    /// `requests` divided by the window's length in minutes (0 for an empty
+    /// or negative window).
+    pub requests_per_minute: f64,
+    /// Requests served by a fallback (`fallback_depth > 0`).
+    pub fallbacks: u64,
+    /// Requests whose outcome was not `ok`.
+    pub errors: u64,
+    /// Percentiles of `duration_ms`; `None` when there were no requests.
+    pub duration_ms: Option<Percentiles>,
+    /// Percentiles of `ttfb_ms` over the requests that have one; `None` when
+    /// none has.
+    pub ttfb_ms: Option<Percentiles>,
+    /// Per machine, most requests first (ties by name).
+    pub machines: Vec<MachineStats>,
+    /// Per requested model, most requests first (ties by name).
+    pub models: Vec<ModelStats>,
+}
+
+/// Latency percentiles, by the nearest-rank method: with the `n` samples
+/// sorted ascending, the p-th percentile is the sample at 1-based rank
+/// `ceil(p / 100 × n)`. Always one of the samples, never interpolated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// How many samples.
+    pub samples: u64,
+    /// Median, in milliseconds.
+    pub p50: f64,
+    /// 95th percentile, in milliseconds.
+    pub p95: f64,
+    /// 99th percentile, in milliseconds.
+    pub p99: f64,
+}
+
+/// Requests and tokens of one machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineStats {
+    /// The machine that served, or `None` for requests no machine served.
+    pub machine: Option<String>,
+    /// Requests.
+    pub requests: u64,
+    /// `requests / total requests`, from 0 to 1.
+    pub share: f64,
+    /// Tokens.
+    pub tokens: TokenSums,
+}
+
+/// Requests and tokens of one requested model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelStats {
+    /// The model as clients named it, or `None` when they named none.
+    pub model: Option<String>,
+    /// Requests.
+    pub requests: u64,
+    /// Tokens.
+    pub tokens: TokenSums,
+}
+
+/// Token totals over a set of requests. Requests without usage count as
+/// nothing here: `requests_with_usage` says how many had it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSums {
+    /// Requests whose backend reported usage.
+    pub requests_with_usage: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Prompt tokens read from cache.
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to cache.
+    pub cache_write_tokens: u64,
 }
 
 impl Snapshot {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, LocatedIssue};
 use crate::config::{Issue, Seg, locate};
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 /// The embedded price table.
 pub const EMBEDDED_TOML: &str = include_str!("prices.toml");

@@ -10,7 +10,7 @@ use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use super::prices::PriceTable;
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 /// Where an item was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

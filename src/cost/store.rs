@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 /// The cost store's file name inside `data_dir`.
 pub const STORE_FILE: &str = "costs.sqlite";

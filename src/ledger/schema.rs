@@ -7,7 +7,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{BUSY_TIMEOUT, LedgerError, Record};
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 /// `PRAGMA application_id` of a ClawFleet ledger (`CFLG`): tells our file
 /// from another program's SQLite database.

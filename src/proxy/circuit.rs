@@ -19,8 +19,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 /// How a circuit reacts to failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitConfig {
@@ -70,29 +68,7 @@ impl Admission {
     }
 }
 
-/// A circuit's state for the snapshot, the API and the UI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Requests go through; `failures` consecutive failures so far.
-    Closed {
-        /// Consecutive failures since the last success.
-        failures: u32,
-    },
-    /// Requests skip the backend. An open period that has run out still
-    /// shows as open until the next request turns it half-open.
-    Open {
-        /// Consecutive failures since the last success.
-        failures: u32,
-        /// Length of the current open period, in milliseconds.
-        open_ms: u64,
-    },
-    /// One probe request is out; the others skip the backend.
-    HalfOpen {
-        /// Consecutive failures since the last success.
-        failures: u32,
-    },
-}
+pub use crate::snapshot::CircuitState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("publish", 0),
     ("action", 0),
     ("units", 0),
+    ("usage", 0),
     // 1: services.
     ("probe", 1),
     ("proxy", 1),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::proxy::usage::Usage;
+use crate::usage::Usage;
 
 fn t0() -> Timestamp {
     // On a slot boundary, so that the tests can say which slot is which.
