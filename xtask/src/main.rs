@@ -101,11 +101,11 @@ fn status(what: &str, cmd: &mut Command) -> Result {
 
 /// Debian packages the build and the tests need: the engine needs only the
 /// Rust toolchain; Chromium runs the browser tests of the dashboard;
-/// microsocks is the real SOCKS5 server of `tests/proxy_socks.rs`; the tray
+/// microsocks is the real SOCKS5 server of `tests/integration/proxy_socks.rs`; the tray
 /// app (`src-tauri/`) builds against WebKitGTK, AppIndicator, librsvg and
 /// libxdo, and its tests run it under Xvfb on a private D-Bus session with
 /// WebKitWebDriver, a notification server (dunst) and python3-gi for the
-/// StatusNotifier watcher; `tests/secret.rs` stores keys in GNOME Keyring's
+/// StatusNotifier watcher; `tests/integration/secret.rs` stores keys in GNOME Keyring's
 /// Secret Service on a private session bus (dbus) and reads them back with
 /// `secret-tool` (libsecret-tools); `openclaw gateway restart` finds a
 /// foreground gateway with `lsof`.
@@ -418,7 +418,7 @@ fn npm_ci(what: &str, dir: &Path) -> Result {
 /// OpenClaw needs; the system's Node may be older).
 const OPENCLAW_DIR: &str = "tests/openclaw";
 
-/// Tells the tests (`tests/support/openclaw.rs`) where [`OPENCLAW_DIR`] is.
+/// Tells the tests (`tests/integration/support/openclaw.rs`) where [`OPENCLAW_DIR`] is.
 const OPENCLAW_DIR_ENV: &str = "CLAWFLEET_OPENCLAW_DIR";
 
 /// The file, inside a `node_modules/` that `npm ci` completed, that records

@@ -400,7 +400,7 @@ mod openclaw {
     use rusqlite::{Connection, params};
     use serde_json::{Value, json};
 
-    pub const SCHEMA: &str = include_str!("fixtures/openclaw/agent-schema.sql");
+    pub const SCHEMA: &str = include_str!("../fixtures/openclaw/agent-schema.sql");
 
     /// One agent's store, held open read-write like OpenClaw's gateway.
     pub struct Agent {

@@ -1,7 +1,7 @@
 //! The Ollama probe against real sockets: the fake Ollama, a hung server,
 //! garbage answers and a closed port.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! documented formats on real sockets, reqwest as the client, the ledger
 //! read back from its SQLite file.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The fleet API on a real socket: snapshot, SSE stream, Prometheus metrics,
 //! health, the Host/Origin guard, and a peer's fleet API being checked.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@
 //! complete with their records only in the journal, the daemon is killed,
 //! and opening the ledger stores them.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

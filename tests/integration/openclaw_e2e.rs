@@ -1,13 +1,13 @@
 #![cfg(unix)]
 //! End-to-end tests against the real, pinned OpenClaw (npm `openclaw`, see
 //! `tests/openclaw/`, installed by `cargo xtask deps`), driven through the
-//! harness of `tests/support/openclaw.rs`.
+//! harness of `tests/integration/support/openclaw.rs`.
 //!
 //! A gateway start costs about 25 s and an agent turn 20–40 s on a 2-core
 //! machine, so every scenario lives in this one binary and starts at most
 //! one gateway.
 
-mod support;
+use crate::support;
 
 use std::net::TcpStream;
 

@@ -25,13 +25,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// `GET /api/version` response, verbatim from docs/api.md.
-pub const DOC_VERSION_JSON: &str = include_str!("../fixtures/ollama/version.json");
+pub const DOC_VERSION_JSON: &str = include_str!("../../fixtures/ollama/version.json");
 
 /// `GET /api/tags` response, verbatim from docs/api.md.
-pub const DOC_TAGS_JSON: &str = include_str!("../fixtures/ollama/tags.json");
+pub const DOC_TAGS_JSON: &str = include_str!("../../fixtures/ollama/tags.json");
 
 /// `GET /api/ps` response, verbatim from docs/api.md.
-pub const DOC_PS_JSON: &str = include_str!("../fixtures/ollama/ps.json");
+pub const DOC_PS_JSON: &str = include_str!("../../fixtures/ollama/ps.json");
 
 /// Largest request body the fake records (bigger ones are answered 413).
 const REQUEST_BODY_LIMIT: usize = 16 * 1024 * 1024;

@@ -1,7 +1,7 @@
 //! The services probe against real sockets: open and closed ports, a hung
 //! server, and URLs answering various statuses.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

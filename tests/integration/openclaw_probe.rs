@@ -97,7 +97,7 @@ async fn probe_at(path: &Path, home: &Path) -> OpenClawStatus {
 }
 
 /// The gateway stand-ins here are bare TCP listeners: the websocket health
-/// check finds a socket that says nothing (tests/gateway_probe.rs speaks
+/// check finds a socket that says nothing (tests/integration/gateway_probe.rs speaks
 /// the real exchange).
 fn assert_silent(status: &OpenClawStatus) {
     let h = status

@@ -10,7 +10,7 @@
 //! Without microsocks the tests say so and pass, except under CI (`CI` set),
 //! where a missing microsocks is a failure: `cargo xtask deps` installs it.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;

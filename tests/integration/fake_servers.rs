@@ -2,7 +2,7 @@
 //! speaks Ollama's documented shapes and that the raw servers misbehave as
 //! promised, so that is checked here.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //! - from another machine (this host's own non-loopback address) every
 //!   request needs the token; Host and Origin are checked.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
