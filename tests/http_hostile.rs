@@ -754,3 +754,132 @@ async fn huge_trailers_after_a_whole_stream_lose_nothing() {
     assert_eq!((usage.input_tokens, usage.output_tokens), (26, 298));
     fleet.shutdown().await;
 }
+
+/// One request read off a raw connection: its path and body; `None` once
+/// the connection closed.
+async fn read_request(stream: &mut TcpStream, read: &mut Vec<u8>) -> Option<(String, String)> {
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(str::trim))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if read.len() >= end + 4 + length {
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let body = String::from_utf8_lossy(&read[end + 4..end + 4 + length]).into_owned();
+                read.drain(..end + 4 + length);
+                return Some((path, body));
+            }
+        }
+        match stream.read_buf(read).await {
+            Ok(n) if n > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
+/// A machine that answers the first chat request of each connection and
+/// keeps the connection, then reads the next one whole and closes without
+/// a word: that request reached it. Listings are answered as documented.
+/// Returns its URL and the chat bodies it received.
+async fn forgetful_ollama() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let chats = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let chats = chats.clone();
+            connections.spawn(async move {
+                let mut read = Vec::new();
+                let mut answered = 0;
+                while let Some((path, body)) = read_request(&mut stream, &mut read).await {
+                    let listing = match path.as_str() {
+                        "/api/tags" => Some(support::DOC_TAGS_JSON),
+                        "/api/ps" => Some("{\"models\":[]}"),
+                        "/api/version" => Some(support::DOC_VERSION_JSON),
+                        _ => None,
+                    };
+                    if let Some(json) = listing {
+                        let _ = stream
+                            .write_all(
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                                    json.len()
+                                )
+                                .as_bytes(),
+                            )
+                            .await;
+                        return;
+                    }
+                    chats.lock().unwrap().push(body);
+                    if answered == 1 {
+                        return;
+                    }
+                    answered += 1;
+                    let _ = stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{LAST_LINE}",
+                                LAST_LINE.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    (url, seen, task)
+}
+
+#[tokio::test]
+async fn a_request_a_reused_connection_took_is_never_sent_twice() {
+    // The machine closes a kept-alive connection after reading the second
+    // request on it. It may have started working on it: the proxy must not
+    // send it again, on that connection or another (the old own client
+    // did, taking the close for a stale connection).
+    let (url, chats, server) = forgetful_ollama().await;
+    let fleet = start(&url, &closed_port(), 1).await;
+    let client = fleet.client();
+    let mut statuses = Vec::new();
+    for i in 0..2 {
+        let body = json!({"model": "llama3.2:latest", "stream": false,
+                          "messages": [{"role": "user", "content": format!("request {i}")}]});
+        let r = client
+            .post(format!("http://{}/api/chat", fleet.addr()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    // The second went out on the kept connection and was cut: no machine
+    // could serve it, and nothing was sent twice.
+    assert_eq!(statuses, [200, 503]);
+    let chats = chats.lock().unwrap().clone();
+    assert_eq!(chats.len(), 2, "{chats:?}");
+    assert!(
+        chats[0].contains("request 0") && chats[1].contains("request 1"),
+        "{chats:?}"
+    );
+    let records = fleet.records(2).await;
+    let cut = records
+        .iter()
+        .find(|r| r.status == 503)
+        .expect("the cut one");
+    assert!(
+        cut.error.as_deref().is_some_and(|e| e.contains("local")),
+        "{records:?}"
+    );
+    server.abort();
+    fleet.shutdown().await;
+}
