@@ -265,16 +265,17 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         AllowedHosts::new(&config, &fleet, &[proxy_addr])
             .only_origins(&config.proxy.allowed_origins),
     );
-    let proxy_app = proxy::server::ProxyApp::new(proxy.clone(), proxy_allowed);
+    let proxy_app = proxy::server::router(proxy.clone(), proxy_allowed);
+    let limits = server::Limits {
+        header_read_timeout: std::time::Duration::from_secs(config.proxy.header_read_timeout_secs),
+        max_header_bytes: config.proxy.max_header_bytes,
+        max_connections: config.proxy.max_connections,
+        ..server::Limits::default()
+    };
     let stop = cancel.clone();
     tasks.spawn(async move {
         info!(addr = %proxy_addr, "{}", proxy::server::describe_listener(proxy_addr));
-        // Long generations hold a connection each: room for many at once.
-        let limits = server::Limits {
-            max_connections: 8192,
-            ..server::Limits::default()
-        };
-        server::serve_with_front(proxy_listener, proxy_app.clone(), proxy_app, limits, stop).await;
+        server::serve(proxy_listener, proxy_app, limits, stop).await;
     });
     tasks.spawn(publish_proxy_figures(
         collector.clone(),

@@ -138,37 +138,51 @@ pub async fn guard(
 }
 
 /// The answer to a request [`check`] refused, logged.
-pub(crate) fn refuse(refusal: (StatusCode, String)) -> Response {
+fn refuse(refusal: (StatusCode, String)) -> Response {
     tracing::warn!(reason = %refusal.1, "request refused");
     refusal.into_response()
 }
 
 /// Whether a request's Host and Origin are allowed; the refusal otherwise.
-pub(crate) fn check(
+///
+/// Exactly one `Host`: two are refused (400), since a cache or proxy in
+/// front may read the other one. An absolute-form request line
+/// (`POST http://host/api/chat`) names a host too: it must be ours as well,
+/// whatever `Host` says. With neither, 400.
+fn check(
     allowed: &AllowedHosts,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
 ) -> Result<(), (StatusCode, String)> {
-    // HTTP/1.1 puts the name in Host; an absolute-form request line puts it
-    // in the URI. Either way it must be ours.
-    let host = headers
-        .get(header::HOST)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
-        .or_else(|| uri.authority().map(|a| a.as_str()));
-    let Some(host) = host else {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "more than one Host header: send exactly one\n".to_owned(),
+        ));
+    }
+    let host = host.map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let authority = uri.authority().map(|a| a.as_str());
+    if host.is_none() && authority.is_none() {
         return Err((
             StatusCode::BAD_REQUEST,
             "missing Host header: send the address you connected to\n".to_owned(),
         ));
-    };
-    if !allowed.allows_host_header(host) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            format!(
-                "Host {host:?} is not a name of this machine; if you reach ClawFleet by that \
-                 name, add it to [api] allowed_hosts in the config\n"
-            ),
-        ));
+    }
+    for name in [host, authority].into_iter().flatten() {
+        // An authority may carry user information (`user@host`): the host
+        // is what follows it.
+        let name = name.rsplit_once('@').map_or(name, |(_, h)| h);
+        if !allowed.allows_host_header(name) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host {name:?} is not a name of this machine; if you reach ClawFleet by that \
+                     name, add it to [api] allowed_hosts in the config\n"
+                ),
+            ));
+        }
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("\u{fffd}");
@@ -234,6 +248,45 @@ mod tests {
         for (origin, want) in cases {
             assert_eq!(a.allows_origin(origin), want, "{origin:?}");
         }
+    }
+
+    fn checked(host: &[&str], uri: &str) -> Result<(), StatusCode> {
+        let mut headers = HeaderMap::new();
+        for h in host {
+            headers.append(header::HOST, h.parse().unwrap());
+        }
+        check(&allowed(), &headers, &uri.parse().unwrap()).map_err(|(status, _)| status)
+    }
+
+    #[test]
+    fn exactly_one_host_and_the_request_lines_own_are_checked() {
+        assert_eq!(checked(&["localhost"], "/api/chat"), Ok(()));
+        assert_eq!(
+            checked(&["localhost", "localhost"], "/api/chat"),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            checked(&["localhost", "evil.example"], "/api/chat"),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(checked(&[], "/api/chat"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(checked(&[], "http://localhost:11435/api/chat"), Ok(()));
+        assert_eq!(
+            checked(&["localhost"], "http://localhost:11435/api/chat"),
+            Ok(())
+        );
+        assert_eq!(
+            checked(&["localhost"], "http://evil.example/api/chat"),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            checked(&["localhost"], "http://localhost@evil.example/api/chat"),
+            Err(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            checked(&["evil.example"], "http://localhost/api/chat"),
+            Err(StatusCode::FORBIDDEN)
+        );
     }
 
     #[test]

@@ -169,9 +169,34 @@ pub struct ProxyConfig {
     /// load first) before trying the next.
     #[serde(default = "d_first_byte_timeout_secs")]
     pub first_byte_timeout_secs: u64,
-    /// Largest request body accepted.
+    /// Largest request body accepted: a `Content-Length` above it is
+    /// refused (413) before the body is read, a longer chunked body when it
+    /// passes the limit.
     #[serde(default = "d_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Time a client has to send a request's headers (a client that
+    /// connects and says nothing, or trickles its head, is dropped).
+    #[serde(default = "d_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Largest request head (request line and headers) accepted; a larger
+    /// one gets 431.
+    #[serde(default = "d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Time a request body may go without a byte before the request is
+    /// refused with 408.
+    #[serde(default = "d_body_idle_timeout_secs")]
+    pub body_idle_timeout_secs: u64,
+    /// Time a whole request body may take to arrive before the request is
+    /// refused with 408 (a body trickled a byte at a time).
+    #[serde(default = "d_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// Time an upstream answer may go without a byte once its head came;
+    /// then it ends with an error in the client's format.
+    #[serde(default = "d_stream_idle_timeout_secs")]
+    pub stream_idle_timeout_secs: u64,
+    /// Open client connections at most; more wait in the accept queue.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
     /// Web origins allowed to call the proxy (none by default: no web page
     /// may spend your Anthropic key through it).
     #[serde(default)]
@@ -200,6 +225,12 @@ impl Default for ProxyConfig {
             connect_timeout_ms: d_connect_timeout_ms(),
             first_byte_timeout_secs: d_first_byte_timeout_secs(),
             max_body_bytes: d_max_body_bytes(),
+            header_read_timeout_secs: d_header_read_timeout_secs(),
+            max_header_bytes: d_max_header_bytes(),
+            body_idle_timeout_secs: d_body_idle_timeout_secs(),
+            body_read_timeout_secs: d_body_read_timeout_secs(),
+            stream_idle_timeout_secs: d_stream_idle_timeout_secs(),
+            max_connections: d_max_connections(),
             allowed_origins: Vec::new(),
             anthropic_url: d_anthropic_url(),
             anthropic_key_file: None,
@@ -788,6 +819,28 @@ fn d_first_byte_timeout_secs() -> u64 {
 }
 fn d_max_body_bytes() -> u64 {
     32 * 1024 * 1024
+}
+fn d_header_read_timeout_secs() -> u64 {
+    10
+}
+fn d_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn d_body_idle_timeout_secs() -> u64 {
+    10
+}
+fn d_body_read_timeout_secs() -> u64 {
+    60
+}
+// A model writing a long tool call may send nothing until the call is
+// whole (Ollama holds tool-call tokens back): as long as a first byte may
+// take.
+fn d_stream_idle_timeout_secs() -> u64 {
+    300
+}
+// Long generations hold a connection each: room for many at once.
+fn d_max_connections() -> usize {
+    8192
 }
 fn d_anthropic_url() -> String {
     "https://api.anthropic.com".to_owned()

@@ -135,6 +135,55 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             "bytes from 1024 to 1073741824",
         );
     }
+    for (name, value, range, words) in [
+        (
+            "header_read_timeout_secs",
+            px.header_read_timeout_secs,
+            1..=600,
+            "seconds from 1 to 600",
+        ),
+        (
+            "body_idle_timeout_secs",
+            px.body_idle_timeout_secs,
+            1..=3600,
+            "seconds from 1 to 3600",
+        ),
+        (
+            "body_read_timeout_secs",
+            px.body_read_timeout_secs,
+            1..=3600,
+            "seconds from 1 to 3600",
+        ),
+        (
+            "stream_idle_timeout_secs",
+            px.stream_idle_timeout_secs,
+            1..=3600,
+            "seconds from 1 to 3600 (a model may think a while between tokens)",
+        ),
+    ] {
+        if !range.contains(&value) {
+            c.push(
+                key(&["proxy", name]),
+                format!("{value} is out of range"),
+                words,
+            );
+        }
+    }
+    // hyper's read buffer cannot be smaller than 8 KiB.
+    if !(8192..=1024 * 1024).contains(&px.max_header_bytes) {
+        c.push(
+            key(&["proxy", "max_header_bytes"]),
+            format!("{} is out of range", px.max_header_bytes),
+            "bytes from 8192 to 1048576",
+        );
+    }
+    if !(1..=65_536).contains(&px.max_connections) {
+        c.push(
+            key(&["proxy", "max_connections"]),
+            format!("{} is out of range", px.max_connections),
+            "connections from 1 to 65536",
+        );
+    }
     if let Err(why) = check_http_url(&px.anthropic_url) {
         c.push(
             key(&["proxy", "anthropic_url"]),

@@ -8,7 +8,6 @@
 
 pub mod circuit;
 pub mod errors;
-mod h1;
 pub mod route;
 pub mod server;
 mod upstream;

@@ -24,8 +24,6 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, info_span, warn};
 
-mod front;
-
 use super::circuit::{Admission, Circuit, CircuitConfig};
 use super::errors::{ApiShape, ErrorKind, RETRY_AFTER_SECS, error_body, stream_error_frame};
 use super::route::{self, Candidate, RouteError};
@@ -68,7 +66,8 @@ impl Proxy {
         ledger: LedgerHandle,
     ) -> Result<Self, crate::Error> {
         let connect = Duration::from_millis(config.proxy.connect_timeout_ms);
-        let upstreams = Upstreams::new(connect, config.proxy.socks5.as_deref())?;
+        let idle = Duration::from_secs(config.proxy.stream_idle_timeout_secs);
+        let upstreams = Upstreams::new(connect, config.proxy.socks5.as_deref(), idle)?;
         let anthropic_key = match &config.proxy.anthropic_key_file {
             Some(path) => Some(net::read_secret_file(path)?),
             None => None,
@@ -134,8 +133,14 @@ impl Proxy {
     }
 }
 
-/// The proxy's routes behind the Host/Origin guard.
+/// The proxy as served: every request, the inference `POST`s included,
+/// goes through this one router and its layers — the Host/Origin guard,
+/// and a time limit between a request body's frames (408). The head's
+/// limits are the listener's (`server::Limits`); a body's size and overall
+/// time limits are the handlers' ([`json_body`]), so that a refusal is an
+/// error in the client's own shape and a ledger record.
 pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
+    let body_idle = Duration::from_secs(proxy.config.proxy.body_idle_timeout_secs);
     let inference = |endpoint: Endpoint| {
         move |state: State<Arc<Proxy>>, request: Request| infer(state, endpoint, None, request)
     };
@@ -184,116 +189,11 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
         .route("/via/{machine}", get(ollama_root))
         .route("/via/{machine}/", get(ollama_root))
         .with_state(proxy)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
         .layer(axum::middleware::from_fn_with_state(
             allowed,
             crate::api::host::guard,
         ))
-}
-
-/// The proxy as served: the inference endpoints (`POST` to one of
-/// `Endpoint::ALL`'s paths, also under `/via/<machine>`: the requests
-/// the agent sends all day) go straight to `infer` behind the same
-/// Host/Origin check; everything else goes through the [`router`]. The
-/// router boxes each request's service,
-/// handler and middleware futures; this path does not. In a profile of
-/// the daemon under `cargo xtask bench proxy` at concurrency 16, axum and
-/// the serving glue went from 7.5% of its CPU to 1.9%, about 6 µs per
-/// request.
-#[derive(Clone)]
-pub struct ProxyApp {
-    proxy: Arc<Proxy>,
-    allowed: Arc<AllowedHosts>,
-    router: Router,
-}
-
-impl ProxyApp {
-    /// The proxy's service: its hot path, and [`router`] for the rest.
-    pub fn new(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Self {
-        let router = router(proxy.clone(), allowed.clone());
-        Self {
-            proxy,
-            allowed,
-            router,
-        }
-    }
-}
-
-impl tower::Service<axum::http::Request<hyper::body::Incoming>> for ProxyApp {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<
-        futures_util::future::BoxFuture<'static, Result<Response, Self::Error>>,
-        axum::routing::future::RouteFuture<Self::Error>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
-        use futures_util::FutureExt;
-        let hot = (request.method() == axum::http::Method::POST)
-            .then(|| hot_path(request.uri().path()))
-            .flatten();
-        let Some((endpoint, prefer)) = hot else {
-            return futures_util::future::Either::Right(tower::Service::call(
-                &mut self.router,
-                request,
-            ));
-        };
-        futures_util::future::Either::Left(
-            self.answer(request.map(Body::new), endpoint, prefer)
-                .map(Ok)
-                .boxed(),
-        )
-    }
-}
-
-impl ProxyApp {
-    /// Answers a request of the hot path: the Host/Origin check, then
-    /// [`infer`].
-    fn answer(
-        &self,
-        request: Request,
-        endpoint: Endpoint,
-        prefer: Option<String>,
-    ) -> impl Future<Output = Response> + Send + 'static {
-        let checked = crate::api::host::check(&self.allowed, request.headers(), request.uri());
-        let proxy = self.proxy.clone();
-        async move {
-            match checked {
-                Ok(()) => infer(State(proxy), endpoint, prefer, request).await,
-                Err(refusal) => crate::api::host::refuse(refusal),
-            }
-        }
-    }
-}
-
-impl crate::server::Front for ProxyApp {
-    fn serve(
-        self,
-        connection: crate::server::FrontConnection,
-    ) -> impl Future<Output = Option<crate::server::Handoff>> + Send {
-        front::serve(self, connection)
-    }
-}
-
-/// The endpoint a path names, and the machine of a `/via/<machine>/` prefix
-/// (what `clawfleet openclaw wire` writes into the agent's config). A machine
-/// segment that is empty or percent-encoded is left to the router, which
-/// decodes it.
-fn hot_path(path: &str) -> Option<(Endpoint, Option<String>)> {
-    let Some(rest) = path.strip_prefix("/via/") else {
-        return Endpoint::from_path(path).map(|e| (e, None));
-    };
-    let (machine, endpoint) = rest.split_at(rest.find('/')?);
-    if machine.is_empty() || machine.contains('%') {
-        return None;
-    }
-    Endpoint::from_path(endpoint).map(|e| (e, Some(machine.to_owned())))
 }
 
 /// The inference endpoints the proxy routes by model.
@@ -321,11 +221,6 @@ impl Endpoint {
         Endpoint::OllamaEmbeddings,
         Endpoint::OllamaShow,
     ];
-
-    /// The endpoint served at `path`, if any (without `/via/<machine>`).
-    fn from_path(path: &str) -> Option<Endpoint> {
-        Endpoint::ALL.into_iter().find(|e| e.path() == path)
-    }
 
     fn path(self) -> &'static str {
         match self {
@@ -425,31 +320,69 @@ fn fail(shape: ApiShape, status: u16, kind: ErrorKind, message: &str) -> Respons
     response
 }
 
-/// Reads a request body, refusing more than `limit` bytes.
-async fn read_body(body: Body, limit: u64) -> Result<Bytes, BodyProblem> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            // axum reports the limit as a length-limit error in its source chain.
-            let text = format!("{e}");
-            let mut source = std::error::Error::source(&e);
-            let mut too_large = text.contains("length limit");
-            while let Some(s) = source {
-                too_large |= s.to_string().contains("length limit");
-                source = s.source();
-            }
-            if too_large {
-                Err(BodyProblem::TooLarge)
-            } else {
-                Err(BodyProblem::Broken(text))
-            }
+/// How much of a request body the proxy reads, and for how long.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    /// Bytes at most (`[proxy] max_body_bytes`).
+    max_bytes: u64,
+    /// The whole body within this time (`[proxy] body_read_timeout_secs`);
+    /// the time between its frames is the router's layer's.
+    deadline: Duration,
+}
+
+impl BodyLimits {
+    fn of(config: &Config) -> Self {
+        Self {
+            max_bytes: config.proxy.max_body_bytes,
+            deadline: Duration::from_secs(config.proxy.body_read_timeout_secs),
         }
     }
 }
 
+/// Reads a request body within `limits`. A `Content-Length` above the
+/// size limit is refused before a byte of the body is read (hyper has
+/// checked the header: one value, and none beside `Transfer-Encoding`).
+async fn read_body(request: Request, limits: BodyLimits) -> Result<Bytes, BodyProblem> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_bytes) {
+        return Err(BodyProblem::TooLarge);
+    }
+    let limit = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX);
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let e = match tokio::time::timeout(limits.deadline, read).await {
+        Err(_) => return Err(BodyProblem::TooSlow),
+        Ok(Ok(b)) => return Ok(b),
+        Ok(Err(e)) => e,
+    };
+    // axum reports the size limit as a length-limit error, and the router's
+    // layer a pause between frames as a `TimeoutError`, in the source chain.
+    let text = format!("{e}");
+    let mut too_large = text.contains("length limit");
+    let mut too_slow = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        too_large |= s.to_string().contains("length limit");
+        too_slow |= s.is::<tower_http::timeout::TimeoutError>();
+        source = s.source();
+    }
+    Err(if too_large {
+        BodyProblem::TooLarge
+    } else if too_slow {
+        BodyProblem::TooSlow
+    } else {
+        BodyProblem::Broken(text)
+    })
+}
+
 enum BodyProblem {
     TooLarge,
+    /// Not all there within the overall time, or a pause between frames
+    /// longer than the router allows.
+    TooSlow,
     Broken(String),
 }
 
@@ -523,15 +456,29 @@ impl JsonBody {
     }
 }
 
-/// Reads a JSON request body and its [`Fields`]; a refusal is 400 or 413.
-async fn json_body(request: Request, limit: u64) -> Result<JsonBody, Refusal> {
-    let bytes = match read_body(request.into_body(), limit).await {
+/// Reads a JSON request body and its [`Fields`]; a refusal is 400, 408 or
+/// 413.
+async fn json_body(request: Request, limits: BodyLimits) -> Result<JsonBody, Refusal> {
+    let bytes = match read_body(request, limits).await {
         Ok(b) => b,
         Err(BodyProblem::TooLarge) => {
             return Err(Refusal(
                 413,
                 ErrorKind::PayloadTooLarge,
-                format!("request body is larger than {limit} bytes ([proxy] max_body_bytes)"),
+                format!(
+                    "request body is larger than {} bytes ([proxy] max_body_bytes)",
+                    limits.max_bytes
+                ),
+            ));
+        }
+        Err(BodyProblem::TooSlow) => {
+            return Err(Refusal(
+                408,
+                ErrorKind::BadRequest,
+                format!(
+                    "the request body did not arrive in time ([proxy] body_read_timeout_secs = {} for all of it, body_idle_timeout_secs between its parts)",
+                    limits.deadline.as_secs()
+                ),
             ));
         }
         Err(BodyProblem::Broken(why)) => {
@@ -639,7 +586,7 @@ async fn infer(
     );
     async move {
         let mut record = new_record(started_at, client, endpoint.api(), endpoint.path());
-        let body = match json_body(request, proxy.config.proxy.max_body_bytes).await {
+        let body = match json_body(request, BodyLimits::of(&proxy.config)).await {
             Ok(b) => b,
             Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
         };
@@ -1448,7 +1395,7 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
     let JsonBody {
         bytes: original,
         fields,
-    } = match json_body(request, proxy.config.proxy.max_body_bytes).await {
+    } = match json_body(request, BodyLimits::of(&proxy.config)).await {
         Ok(b) => b,
         Err(r) => return refuse(&proxy.ledger, record, started, shape, r),
     };
@@ -1508,8 +1455,19 @@ async fn anthropic(State(proxy): State<Arc<Proxy>>, request: Request) -> Respons
                     k.forget().await;
                 }
             }
+            let answer = match Answer::from_reqwest(response, proxy.upstreams.idle()) {
+                Ok(a) => a,
+                Err(why) => {
+                    let why = format!("Anthropic {why}");
+                    record.status = 502;
+                    record.error = Some(why.clone());
+                    record.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    proxy.ledger.record_nowait(record);
+                    return fail(shape, 502, ErrorKind::Upstream, &why);
+                }
+            };
             return relay(
-                Answer::from_reqwest(response),
+                answer,
                 Relay {
                     shape,
                     wire: if stream {
@@ -1560,37 +1518,12 @@ mod tests {
         assert_eq!(header_text(&"x".repeat(512)).len(), 512);
     }
 
-    #[test]
-    fn the_hot_path_takes_every_endpoint_and_its_via_address_only() {
-        for endpoint in Endpoint::ALL {
-            assert_eq!(hot_path(endpoint.path()), Some((endpoint, None)));
-            assert_eq!(
-                hot_path(&format!("/via/macmini{}", endpoint.path())),
-                Some((endpoint, Some("macmini".to_owned())))
-            );
-        }
-        // Left to the router: other paths, and machine segments it decodes.
-        for path in [
-            "/",
-            "/api/tags",
-            "/v1/models",
-            "/v1/messages",
-            "/api/chat/",
-            "/api/chatty",
-            "/via/macmini",
-            "/via/macmini/",
-            "/via//api/chat",
-            "/via/mac%20mini/api/chat",
-            "/via/macmini/api/tags",
-            "/via/a/b/api/chat",
-            "/x/via/macmini/api/chat",
-        ] {
-            assert_eq!(hot_path(path), None, "{path}");
-        }
-    }
-
     async fn parse(body: &'static [u8]) -> Result<JsonBody, (u16, String)> {
-        json_body(Request::new(Body::from(body)), 1024)
+        let limits = BodyLimits {
+            max_bytes: 1024,
+            deadline: Duration::from_secs(10),
+        };
+        json_body(Request::new(Body::from(body)), limits)
             .await
             .map_err(|Refusal(status, _, why)| (status, why))
     }

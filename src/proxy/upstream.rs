@@ -1,23 +1,24 @@
 //! How the proxy reaches a machine's Ollama, and the one answer type the
-//! relay reads whichever client carried it.
+//! relay reads.
 //!
-//! Plain-HTTP addresses reached directly (this machine's Ollama; peers when
-//! no `[proxy] socks5` is set) go through the proxy's own HTTP/1.1 client,
-//! [`super::h1`], on the request's own task: no redirect, retry or timeout
-//! layers, no connection task to hand the request to (the proxy keeps its
-//! own first-byte limit). HTTPS addresses and everything through SOCKS5
-//! keep reqwest, which has the TLS and SOCKS5 connectors.
+//! Every upstream request goes through reqwest (hyper-util's pooled client
+//! underneath): one client for this machine, Anthropic and peers reached
+//! directly, one through `[proxy] socks5` for peers behind it. reqwest
+//! rather than hyper-util's legacy client on its own, because the proxy
+//! needs reqwest anyway for HTTPS and SOCKS5: one client type, one error
+//! vocabulary ([`net::describe`]), one pool configuration
+//! ([`net::upstream_client`]). Neither resends a request once it was
+//! written (hyper-util retries only a request that never left, reqwest's
+//! default policy only HTTP/2 refusals, which we do not speak), so an
+//! inference `POST` reaches a machine at most once per attempt.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::h1;
 use crate::net;
 
 /// An answer's body, chunk by chunk; an error is why it broke off, in words.
@@ -32,18 +33,34 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    /// A reqwest response (HTTPS, SOCKS5, Anthropic, model management).
-    pub fn from_reqwest(response: reqwest::Response) -> Self {
-        Self {
-            status: response.status(),
-            content_type: response.headers().get(header::CONTENT_TYPE).cloned(),
-            content_length: response.content_length(),
-            body: Box::pin(
-                response
-                    .bytes_stream()
-                    .map(|chunk| chunk.map_err(|e| net::describe(&e))),
-            ),
+    /// A reqwest response, whose body must bring a byte at least every
+    /// `idle`, or it ends with an error saying so. A head with both
+    /// `Transfer-Encoding` and `Content-Length` is refused: its framing is
+    /// ambiguous (RFC 9112, 6.3: "ought to be handled as an error"), and
+    /// dropping the response unread closes its connection rather than
+    /// handing it back to the pool.
+    pub fn from_reqwest(response: reqwest::Response, idle: Duration) -> Result<Self, String> {
+        let headers = response.headers();
+        if headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.contains_key(header::CONTENT_LENGTH)
+        {
+            return Err(
+                "answered with both Transfer-Encoding and Content-Length (ambiguous framing)"
+                    .to_owned(),
+            );
         }
+        let status = response.status();
+        let content_type = headers.get(header::CONTENT_TYPE).cloned();
+        let content_length = response.content_length();
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| net::describe(&e)));
+        Ok(Self {
+            status,
+            content_type,
+            content_length,
+            body: Box::pin(idle_limited(body, idle)),
+        })
     }
 
     /// The body, whole, if it is at most `limit` bytes.
@@ -63,84 +80,67 @@ impl Answer {
     }
 }
 
-/// Where one upstream URL is sent from, decided once per URL.
-#[derive(Clone)]
-enum Target {
-    /// Plain HTTP, reached directly: [`h1`]. Shared, so that taking it from
-    /// the cache for each request copies no host name.
-    Plain(Arc<h1::Target>),
-    /// HTTPS, or a peer through SOCKS5: reqwest.
-    Other(reqwest::Url, Via),
+/// `body`, ended with an error when no chunk comes for `idle`: a machine
+/// that stalls mid-answer is not waited on for ever.
+fn idle_limited(
+    body: impl Stream<Item = Result<Bytes, String>> + Send + 'static,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, String>> + Send + 'static {
+    futures_util::stream::unfold(Some(Box::pin(body)), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => Some((item, Some(body))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(format!(
+                    "no data from the machine for {} s ([proxy] stream_idle_timeout_secs)",
+                    idle.as_secs()
+                )),
+                None,
+            )),
+        }
+    })
 }
 
-#[derive(Clone, Copy)]
-enum Via {
-    Direct,
-    Peers,
-}
-
-/// The proxy's upstream clients, and the URLs already parsed.
+/// The proxy's upstream clients.
 pub(super) struct Upstreams {
-    plain: Arc<h1::Pool>,
     direct: reqwest::Client,
     peers: reqwest::Client,
     socks5: bool,
-    /// Parsed targets by base URL and path: parsing (with IDNA host
-    /// processing) showed up at about 2% of the proxy's CPU under load.
-    /// Bounded: base URLs come from the config, paths from a fixed set.
-    targets: Mutex<HashMap<String, HashMap<&'static str, Target>>>,
+    /// How long an answer's body may go without a byte.
+    idle: Duration,
 }
 
 impl Upstreams {
     /// Clients with `connect` as their connect timeout; peers through
-    /// `socks5` when it is set.
-    pub fn new(connect: Duration, socks5: Option<&str>) -> Result<Self, crate::Error> {
+    /// `socks5` when it is set; answers cut after `idle` without a byte.
+    pub fn new(
+        connect: Duration,
+        socks5: Option<&str>,
+        idle: Duration,
+    ) -> Result<Self, crate::Error> {
         let direct = net::upstream_client(connect, None)?;
         let peers = match socks5 {
             Some(addr) => net::upstream_client(connect, Some(addr))?,
             None => direct.clone(),
         };
         Ok(Self {
-            plain: h1::Pool::new(connect),
             direct,
             peers,
             socks5: socks5.is_some(),
-            targets: Mutex::new(HashMap::new()),
+            idle,
         })
     }
 
-    /// The reqwest client for addresses outside the fleet (Anthropic) and
-    /// this machine's model management.
+    /// The client for addresses outside the fleet (Anthropic) and this
+    /// machine's model management.
     pub fn direct(&self) -> &reqwest::Client {
         &self.direct
     }
 
-    /// `base` + `path`, parsed once, with the client that reaches it.
-    fn target(&self, base: &str, path: &'static str, is_self: bool) -> Result<Target, String> {
-        let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(t) = targets.get(base).and_then(|m| m.get(path)) {
-            return Ok(t.clone());
-        }
-        let text = format!("{base}{path}");
-        let url = reqwest::Url::parse(&text)
-            .map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?;
-        let via = if is_self || !self.socks5 {
-            Via::Direct
-        } else {
-            Via::Peers
-        };
-        let target = match (url.scheme(), via) {
-            // The normalised form (IDNA, percent-encoding) reqwest would send.
-            ("http", Via::Direct) => Target::Plain(Arc::new(
-                h1::Target::new(&url).map_err(|e| format!("cannot make a URL of {base:?}: {e}"))?,
-            )),
-            _ => Target::Other(url, via),
-        };
-        targets
-            .entry(base.to_owned())
-            .or_default()
-            .insert(path, target.clone());
-        Ok(target)
+    /// How long an answer's body may go without a byte.
+    pub fn idle(&self) -> Duration {
+        self.idle
     }
 
     /// POSTs a JSON `payload` to `base` + `path` and waits for the answer's
@@ -148,27 +148,24 @@ impl Upstreams {
     pub async fn post_json(
         &self,
         base: &str,
-        path: &'static str,
+        path: &str,
         is_self: bool,
         payload: Bytes,
     ) -> Result<Answer, String> {
-        match self.target(base, path, is_self)? {
-            Target::Plain(target) => self.plain.post(&target, payload).await,
-            Target::Other(url, via) => {
-                let client = match via {
-                    Via::Direct => &self.direct,
-                    Via::Peers => &self.peers,
-                };
-                client
-                    .post(url)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(payload)
-                    .send()
-                    .await
-                    .map(Answer::from_reqwest)
-                    .map_err(|e| net::describe(&e))
-            }
-        }
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let client = if is_self || !self.socks5 {
+            &self.direct
+        } else {
+            &self.peers
+        };
+        let response = client
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| net::describe(&e))?;
+        Answer::from_reqwest(response, self.idle)
     }
 }
 
@@ -178,7 +175,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn upstreams() -> Upstreams {
-        Upstreams::new(Duration::from_secs(2), None).expect("clients")
+        Upstreams::new(Duration::from_secs(2), None, Duration::from_secs(2)).expect("clients")
     }
 
     /// A listener on a free loopback port, and its base URL.
@@ -188,6 +185,28 @@ mod tests {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         (listener, base)
+    }
+
+    /// Accepts one connection, reads the request up to `until`, writes
+    /// `answer`, then holds the connection for a while.
+    fn answer_once(
+        listener: tokio::net::TcpListener,
+        until: &'static [u8],
+        answer: &'static [u8],
+    ) -> tokio::task::JoinHandle<String> {
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.ends_with(until) {
+                let n = tcp.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the request ended early: {seen:?}");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            tcp.write_all(answer).await.expect("write");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            String::from_utf8(seen).expect("ASCII request")
+        })
     }
 
     #[tokio::test]
@@ -204,28 +223,17 @@ mod tests {
         assert!(why.contains("refused"), "{why}");
     }
 
-    /// A plain-HTTP answer through [`h1`]: the request as sent on the wire,
-    /// the head, and a chunked body read back chunk by chunk.
+    /// The request as sent on the wire, the head, and a chunked body read
+    /// back.
     #[tokio::test]
-    async fn a_plain_http_answer_keeps_its_head_and_body() {
+    async fn an_answer_keeps_its_head_and_body() {
         let (listener, base) = listen().await;
-        let server = tokio::spawn(async move {
-            let (mut tcp, _) = listener.accept().await.expect("accept");
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !seen.ends_with(b"{\"model\":\"m\"}") {
-                let n = tcp.read(&mut buf).await.expect("read");
-                assert!(n > 0, "the request ended early: {seen:?}");
-                seen.extend_from_slice(&buf[..n]);
-            }
-            tcp.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n\
-                  6\r\n{\"a\":1\r\n2\r\n}\n\r\n0\r\n\r\n",
-            )
-            .await
-            .expect("write");
-            String::from_utf8(seen).expect("ASCII request")
-        });
+        let server = answer_once(
+            listener,
+            b"{\"model\":\"m\"}",
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n\
+              6\r\n{\"a\":1\r\n2\r\n}\n\r\n0\r\n\r\n",
+        );
         let answer = upstreams()
             .post_json(
                 &base,
@@ -243,33 +251,17 @@ mod tests {
         assert_eq!(answer.content_length, None);
         let body = answer.read_limited(1024).await.expect("body");
         assert_eq!(body, b"{\"a\":1}\n");
-        let request = server.await.expect("server").to_ascii_lowercase();
-        assert!(
-            request.starts_with("post /api/chat http/1.1\r\n"),
-            "{request}"
-        );
-        assert!(
-            request.contains("content-type: application/json\r\n"),
-            "{request}"
-        );
-        assert!(request.contains("content-length: 13\r\n"), "{request}");
-        assert!(
-            request.contains(&format!("user-agent: {}\r\n", net::USER_AGENT)),
-            "{request}"
-        );
+        server.abort();
     }
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_from_its_length() {
         let (listener, base) = listen().await;
-        tokio::spawn(async move {
-            let (mut tcp, _) = listener.accept().await.expect("accept");
-            let mut buf = [0u8; 4096];
-            let _ = tcp.read(&mut buf).await;
-            let _ = tcp
-                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100000\r\n\r\n")
-                .await;
-        });
+        let server = answer_once(
+            listener,
+            b"{}",
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100000\r\n\r\n",
+        );
         let answer = upstreams()
             .post_json(&base, "/api/chat", true, Bytes::from_static(b"{}"))
             .await
@@ -278,29 +270,53 @@ mod tests {
         assert_eq!(answer.content_length, Some(100_000));
         let err = answer.read_limited(1024).await.expect_err("too long");
         assert_eq!(err, "longer than 1024 bytes");
+        server.abort();
     }
 
-    #[test]
-    fn https_and_socks5_peers_keep_reqwest() {
-        let direct = upstreams();
-        assert!(matches!(
-            direct.target("http://127.0.0.1:11434", "/api/chat", true),
-            Ok(Target::Plain(_))
-        ));
-        assert!(matches!(
-            direct.target("https://ollama.example", "/api/chat", false),
-            Ok(Target::Other(_, Via::Direct))
-        ));
-        let socks =
-            Upstreams::new(Duration::from_secs(2), Some("127.0.0.1:1055")).expect("clients");
-        assert!(matches!(
-            socks.target("http://macmini:11434", "/api/chat", false),
-            Ok(Target::Other(_, Via::Peers))
-        ));
-        assert!(matches!(
-            socks.target("http://127.0.0.1:11434", "/api/chat", true),
-            Ok(Target::Plain(_))
-        ));
-        assert!(socks.target("not a url", "/api/chat", true).is_err());
+    #[tokio::test]
+    async fn an_answer_framed_two_ways_is_refused() {
+        let (listener, base) = listen().await;
+        let server = answer_once(
+            listener,
+            b"{}",
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        );
+        let Err(why) = upstreams()
+            .post_json(&base, "/api/chat", true, Bytes::from_static(b"{}"))
+            .await
+        else {
+            panic!("an ambiguous answer was taken");
+        };
+        assert!(
+            why.contains("Transfer-Encoding and Content-Length"),
+            "{why}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_ends_with_an_error() {
+        let (listener, base) = listen().await;
+        let server = answer_once(
+            listener,
+            b"{}",
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{}\n\r\n",
+        );
+        let upstreams = Upstreams::new(Duration::from_secs(2), None, Duration::from_millis(200))
+            .expect("clients");
+        let mut answer = upstreams
+            .post_json(&base, "/api/chat", true, Bytes::from_static(b"{}"))
+            .await
+            .expect("answer");
+        let first = answer.body.next().await.expect("a chunk").expect("data");
+        assert_eq!(&first[..], b"{}\n");
+        let stalled = tokio::time::timeout(Duration::from_secs(10), answer.body.next())
+            .await
+            .expect("ended within 10 s")
+            .expect("an item")
+            .expect_err("an error");
+        assert!(stalled.contains("stream_idle_timeout_secs"), "{stalled}");
+        assert!(answer.body.next().await.is_none(), "ended after the error");
+        server.abort();
     }
 }

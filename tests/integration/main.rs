@@ -18,6 +18,7 @@ mod fleet;
 mod gateway_probe;
 mod heal;
 mod heal_pm2;
+mod http_hostile;
 mod ledger;
 mod ollama_probe;
 mod openclaw_e2e;

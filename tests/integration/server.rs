@@ -1,7 +1,6 @@
 //! The hardened HTTP server under hostile or slow clients: silent clients are
 //! dropped, open connections are capped, shutdown drains in-flight requests.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -9,7 +8,6 @@ use axum::routing::get;
 use clawfleet::server::{self, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 async fn start(
@@ -146,92 +144,4 @@ async fn handlers_see_the_peer_address() {
     assert!(out.ends_with(&local.to_string()), "{out}");
     stop.cancel();
     task.await.unwrap();
-}
-
-/// A front that answers a line `slow` itself (`done` once `release` is
-/// notified, then closes; `started` says it has the line) and hands
-/// anything else to hyper with the bytes it read.
-#[derive(Clone, Default)]
-struct LineFront {
-    started: Arc<Notify>,
-    release: Arc<Notify>,
-}
-
-impl server::Front for LineFront {
-    async fn serve(self, mut c: server::FrontConnection) -> Option<server::Handoff> {
-        let mut read = Vec::new();
-        while !read.contains(&b'\n') {
-            if c.stream.read_buf(&mut read).await.ok()? == 0 {
-                return None;
-            }
-        }
-        if !read.starts_with(b"slow\n") {
-            return Some(server::Handoff {
-                stream: c.stream,
-                read: read.into(),
-            });
-        }
-        self.started.notify_one();
-        self.release.notified().await;
-        c.stream.write_all(b"done").await.ok()?;
-        None
-    }
-}
-
-async fn start_fronted(
-    front: LineFront,
-) -> (
-    std::net::SocketAddr,
-    CancellationToken,
-    tokio::task::JoinHandle<()>,
-) {
-    let app = Router::new().route("/", get(|| async { "hello" }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server::serve_with_front(
-        listener,
-        app,
-        front,
-        Limits::default(),
-        stop.clone(),
-    ));
-    (addr, stop, task)
-}
-
-#[tokio::test]
-async fn hyper_reads_what_the_front_read_before_handing_over() {
-    let (addr, stop, task) = start_fronted(LineFront::default()).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    // The whole request reaches the front in one read; hyper must see it all.
-    let out = request(&mut s, "/").await;
-    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-    assert!(out.ends_with("hello"), "{out}");
-    stop.cancel();
-    task.await.unwrap();
-}
-
-#[tokio::test]
-async fn shutdown_waits_for_what_the_front_is_answering() {
-    let front = LineFront::default();
-    let (addr, stop, task) = start_fronted(front.clone()).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"slow\n").await.unwrap();
-    front.started.notified().await;
-    stop.cancel();
-    // The front holds its answer until released: the listener drains.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!task.is_finished(), "stopped before the front's answer");
-    front.release.notify_one();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .expect("answered within 10 s")
-        .unwrap();
-    assert_eq!(out, "done");
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stopped within 10 s")
-        .unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
 }

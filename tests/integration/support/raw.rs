@@ -1,8 +1,8 @@
 //! Raw TCP servers for the failures a real HTTP server would not produce.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,6 +102,9 @@ pub enum Garbage {
     /// Reads the request, then never writes and keeps the connection open
     /// (like [`HangingServer`], but for chosen paths only).
     Hang,
+    /// Writes these bytes (a head and the start of a body), then neither
+    /// writes nor closes: a machine that stalls mid-answer.
+    Stall(Vec<u8>),
 }
 
 /// The error text of [`Garbage::ServerErrorJson`].
@@ -147,6 +150,7 @@ fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
 pub struct GarbageServer {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -168,6 +172,8 @@ impl GarbageServer {
         let fallback = Arc::new(fallback);
         let hits = Arc::new(AtomicUsize::new(0));
         let count = hits.clone();
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let seen = paths.clone();
         let task = tokio::spawn(async move {
             // Connection tasks live in the set, which aborts them when this
             // task is aborted and drops it.
@@ -183,14 +189,20 @@ impl GarbageServer {
                 let routes = routes.clone();
                 let fallback = fallback.clone();
                 let count = count.clone();
+                let seen = seen.clone();
                 connections.spawn(async move {
-                    answer(stream, &routes, &fallback, &count).await;
+                    answer(stream, &routes, &fallback, &count, &seen).await;
                 });
                 // Reap finished ones so the set does not grow without end.
                 while connections.try_join_next().is_some() {}
             }
         });
-        Self { addr, hits, task }
+        Self {
+            addr,
+            hits,
+            paths,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -212,6 +224,16 @@ impl GarbageServer {
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// Requests to `path` (without query) so far.
+    pub fn count(&self, path: &str) -> usize {
+        self.paths
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
 }
 
 impl Drop for GarbageServer {
@@ -226,6 +248,7 @@ async fn answer(
     routes: &[(String, Garbage)],
     fallback: &Garbage,
     hits: &AtomicUsize,
+    seen: &Mutex<Vec<String>>,
 ) {
     // Read the whole head first: closing with unread input would make the
     // kernel send a reset, which could destroy the answer in flight.
@@ -246,6 +269,9 @@ async fn answer(
         .nth(1)
         .map(|target| target.split('?').next().unwrap_or(target).to_owned())
         .unwrap_or_default();
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(path.clone());
     let garbage = routes
         .iter()
         .find(|(p, _)| *p == path)
@@ -302,6 +328,12 @@ async fn answer(
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(())
+        }
+        Garbage::Stall(bytes) => {
+            if stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok() {
+                std::future::pending::<()>().await;
             }
             Ok(())
         }
