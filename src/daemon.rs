@@ -363,7 +363,7 @@ impl Running {
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
         if let Some(ledger) = self.ledger.take() {
-            // Stores what the journal still holds; blocking, so off the runtime.
+            // Commits what is still queued (bounded wait); blocking, so off the runtime.
             match tokio::task::spawn_blocking(move || ledger.close()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => warn!("closing the ledger: {e}"),

@@ -1,48 +1,54 @@
 //! The usage ledger: every proxied request, in SQLite (WAL) in `data_dir`.
 //!
-//! One [`Ledger`] owns one database file and its journal
-//! (`ledger.sqlite-pending/`, see `ledger/journal.rs`). Recording a request
-//! costs its task one JSON line appended to the journal's active segment (a
-//! copy into a mapped file on Linux, one `write` elsewhere); nothing waits
-//! for SQLite. A dedicated writer thread, the only owner of the read-write
-//! connection, wakes at most every [`BATCH_EVERY`] while records arrive
-//! (never while none do), moves the journal to a fresh segment, stores the
-//! old one's records in one transaction and then deletes it or keeps it,
-//! emptied, for the next rotation. Under load that is hundreds of rows per
-//! commit, instead of a commit and two thread wake-ups per request.
+//! One [`Ledger`] owns one database file and a writer thread, the only
+//! owner of the read-write connection. Recording a request puts it in a
+//! bounded queue in memory; the writer takes everything queued, stores it in
+//! one transaction (group commit: one commit for one record when the proxy
+//! is quiet, for hundreds under load), and then wakes each request that
+//! waits for its record. SQLite is the one place a record is stored.
 //!
-//! [`LedgerHandle::record`] returns once its line is written: from then on the
-//! record survives the ClawFleet process being killed (even `SIGKILL`) at any
-//! moment, because it is in the operating system's hands, in the journal or
-//! in the WAL, and the next open stores what the journal still holds. It may
-//! be lost if the whole machine loses power before the OS flushes its cache;
-//! that is the trade we make for not calling `fsync` on every request.
+//! [`LedgerHandle::record`] returns once its record is committed: from then
+//! on the record survives the ClawFleet process being killed (even
+//! `SIGKILL`) at any moment, because it is in the write-ahead log, in the
+//! operating system's hands. (With `synchronous = NORMAL` a commit does not
+//! wait for the disk: a power cut can still lose the last commits, the trade
+//! we make for not calling `fsync` on every request.) The proxy awaits it
+//! before the last byte of an answer goes out. When the commit takes longer
+//! than [`COMMIT_WAIT`] — another connection holds SQLite's write lock, or the
+//! disk fails — `record` gives up waiting with [`LedgerError::Late`]: the
+//! record stays queued and the writer keeps trying, so it is stored when
+//! SQLite lets go, unless the process dies first. Nothing is dropped
+//! silently: a warning says so, and the writer says when it stored them.
 //!
 //! Times are stored as integer microseconds since the Unix epoch (UTC): a
 //! [`Record::started_at`] with finer precision comes back truncated to the
 //! microsecond.
 //!
-//! Reads ([`LedgerHandle::stats_since`], [`LedgerHandle::recent`]) first ask
-//! the writer to store what the journal holds, so they see every record
-//! recorded before them; then they use a second, read-only connection on the
-//! blocking thread pool: WAL lets them run while the writer writes.
+//! Reads ([`LedgerHandle::stats_since`], [`LedgerHandle::recent`]) first wait
+//! for what is queued to be committed, so they see every record recorded
+//! before them; then they use a second, read-only connection on the blocking
+//! thread pool: WAL lets them run while the writer writes.
 //!
 //! What is stored is exactly what [`Record`] holds — never a header, a body or
 //! a key. As a second line of defence (active in release builds too), text
 //! fields that could echo a credential (`client`, `endpoint`, `error`) are
-//! scrubbed of anything shaped like one before they are written, to the
-//! journal as to the database.
+//! scrubbed of anything shaped like one before they are queued.
+//!
+//! ClawFleet before 2026-12 wrote each record to a journal folder beside the
+//! database first (`ledger.sqlite-pending/`); opening stores what an older
+//! version left there, once, and deletes the folder (`ledger/legacy.rs`).
 
-mod journal;
+mod legacy;
 pub mod live;
 mod schema;
 mod scrub;
 mod stats;
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -96,24 +102,42 @@ pub struct Record {
 /// The window of [`LedgerHandle::live_stats`]: the proxy's recent figures.
 pub const LIVE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 
-/// How many records may be in the journal and not yet in SQLite. When that
-/// many are, [`LedgerHandle::record`] waits for room and
-/// [`LedgerHandle::record_nowait`] drops the record. About 7 MB of journal;
-/// only reached when SQLite cannot keep up or is locked by another program.
+/// How many records may be queued and not yet committed. When that many
+/// are, [`LedgerHandle::record`] waits for room and
+/// [`LedgerHandle::record_nowait`] drops the record. About 7 MB; only
+/// reached when SQLite cannot keep up or is locked by another program.
 pub const QUEUE_CAPACITY: usize = 16_384;
 
-/// How long the writer lets records gather in the journal before storing
-/// them: the first record after a quiet spell wakes it, and it stores that
-/// record and everything after it this much later, in one transaction.
-pub const BATCH_EVERY: Duration = Duration::from_millis(100);
+/// How long [`LedgerHandle::record`] waits for its record's commit before it
+/// returns [`LedgerError::Late`] and lets the answer go out, the record still
+/// queued. A commit takes well under a millisecond; only another connection
+/// holding SQLite's write lock, or a failing disk, makes one wait this long.
+/// The writer tells the waiters, between two attempts to commit (so the
+/// wait can be longer by one attempt, [`WRITE_BUSY`], and the retry pause):
+/// no timer of the caller's runtime is needed.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(2);
 
-/// After a failed store (SQLite locked or the disk full), how long before
-/// the writer tries again. The records stay in the journal meanwhile.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How long one attempt to commit waits for another connection's write lock
+/// (SQLite's busy timeout on the writer's connection) before it fails and is
+/// tried again. Short, so that the writer soon tells waiters past
+/// [`COMMIT_WAIT`], and hears [`Ledger::close`].
+const WRITE_BUSY: Duration = Duration::from_millis(250);
 
-/// How long a statement waits for a lock held by another connection (another
-/// ClawFleet process, or someone inspecting the file with `sqlite3`), and how
-/// long opening waits for another process writing the same ledger.
+/// After a failed commit, how long before the writer tries again. The
+/// records stay queued meanwhile, in order.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// How long [`Ledger::close`] keeps trying to commit what is queued when
+/// SQLite refuses (locked by another connection): past it, those records are
+/// lost, and `close` says how many.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// While commits fail, how often the writer says so again.
+const TROUBLE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a statement of the reader waits for a lock held by another
+/// connection, and how long opening waits for another process writing the
+/// same ledger.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the writer applies [`Retention`].
@@ -169,7 +193,7 @@ pub enum LedgerError {
     /// Another process has the ledger open for writing (a second `clawfleet
     /// serve` on the same `data_dir`).
     #[error(
-        "the ledger {} is being written by another ClawFleet process (its journal folder is locked); stop the other one, or give this one another data_dir",
+        "the ledger {} is being written by another ClawFleet process (its lock file is held); stop the other one, or give this one another data_dir",
         path.display()
     )]
     InUse {
@@ -187,26 +211,39 @@ pub enum LedgerError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The journal could not be written or read: for a record, it was not
-    /// recorded.
-    #[error("ledger journal {}: cannot {action}: {source}", path.display())]
+    /// The lock file, or the journal folder an older ClawFleet left, could
+    /// not be used.
+    #[error("ledger {}: cannot {action}: {source}", path.display())]
     Journal {
-        /// The journal folder.
+        /// The file or folder.
         path: PathBuf,
-        /// What we were doing (`write a record`, ...).
+        /// What we were doing (`read a segment`, ...).
         action: &'static str,
         /// Why.
         #[source]
         source: std::io::Error,
     },
-    /// Storing the journal's records in SQLite (or a prune) failed and was
-    /// rolled back; the records stay in the journal and are tried again.
+    /// Storing queued records (or a prune) failed and was rolled back; the
+    /// records stay queued and are tried again — unless the ledger was
+    /// closing, when the reason says how many were lost.
     #[error("ledger {}: {reason}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// SQLite's reason.
         reason: String,
+    },
+    /// The record was not committed within [`COMMIT_WAIT`]: it stays queued
+    /// and the writer keeps trying, so it is stored once SQLite lets go (it
+    /// is lost only if the process dies first).
+    #[error(
+        "ledger {}: the record was not stored within {} s (SQLite is locked by another connection, or failing); it stays queued and is stored when SQLite lets go",
+        path.display(),
+        COMMIT_WAIT.as_secs()
+    )]
+    Late {
+        /// The file.
+        path: PathBuf,
     },
     /// The ledger was closed (or its writer stopped): nothing more is stored.
     #[error("ledger {} is closed; the record was not stored", path.display())]
@@ -234,85 +271,61 @@ pub enum LedgerError {
     },
 }
 
-/// What the writer thread is asked to do. Records themselves never pass
-/// through here: they are in the journal.
-enum Command {
-    /// Records arrived after a quiet spell: store them in [`BATCH_EVERY`].
-    Wake,
-    /// Store what the journal holds now, then answer.
-    Flush(oneshot::Sender<Result<(), String>>),
-    Prune {
-        before_us: i64,
-        ack: oneshot::Sender<Result<u64, String>>,
-    },
-    /// Store everything journaled, then stop.
-    Shutdown,
+/// A record waiting to be committed, and the request waiting for it, if one
+/// does ([`LedgerHandle::record`]; none for [`LedgerHandle::record_nowait`]).
+struct Queued {
+    record: Record,
+    /// Told `Ok` after the commit, or `Err(Late)` past [`COMMIT_WAIT`] (then
+    /// taken out: the record stays, no one waits for it any more).
+    done: Option<oneshot::Sender<Result<(), Late>>>,
+    /// When it was queued: [`COMMIT_WAIT`] runs from here.
+    since: Instant,
 }
 
-/// The segment records are appended to.
-struct Active {
-    file: journal::Segment,
-    records: usize,
-    /// The records written, as written, for the writer to store without
-    /// reading the segment back; `None` past [`KEEP_MAX`] (it then reads).
-    kept: Option<Vec<Record>>,
-}
+/// The commit did not happen within [`COMMIT_WAIT`].
+struct Late;
 
-/// Records of one segment kept in memory at most; past that the writer reads
-/// the segment back. Bounds the memory of a burst the writer has not yet
-/// caught up with (about 1 MB).
-const KEEP_MAX: usize = 4096;
-
-impl Active {
-    fn new(file: journal::Segment) -> Self {
-        Self {
-            file,
-            records: 0,
-            kept: Some(Vec::new()),
-        }
-    }
-
-    /// The segment as the writer's backlog holds it.
-    fn retire(self) -> Rotated {
-        Rotated {
-            file: self.file,
-            records: self.records,
-            kept: self.kept,
-        }
-    }
-}
-
-/// The journal's state, behind one short lock taken once per record.
-struct Queue {
-    /// `None` once the ledger is closed.
-    active: Option<Active>,
-    /// Records journaled and not yet committed, in every segment.
+/// What the writer is asked to do, behind one short lock taken once per
+/// record.
+struct State {
+    /// Records not yet taken by the writer, in the order recorded.
+    queue: VecDeque<Queued>,
+    /// Records queued or taken by the writer and not yet committed: what
+    /// [`QUEUE_CAPACITY`] bounds.
     uncommitted: usize,
-    /// The writer has been told there is work ([`Command::Wake`]) and has not
-    /// rotated since: further records need not tell it again.
-    armed: bool,
+    /// No more records are taken: [`Ledger::close`] was called, or the
+    /// writer stopped.
+    closed: bool,
+    /// The writer is to store what is queued and stop.
+    stop: bool,
+    /// The writer sleeps on [`Shared::work`] and must be woken for a record.
+    idle: bool,
+    /// [`LedgerHandle::flush`]es waiting for the writer's next commit.
+    flushes: Vec<oneshot::Sender<Result<(), String>>>,
+    prunes: Vec<(i64, oneshot::Sender<Result<u64, String>>)>,
 }
 
-/// Why a line could not be appended.
+/// Why a record could not be queued.
 enum Refused {
     Full,
     Closed,
-    Io(std::io::Error),
 }
 
 /// What every handle shares.
 struct Shared {
     path: PathBuf,
-    /// The journal folder.
-    dir: PathBuf,
-    queue: Mutex<Queue>,
+    state: Mutex<State>,
+    /// Wakes the writer: a record while it was idle, a flush, a prune, a
+    /// stop.
+    work: Condvar,
     /// Signalled when records are committed (room in the queue) and when the
-    /// writer stops.
+    /// ledger closes.
     room: Notify,
-    /// To the writer. A std channel because the writer is a plain thread that
-    /// needs `recv_timeout`, and because sending never blocks.
-    tx: mpsc::Sender<Command>,
     dropped: AtomicU64,
+    /// Records whose [`LedgerHandle::record`] gave up waiting for the commit.
+    late: AtomicU64,
+    /// Transactions committed by the writer.
+    commits: AtomicU64,
     /// The read-only connection. One is enough for a handful of readers (the
     /// snapshot, the API); they take turns.
     reader: Mutex<Connection>,
@@ -321,55 +334,63 @@ struct Shared {
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        // Nothing under this lock can leave the queue half-changed.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing under this lock can leave the state half-changed.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends the record in `slot` to the journal, taking it out of the
-    /// slot once written (a refused one stays there, for a retry); tells the
-    /// writer when it was idle.
-    fn append(&self, slot: &mut Option<journal::Prepared>) -> Result<(), Refused> {
-        let mut guard = self.queue();
-        let q = &mut *guard;
-        let Some(active) = q.active.as_mut() else {
+    /// Queues the record in `slot`, taking it out of the slot (a refused one
+    /// stays there, for a retry); wakes the writer when it was idle.
+    fn push(&self, slot: &mut Option<Queued>) -> Result<(), Refused> {
+        let mut state = self.state();
+        if state.closed {
             return Err(Refused::Closed);
-        };
-        if q.uncommitted >= QUEUE_CAPACITY {
+        }
+        if state.uncommitted >= QUEUE_CAPACITY {
             return Err(Refused::Full);
         }
-        let Some(mut prepared) = slot.take() else {
+        let Some(queued) = slot.take() else {
             return Ok(());
         };
-        if let Err(e) = active.file.append(&mut prepared.line) {
-            *slot = Some(prepared);
-            return Err(Refused::Io(e));
-        }
-        active.records += 1;
-        if let Some(kept) = active.kept.as_mut() {
-            if kept.len() < KEEP_MAX {
-                kept.push(prepared.record);
-            } else {
-                active.kept = None;
-            }
-        }
-        q.uncommitted += 1;
-        let wake = !std::mem::replace(&mut q.armed, true);
-        drop(guard);
+        state.queue.push_back(queued);
+        state.uncommitted += 1;
+        let wake = std::mem::replace(&mut state.idle, false);
+        drop(state);
         if wake {
-            // Fails only when the writer is gone; the record is in the
-            // journal and the next open stores it.
-            let _ = self.tx.send(Command::Wake);
+            self.work.notify_one();
         }
         Ok(())
     }
 }
 
+/// `record` as it is stored: its free text scrubbed of anything shaped like
+/// a credential, its numbers finite (SQLite would store a NaN as NULL, which
+/// the NOT NULL duration refuses). Takes the record, so that only text that
+/// held a credential is copied.
+fn prepare(mut record: Record) -> Record {
+    scrub_in_place(&mut record.client);
+    scrub_in_place(&mut record.endpoint);
+    if let Some(error) = record.error.as_mut() {
+        scrub_in_place(error);
+    }
+    record.ttfb_ms = record.ttfb_ms.filter(|v| v.is_finite());
+    if !record.duration_ms.is_finite() {
+        record.duration_ms = 0.0;
+    }
+    record
+}
+
+fn scrub_in_place(text: &mut String) {
+    if let std::borrow::Cow::Owned(clean) = scrub::scrub(text) {
+        *text = clean;
+    }
+}
+
 /// The ledger: owns the writer thread. Use [`Ledger::handle`] to record and
-/// read; [`Ledger::close`] (or drop) stores what is journaled and stops.
+/// read; [`Ledger::close`] (or drop) stores what is queued and stops.
 pub struct Ledger {
     handle: LedgerHandle,
-    writer: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<Result<(), String>>>,
 }
 
 /// A cheap, cloneable way to record into and read from a [`Ledger`]. Handles
@@ -397,6 +418,59 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// The lock file of the ledger at `db`: `<db>-lock`, beside it, held by the
+/// process that writes the ledger.
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-lock");
+    db.with_file_name(name)
+}
+
+/// Locks `file` (at `path`) exclusively for this process, waiting up to
+/// [`BUSY_TIMEOUT`] for another process to let go; the lock lasts as long as
+/// the file is open.
+fn lock_file(db: &Path, file: &File, path: &Path) -> Result<(), LedgerError> {
+    const PAUSE: Duration = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if waited < BUSY_TIMEOUT => {
+                std::thread::sleep(PAUSE);
+                waited += PAUSE;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::InUse {
+                    path: db.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(LedgerError::Journal {
+                    path: path.to_path_buf(),
+                    action: "lock the file",
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Creates the ledger's lock file and locks it for this process.
+fn lock(db: &Path) -> Result<File, LedgerError> {
+    let path = lock_path(db);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(|source| LedgerError::Journal {
+        path: path.clone(),
+        action: "open the lock file",
+        source,
+    })?;
+    lock_file(db, &file, &path)?;
+    Ok(file)
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger at `path`, keeping every row forever.
     /// See [`Ledger::open_with`].
@@ -406,13 +480,13 @@ impl Ledger {
 
     /// Opens (or creates) the ledger at `path` and starts its writer thread.
     ///
-    /// Creates the parent folder and the journal folder beside the file, and
-    /// locks the journal for this process: while another process writes the
-    /// same ledger, waits up to 5 s for it, then fails with
+    /// Creates the parent folder, and a lock file beside the ledger
+    /// (`<file>-lock`) that this process holds: while another process writes
+    /// the same ledger, waits up to 5 s for it, then fails with
     /// [`LedgerError::InUse`]. Opens SQLite with `journal_mode=WAL` and
     /// `synchronous=NORMAL`. Brings an older schema up to
-    /// [`SCHEMA_VERSION`]. Stores whatever an earlier run left in the journal
-    /// (it was killed before its writer got to it).
+    /// [`SCHEMA_VERSION`]. Stores what an older ClawFleet left in its journal
+    /// folder (`<file>-pending/`), once, and deletes the folder.
     ///
     /// A file that is not a SQLite database, a SQLite database of another
     /// program, or a ledger from a newer ClawFleet is an error that names the
@@ -432,14 +506,12 @@ impl Ledger {
             })?;
         }
         let mut conn = schema::open_writer(path)?;
-        let (dir, lock) = journal::lock(path)?;
-        remove_spare(&dir);
-        let last = recover(path, &dir, &mut conn)?;
-        let first = last + 1;
-        let file =
-            journal::Segment::create(&dir, first).map_err(|source| LedgerError::Journal {
-                path: dir.clone(),
-                action: "create a segment",
+        let lock = lock(path)?;
+        legacy::import(path, &mut conn)?;
+        conn.busy_timeout(WRITE_BUSY)
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.to_path_buf(),
+                action: "set busy_timeout",
                 source,
             })?;
         let reader = schema::open_reader(path)?;
@@ -456,28 +528,30 @@ impl Ledger {
         live.reset(&recent, now);
         drop(recent);
 
-        let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
-            dir,
-            queue: Mutex::new(Queue {
-                active: Some(Active::new(file)),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
                 uncommitted: 0,
-                armed: false,
+                closed: false,
+                stop: false,
+                idle: false,
+                flushes: Vec::new(),
+                prunes: Vec::new(),
             }),
+            work: Condvar::new(),
             room: Notify::new(),
-            tx,
             dropped: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             reader: Mutex::new(reader),
             live: Mutex::new(live),
         });
         let writer = Writer {
             shared: shared.clone(),
             conn,
-            rx,
             retention,
-            backlog: Vec::new(),
-            spare: None,
+            trouble: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -503,13 +577,16 @@ impl Ledger {
         self.handle.clone()
     }
 
-    /// Stores every record already journaled (from any handle), then stops
-    /// the writer thread and waits for it. Records sent afterwards fail with
-    /// [`LedgerError::Closed`].
+    /// Takes no more records (from any handle: they fail with
+    /// [`LedgerError::Closed`]), commits every record already queued, then
+    /// stops the writer thread and waits for it.
     ///
-    /// Blocking (for as long as the journal takes to store, at most
-    /// [`QUEUE_CAPACITY`] records): from async code, call it from
-    /// `spawn_blocking`. Dropping the ledger does the same.
+    /// When SQLite refuses the commit (another connection holds its write
+    /// lock), keeps trying for [`CLOSE_WAIT`]; past that the queued records
+    /// are lost, logged, and the error says how many. Blocking (for one
+    /// commit of at most [`QUEUE_CAPACITY`] records, or about 5 s at worst):
+    /// from async code, call it from `spawn_blocking`. Dropping the ledger
+    /// does the same.
     pub fn close(mut self) -> Result<(), LedgerError> {
         self.shutdown()
     }
@@ -518,13 +595,26 @@ impl Ledger {
         let Some(thread) = self.writer.take() else {
             return Ok(());
         };
-        // Never blocks: the channel is unbounded. If the writer is already
-        // gone the send fails, and join tells us why.
-        let _ = self.handle.shared.tx.send(Command::Shutdown);
-        thread.join().map_err(|_| LedgerError::Write {
-            path: self.handle.shared.path.clone(),
-            reason: "the writer thread panicked; what was journaled is stored when the ledger next opens".into(),
-        })
+        let shared = &self.handle.shared;
+        {
+            let mut state = shared.state();
+            state.closed = true;
+            state.stop = true;
+        }
+        shared.work.notify_one();
+        // Whoever waits for room learns at once that the ledger is closed.
+        shared.room.notify_waiters();
+        match thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(LedgerError::Write {
+                path: shared.path.clone(),
+                reason,
+            }),
+            Err(_) => Err(LedgerError::Write {
+                path: shared.path.clone(),
+                reason: "the writer thread panicked; records it had not committed are lost".into(),
+            }),
+        }
     }
 }
 
@@ -536,75 +626,42 @@ impl Drop for Ledger {
     }
 }
 
-/// Stores what an earlier run left in the journal at `dir` and deletes the
-/// segments; returns the newest segment number seen (stored or not), so
-/// that new segments are numbered after it.
-fn recover(path: &Path, dir: &Path, conn: &mut Connection) -> Result<u64, LedgerError> {
-    let sqlite = |action| {
-        move |source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let journal_err = |action| {
-        move |source| LedgerError::Journal {
-            path: dir.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let committed = schema::committed_segment(conn).map_err(sqlite("read the journal state"))?;
-    let found = journal::segments(dir).map_err(journal_err("list the segments"))?;
-    let (done, left): (Vec<u64>, Vec<u64>) = found.iter().partition(|n| **n <= committed);
-    if let Some(&newest) = left.last() {
-        let records = journal::read_segments(dir, left.iter().copied())
-            .map_err(|(_, e)| journal_err("read a segment")(e))?;
-        insert(conn, &records, newest).map_err(sqlite("store the records left in the journal"))?;
-        tracing::info!(
-            ledger = %path.display(),
-            records = records.len(),
-            segments = left.len(),
-            "stored the records an earlier run left in the journal"
-        );
-    }
-    for n in done.iter().chain(&left) {
-        journal::remove_segment(dir, *n).map_err(journal_err("delete a stored segment"))?;
-    }
-    Ok(found.last().copied().unwrap_or(0).max(committed))
-}
-
 impl LedgerHandle {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
 
-    /// Records `record` and returns once it is in the journal: after
-    /// `Ok(())`, the record survives the process being killed, and reads
-    /// from any handle see it.
+    /// Records `record` and returns once it is committed: after `Ok(())` the
+    /// record survives the process being killed, and reads from any handle
+    /// see it.
     ///
-    /// Costs one line appended to the journal on the calling thread (a copy
-    /// into a mapped file on Linux, one `write` elsewhere). Waits
-    /// (asynchronously) only
-    /// while [`QUEUE_CAPACITY`] records are journaled and not yet stored.
+    /// Waits (asynchronously) for the writer's next commit, which stores
+    /// whatever is queued by then in one transaction: a fraction of a
+    /// millisecond when SQLite is free. Waits for room first while
+    /// [`QUEUE_CAPACITY`] records are queued and not yet committed.
     /// Records recorded one after another from one task are stored in that
     /// order.
+    ///
+    /// When the commit has not happened within [`COMMIT_WAIT`] (another
+    /// connection holds SQLite's write lock, or the disk fails), returns
+    /// [`LedgerError::Late`]: the record stays queued, and the writer stores
+    /// it when it can. A warning is logged at the 1st, 2nd, 4th, 8th... such
+    /// record, and the writer logs while its commits fail. Needs no timer
+    /// of the runtime: the writer thread tells it.
     pub async fn record(&self, record: Record) -> Result<(), LedgerError> {
-        let mut slot = Some(journal::prepare(record));
+        let (done, committed) = oneshot::channel();
+        let mut slot = Some(Queued {
+            record: prepare(record),
+            done: Some(done),
+            since: Instant::now(),
+        });
         // The usual case first: room in the queue, and no waiter to set up.
-        let mut outcome = self.shared.append(&mut slot);
+        let mut outcome = self.shared.push(&mut slot);
         loop {
             match outcome {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(Refused::Closed) => return Err(self.closed()),
-                Err(Refused::Io(source)) => {
-                    return Err(LedgerError::Journal {
-                        path: self.shared.dir.clone(),
-                        action: "write a record",
-                        source,
-                    });
-                }
                 Err(Refused::Full) => {}
             }
             let room = self.shared.room.notified();
@@ -612,28 +669,39 @@ impl LedgerHandle {
             // Registered before looking again, so a commit in between is
             // not missed.
             room.as_mut().enable();
-            outcome = self.shared.append(&mut slot);
+            outcome = self.shared.push(&mut slot);
             if matches!(outcome, Err(Refused::Full)) {
                 room.await;
-                outcome = self.shared.append(&mut slot);
+                outcome = self.shared.push(&mut slot);
             }
+        }
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Late)) => Err(LedgerError::Late {
+                path: self.shared.path.clone(),
+            }),
+            // The writer let go of it uncommitted: it stopped, and could not
+            // store what was queued (it said so).
+            Err(_) => Err(self.closed()),
         }
     }
 
-    /// Records `record` without ever waiting.
+    /// Queues `record` without ever waiting, neither for room nor for its
+    /// commit.
     ///
-    /// When the queue is full, the journal cannot be written or the ledger is
-    /// closed, the record is dropped and counted in
-    /// [`LedgerHandle::dropped`]; a warning is logged at the 1st, 2nd, 4th,
-    /// 8th... drop, so an overload does not flood the log.
+    /// When the queue is full or the ledger is closed, the record is dropped
+    /// and counted in [`LedgerHandle::dropped`]; a warning is logged at the
+    /// 1st, 2nd, 4th, 8th... drop, so an overload does not flood the log.
     pub fn record_nowait(&self, record: Record) {
-        let why = match self.shared.append(&mut Some(journal::prepare(record))) {
+        let mut slot = Some(Queued {
+            record: prepare(record),
+            done: None,
+            since: Instant::now(),
+        });
+        let why = match self.shared.push(&mut slot) {
             Ok(()) => return,
-            Err(Refused::Full) => {
-                "the ledger's journal is full (SQLite is not keeping up)".to_owned()
-            }
-            Err(Refused::Closed) => "the ledger is closed".to_owned(),
-            Err(Refused::Io(e)) => format!("the ledger's journal cannot be written ({e})"),
+            Err(Refused::Full) => "the ledger's queue is full (SQLite is not keeping up)",
+            Err(Refused::Closed) => "the ledger is closed",
         };
         let dropped = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         if dropped.is_power_of_two() {
@@ -651,13 +719,28 @@ impl LedgerHandle {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Stores what the journal holds now. Reads do this first by themselves.
+    /// How many transactions the writer has committed since the ledger was
+    /// opened: against the records stored, how well commits are grouped.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits what is queued now; fails when that commit fails (the records
+    /// stay queued and are tried again). Reads do this first by themselves.
     pub async fn flush(&self) -> Result<(), LedgerError> {
-        let (ack, done) = oneshot::channel();
-        self.shared
-            .tx
-            .send(Command::Flush(ack))
-            .map_err(|_| self.closed())?;
+        let done = {
+            let mut state = self.shared.state();
+            if state.closed {
+                return Err(self.closed());
+            }
+            if state.uncommitted == 0 {
+                return Ok(());
+            }
+            let (ack, done) = oneshot::channel();
+            state.flushes.push(ack);
+            done
+        };
+        self.shared.work.notify_one();
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(LedgerError::Write {
@@ -669,17 +752,19 @@ impl LedgerHandle {
     }
 
     /// Deletes every row whose request started before `older_than`, on the
-    /// writer thread (after storing what is journaled), and returns how many
+    /// writer thread (after committing what is queued), and returns how many
     /// were deleted. The file does not shrink: SQLite reuses the space.
     pub async fn prune(&self, older_than: Timestamp) -> Result<u64, LedgerError> {
-        let (ack, done) = oneshot::channel();
-        self.shared
-            .tx
-            .send(Command::Prune {
-                before_us: older_than.as_microsecond(),
-                ack,
-            })
-            .map_err(|_| self.closed())?;
+        let done = {
+            let mut state = self.shared.state();
+            if state.closed {
+                return Err(self.closed());
+            }
+            let (ack, done) = oneshot::channel();
+            state.prunes.push((older_than.as_microsecond(), ack));
+            done
+        };
+        self.shared.work.notify_one();
         match done.await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(reason)) => Err(LedgerError::Write {
@@ -702,8 +787,8 @@ impl LedgerHandle {
 
     /// The proxy's figures over the last [`LIVE_WINDOW`], from memory: no
     /// query, no flush, so cheap enough for every snapshot. Records appear
-    /// once stored (within about [`BATCH_EVERY`]); percentiles are within
-    /// 0.5% of the exact ones (see [`live`]).
+    /// once committed; percentiles are within 0.5% of the exact ones (see
+    /// [`live`]).
     pub fn live_stats(&self) -> ProxyStats {
         self.shared
             .live
@@ -731,7 +816,7 @@ impl LedgerHandle {
             .await
     }
 
-    /// Stores what is journaled, then runs `f` on the read-only connection,
+    /// Commits what is queued, then runs `f` on the read-only connection,
     /// on the blocking pool.
     async fn read<T, F>(&self, action: &'static str, f: F) -> Result<T, LedgerError>
     where
@@ -741,7 +826,7 @@ impl LedgerHandle {
         match self.flush().await {
             // A closed ledger has stored everything it could: read what is there.
             Ok(()) | Err(LedgerError::Closed { .. }) => {}
-            // Read what is stored; the rest stays journaled for the next try.
+            // Read what is stored; the rest stays queued for the next try.
             Err(e) => tracing::warn!("{e}"),
         }
         let shared = self.shared.clone();
@@ -771,8 +856,7 @@ impl LedgerHandle {
 
 /// The last `limit` records of the ledger at `path`, newest first, through a
 /// read-only connection of their own: for another process (or a test) while
-/// a daemon writes the ledger. Records still in the journal (recorded less
-/// than about [`BATCH_EVERY`] ago) are not there yet.
+/// a daemon writes the ledger.
 pub fn read_recent(path: &Path, limit: usize) -> Result<Vec<Record>, LedgerError> {
     let conn = schema::open_reader(path)?;
     recent_rows(&conn, limit).map_err(|source| LedgerError::Sqlite {
@@ -802,51 +886,35 @@ fn recent_rows(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Record>>
     rows.collect()
 }
 
-/// A segment rotated out and not yet committed.
-struct Rotated {
-    /// Still open: once stored it is closed and deleted, or kept as the
-    /// spare.
-    file: journal::Segment,
-    /// How many records it was given.
-    records: usize,
-    /// Those records, when they were kept in memory ([`Active::kept`]).
-    kept: Option<Vec<Record>>,
+/// What the writer took from [`State`] besides records, to answer after its
+/// commit.
+struct Asked {
+    flushes: Vec<oneshot::Sender<Result<(), String>>>,
+    prunes: Vec<(i64, oneshot::Sender<Result<u64, String>>)>,
+    stop: bool,
 }
 
-/// Lets go of a segment whose records are stored: kept, emptied, as the
-/// `spare` when there is none yet, else discarded.
-fn let_go(spare: &mut Option<journal::Segment>, dir: &Path, segment: journal::Segment) {
-    let segment = match spare {
-        None => match segment.recycle(dir) {
-            Ok(emptied) => {
-                *spare = Some(emptied);
-                return;
-            }
-            Err(segment) => segment,
-        },
-        Some(_) => segment,
-    };
-    discard(dir, segment);
+/// A spell of failing commits, for the log.
+struct Trouble {
+    since: Instant,
+    logged: Instant,
+    failures: u64,
 }
 
-/// Closes and deletes a segment that holds nothing left to store: stored
-/// already (numbered at most `committed_segment`: if it cannot be deleted,
-/// the next open deletes it without storing it again) or given no record.
-fn discard(dir: &Path, segment: journal::Segment) {
-    let n = segment.number();
-    segment.close();
-    if let Err(e) = journal::remove_segment(dir, n) {
-        tracing::warn!(journal = %dir.display(), "cannot delete journal segment {n}: {e}");
-    }
-}
+/// Marks the ledger closed when the writer stops, also by a panic: records
+/// are refused from then on instead of waiting for a writer that is gone.
+struct Stopped(Arc<Shared>);
 
-/// Deletes the spare segment a run left (it holds nothing to store).
-fn remove_spare(dir: &Path) {
-    match std::fs::remove_file(journal::spare_path(dir)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            tracing::warn!(journal = %dir.display(), "cannot delete the spare segment: {e}");
-        }
-        _ => {}
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.closed = true;
+        // Their waiters learn that the records were not stored.
+        state.queue.clear();
+        state.flushes.clear();
+        state.prunes.clear();
+        drop(state);
+        self.0.room.notify_waiters();
     }
 }
 
@@ -854,183 +922,114 @@ fn remove_spare(dir: &Path) {
 struct Writer {
     shared: Arc<Shared>,
     conn: Connection,
-    rx: mpsc::Receiver<Command>,
     retention: Retention,
-    /// Segments rotated out and not yet committed: oldest first.
-    backlog: Vec<Rotated>,
-    /// A stored segment, emptied, for the next rotation to reuse.
-    spare: Option<journal::Segment>,
-    /// The journal's lock, held until the writer stops.
+    trouble: Option<Trouble>,
+    /// The ledger's lock file, held until the writer stops.
     _lock: File,
 }
 
 impl Writer {
-    fn run(mut self) {
+    /// Commits what is queued, again and again, until asked to stop; then
+    /// [`Writer::finish`]es.
+    fn run(mut self) -> Result<(), String> {
+        let _stopped = Stopped(self.shared.clone());
         // Retention is applied before anything else, then on a timer.
         let mut next_prune = (self.retention.max_age_days > 0).then(Instant::now);
-        // When to store what the journal holds; `None` while it holds nothing
-        // (then the thread sleeps until a record arrives).
-        let mut due: Option<Instant> = None;
+        // Records taken and not yet committed (a commit failed), oldest first.
+        let mut batch: Vec<Queued> = Vec::new();
+        // After a failed commit, when to try again.
+        let mut retry_at: Option<Instant> = None;
         loop {
             if let Some(at) = next_prune.filter(|at| *at <= Instant::now()) {
                 self.apply_retention();
                 next_prune = Some(at.max(Instant::now()) + PRUNE_EVERY);
             }
-            if due.is_some_and(|at| at <= Instant::now()) {
-                due = self.store().err().map(|_| Instant::now() + RETRY_EVERY);
-            }
-            let wake_at = due.into_iter().chain(next_prune).min();
-            let received = match wake_at {
-                Some(at) => self
-                    .rx
-                    .recv_timeout(at.saturating_duration_since(Instant::now())),
-                None => self
-                    .rx
-                    .recv()
-                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-            };
-            match received {
-                Ok(Command::Wake) => {
-                    due.get_or_insert_with(|| Instant::now() + BATCH_EVERY);
-                }
-                Ok(Command::Flush(ack)) => {
-                    let stored = self.store();
-                    due = stored.is_err().then(|| Instant::now() + RETRY_EVERY);
-                    let _ = ack.send(stored);
-                }
-                Ok(Command::Prune { before_us, ack }) => {
-                    // What was journaled before the prune is stored first.
-                    let stored = self.store();
-                    due = stored.is_err().then(|| Instant::now() + RETRY_EVERY);
-                    let _ = ack.send(self.prune(before_us).map_err(|e| e.to_string()));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(Command::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        self.finish();
-    }
-
-    /// Closes the journal to new records and stores what it holds. What
-    /// cannot be stored stays in the journal for the next open.
-    fn finish(&mut self) {
-        let last = self.shared.queue().active.take();
-        let shared = self.shared.clone();
-        let dir = &shared.dir;
-        if let Some(last) = last.map(Active::retire) {
-            if last.records > 0 {
-                self.backlog.push(last);
+            let asked = self.wait(&mut batch, retry_at, next_prune);
+            let stored = if batch.is_empty() {
+                Ok(())
             } else {
-                // Not made the spare: the ledger is closing.
-                discard(dir, last.file);
+                self.commit(&mut batch)
+            };
+            retry_at = stored.is_err().then(|| Instant::now() + RETRY_EVERY);
+            if stored.is_err() {
+                self.release_late(&mut batch);
+            }
+            for ack in asked.flushes {
+                let _ = ack.send(stored.clone());
+            }
+            for (before_us, ack) in asked.prunes {
+                let _ = ack.send(self.prune(before_us).map_err(|e| e.to_string()));
+            }
+            if asked.stop {
+                return self.finish(batch);
             }
         }
-        if let Err(reason) = self.commit() {
-            let left: usize = self.backlog.iter().map(|r| r.records).sum();
-            tracing::error!(
-                ledger = %self.shared.path.display(),
-                records = left,
-                "{reason}; they stay in the journal and are stored when the ledger next opens"
-            );
-            for rotated in self.backlog.drain(..) {
-                rotated.file.close();
+    }
+
+    /// Sleeps until there is something to do, then takes every queued
+    /// record into `batch` (after those a failed commit left there) and
+    /// what else was asked.
+    fn wait(
+        &self,
+        batch: &mut Vec<Queued>,
+        retry_at: Option<Instant>,
+        next_prune: Option<Instant>,
+    ) -> Asked {
+        let mut state = self.shared.state();
+        loop {
+            let now = Instant::now();
+            let records = !state.queue.is_empty() || !batch.is_empty();
+            // After a failure, new records wait for the retry with the rest.
+            let retry_due = retry_at.is_none_or(|at| at <= now);
+            let ready = state.stop
+                || !state.flushes.is_empty()
+                || !state.prunes.is_empty()
+                || (records && retry_due)
+                || next_prune.is_some_and(|at| at <= now);
+            if ready {
+                break;
             }
-        }
-        if let Some(spare) = self.spare.take() {
-            spare.close();
-            remove_spare(dir);
-        }
-        // Whoever waits for room learns at once that the ledger is closed.
-        self.shared.room.notify_waiters();
-    }
-
-    /// Moves the journal to a fresh segment and stores every segment rotated
-    /// out so far.
-    fn store(&mut self) -> Result<(), String> {
-        // Segments already rotated out are stored even when no fresh one
-        // could be made (a full disk): the active one waits for the retry.
-        let rotated = self.rotate();
-        let committed = self.commit();
-        rotated.and(committed)
-    }
-
-    /// Makes a fresh segment active, if the active one holds records, and
-    /// puts the old one in the backlog.
-    fn rotate(&mut self) -> Result<(), String> {
-        let next = {
-            let mut q = self.shared.queue();
-            match &q.active {
-                Some(a) if a.records > 0 => a.file.number() + 1,
-                _ => {
-                    q.armed = false;
-                    return Ok(());
+            let wake_at = retry_at
+                .filter(|_| records)
+                .into_iter()
+                .chain(next_prune)
+                .min();
+            state.idle = true;
+            state = match wake_at {
+                Some(at) => {
+                    self.shared
+                        .work
+                        .wait_timeout(state, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
                 }
-            }
-        };
-        // Made outside the lock: only this thread numbers segments.
-        let dir = &self.shared.dir;
-        let file = match self.spare.take() {
-            Some(spare) => spare
-                .reuse(dir, next)
-                .or_else(|_| journal::Segment::create(dir, next)),
-            None => journal::Segment::create(dir, next),
-        };
-        let file = file.map_err(|e| {
-            let reason = format!(
-                "cannot create journal segment {next} in {}: {e}",
-                self.shared.dir.display()
-            );
-            tracing::error!("{reason}");
-            reason
-        })?;
-        let mut q = self.shared.queue();
-        q.armed = false;
-        let Some(active) = q.active.as_mut() else {
-            drop(q);
-            file.close();
-            return Ok(());
-        };
-        let old = std::mem::replace(active, Active::new(file));
-        drop(q);
-        self.backlog.push(old.retire());
-        Ok(())
+                None => self
+                    .shared
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+            state.idle = false;
+        }
+        batch.extend(state.queue.drain(..));
+        Asked {
+            flushes: std::mem::take(&mut state.flushes),
+            prunes: std::mem::take(&mut state.prunes),
+            stop: state.stop,
+        }
     }
 
-    /// Stores the backlog's records in one transaction, then deletes their
-    /// segments. On failure everything stays as it was, to be tried again;
-    /// records kept in memory are let go then (the segments have them), so
-    /// that a long outage of SQLite does not also fill the memory.
-    fn commit(&mut self) -> Result<(), String> {
-        let result = self.try_commit();
-        if result.is_err() {
-            for rotated in &mut self.backlog {
-                rotated.kept = None;
-            }
+    /// Stores `batch` in one transaction, then wakes the requests waiting
+    /// for its records. On failure everything stays as it was, to be tried
+    /// again.
+    fn commit(&mut self, batch: &mut Vec<Queued>) -> Result<(), String> {
+        let n = batch.len();
+        if let Err(e) = insert(&mut self.conn, batch.iter().map(|q| &q.record)) {
+            let reason = format!("cannot store {n} record(s): {e}");
+            self.failed(&reason, n);
+            return Err(reason);
         }
-        result
-    }
-
-    fn try_commit(&mut self) -> Result<(), String> {
-        let Some(newest) = self.backlog.last().map(|r| r.file.number()) else {
-            return Ok(());
-        };
-        let dir = &self.shared.dir;
-        // The segments whose records were not kept are read back.
-        for rotated in &mut self.backlog {
-            if rotated.kept.is_none() {
-                let n = rotated.file.number();
-                let read = journal::read_segments(dir, [n]).map_err(|(n, e)| {
-                    format!("cannot read journal segment {n} in {}: {e}", dir.display())
-                })?;
-                rotated.kept = Some(read);
-            }
-        }
-        let records = || self.backlog.iter().flat_map(|r| r.kept.iter().flatten());
-        insert(&mut self.conn, records(), newest).map_err(|e| {
-            let reason = format!("cannot store {} record(s): {e}", records().count());
-            tracing::error!(ledger = %self.shared.path.display(), "{reason}");
-            reason
-        })?;
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
         {
             let now = Timestamp::now();
             let mut live = self
@@ -1038,25 +1037,117 @@ impl Writer {
                 .live
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for r in records() {
-                live.add(r, now);
+            for q in batch.iter() {
+                live.add(&q.record, now);
             }
         }
-        let mut stored = 0;
-        for Rotated {
-            file,
-            records: count,
-            ..
-        } in self.backlog.drain(..)
-        {
-            stored += count;
-            let_go(&mut self.spare, dir, file);
+        for q in batch.drain(..) {
+            if let Some(done) = q.done {
+                // A request that went away meanwhile: nothing to tell.
+                let _ = done.send(Ok(()));
+            }
         }
-        let mut q = self.shared.queue();
-        q.uncommitted = q.uncommitted.saturating_sub(stored);
-        drop(q);
+        {
+            let mut state = self.shared.state();
+            state.uncommitted = state.uncommitted.saturating_sub(n);
+        }
         self.shared.room.notify_waiters();
+        if let Some(trouble) = self.trouble.take() {
+            tracing::info!(
+                ledger = %self.shared.path.display(),
+                records = n,
+                failed_attempts = trouble.failures,
+                "stored the records held back for {:.1} s",
+                trouble.since.elapsed().as_secs_f64()
+            );
+        }
         Ok(())
+    }
+
+    /// Tells the requests that have waited [`COMMIT_WAIT`] for a record of
+    /// `batch` that it is late: their answers go on, the records stay.
+    fn release_late(&self, batch: &mut [Queued]) {
+        let mut released = 0;
+        for q in batch.iter_mut() {
+            if q.done.is_some() && q.since.elapsed() >= COMMIT_WAIT {
+                if let Some(done) = q.done.take() {
+                    let _ = done.send(Err(Late));
+                }
+                released += 1;
+            }
+        }
+        if released == 0 {
+            return;
+        }
+        let before = self.shared.late.fetch_add(released, Ordering::Relaxed);
+        let total = before + released;
+        // Logged when the total passes a power of two: 1, 2, 4, 8...
+        if (before + 1..=total).any(u64::is_power_of_two) {
+            tracing::warn!(
+                ledger = %self.shared.path.display(),
+                late_total = total,
+                "{released} record(s) not committed within {} s: their answers go on without waiting further; the records stay queued and are stored when SQLite lets go",
+                COMMIT_WAIT.as_secs()
+            );
+        }
+    }
+
+    /// Logs a failed commit: the first of a spell, then every
+    /// [`TROUBLE_LOG_EVERY`].
+    fn failed(&mut self, reason: &str, queued: usize) {
+        let now = Instant::now();
+        let trouble = self.trouble.get_or_insert(Trouble {
+            since: now,
+            logged: now,
+            failures: 0,
+        });
+        trouble.failures += 1;
+        if trouble.failures == 1 || now.duration_since(trouble.logged) >= TROUBLE_LOG_EVERY {
+            trouble.logged = now;
+            tracing::warn!(
+                ledger = %self.shared.path.display(),
+                failing_for_s = now.duration_since(trouble.since).as_secs(),
+                "{reason}; they stay queued ({queued} now) and are tried again every {} ms",
+                RETRY_EVERY.as_millis()
+            );
+        }
+    }
+
+    /// Commits what is left (nothing more is taken: the ledger is closed),
+    /// trying for [`CLOSE_WAIT`] while SQLite refuses. Records that cannot be
+    /// committed by then are lost, and the error says how many.
+    fn finish(&mut self, mut batch: Vec<Queued>) -> Result<(), String> {
+        let flushes = {
+            let mut state = self.shared.state();
+            state.closed = true;
+            batch.extend(state.queue.drain(..));
+            std::mem::take(&mut state.flushes)
+        };
+        self.shared.room.notify_waiters();
+        let deadline = Instant::now() + CLOSE_WAIT;
+        let mut result = Ok(());
+        while !batch.is_empty() {
+            match self.commit(&mut batch) {
+                Ok(()) => {}
+                Err(_) if Instant::now() + RETRY_EVERY < deadline => {
+                    self.release_late(&mut batch);
+                    std::thread::sleep(RETRY_EVERY);
+                }
+                Err(reason) => {
+                    let reason = format!(
+                        "{reason}, for {} s while closing: the ledger closed without them, they are lost",
+                        CLOSE_WAIT.as_secs()
+                    );
+                    tracing::error!(ledger = %self.shared.path.display(), "{reason}");
+                    result = Err(reason);
+                    break;
+                }
+            }
+        }
+        for ack in flushes {
+            let _ = ack.send(result.clone());
+        }
+        result
     }
 
     fn prune(&mut self, before_us: i64) -> rusqlite::Result<u64> {
@@ -1098,49 +1189,48 @@ impl Writer {
     }
 }
 
-/// Inserts `records` (scrubbed already, by [`journal::prepare`]) in one
-/// transaction that also marks journal segment `segment` and all before it
-/// as stored.
+/// Inserts `records` (prepared already, by [`prepare`]) in one transaction.
 fn insert<'a>(
     conn: &mut Connection,
     records: impl IntoIterator<Item = &'a Record>,
-    segment: u64,
 ) -> rusqlite::Result<()> {
-    // IMMEDIATE takes the write lock up front (waiting up to BUSY_TIMEOUT),
+    // IMMEDIATE takes the write lock up front (waiting up to WRITE_BUSY),
     // so another writer on the file can never make us fail half-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut stmt = tx.prepare_cached(schema::INSERT)?;
-        for r in records {
-            let usage = r.usage;
-            stmt.execute(params![
-                r.started_at.as_microsecond(),
-                r.client,
-                r.api,
-                r.endpoint,
-                r.requested_model,
-                r.machine,
-                i64::from(r.fallback_depth),
-                r.stream,
-                usage.map(|u| tokens(u.input_tokens)),
-                usage.map(|u| tokens(u.output_tokens)),
-                usage.map(|u| tokens(u.cache_read_tokens)),
-                usage.map(|u| tokens(u.cache_write_tokens)),
-                // Finite numbers only (journal::prepare), as the NOT NULL
-                // duration needs: SQLite would store a NaN as NULL.
-                r.ttfb_ms,
-                r.duration_ms,
-                i64::from(r.status),
-                r.outcome,
-                r.error,
-            ])?;
-        }
-    }
-    tx.execute(
-        schema::SET_COMMITTED,
-        [i64::try_from(segment).unwrap_or(i64::MAX)],
-    )?;
+    insert_rows(&tx, records)?;
     tx.commit()
+}
+
+/// Inserts `records` within the caller's transaction.
+fn insert_rows<'a>(
+    tx: &Connection,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(schema::INSERT)?;
+    for r in records {
+        let usage = r.usage;
+        stmt.execute(params![
+            r.started_at.as_microsecond(),
+            r.client,
+            r.api,
+            r.endpoint,
+            r.requested_model,
+            r.machine,
+            i64::from(r.fallback_depth),
+            r.stream,
+            usage.map(|u| tokens(u.input_tokens)),
+            usage.map(|u| tokens(u.output_tokens)),
+            usage.map(|u| tokens(u.cache_read_tokens)),
+            usage.map(|u| tokens(u.cache_write_tokens)),
+            // Finite numbers only (prepare), as the NOT NULL duration needs.
+            r.ttfb_ms,
+            r.duration_ms,
+            i64::from(r.status),
+            r.outcome,
+            r.error,
+        ])?;
+    }
+    Ok(())
 }
 
 /// SQLite integers are signed: a count beyond `i64::MAX` (which no backend
@@ -1320,5 +1410,44 @@ pub mod usage {
 impl From<LedgerError> for crate::Error {
     fn from(e: LedgerError) -> Self {
         crate::Error::Service(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is queued is what is stored: free text scrubbed, numbers finite.
+    #[test]
+    fn a_prepared_record_is_scrubbed_and_its_numbers_finite() {
+        let record = Record {
+            started_at: Timestamp::from_nanosecond(1_793_491_200_123_456_789).expect("in range"),
+            client: "127.0.0.1 curl/8 Bearer sk-ant-api03-abcdefghijklmnopqrstuvwxyz".into(),
+            api: "anthropic".into(),
+            endpoint: "/v1/messages?key=sk-ant-api03-abcdefghijklmnopqrstuvwxyz".into(),
+            requested_model: Some("m\u{e9}\"\n".into()),
+            machine: None,
+            fallback_depth: 2,
+            stream: true,
+            usage: None,
+            ttfb_ms: Some(f64::NAN),
+            duration_ms: f64::INFINITY,
+            status: 502,
+            outcome: "error".into(),
+            error: Some("x-api-key: sk-ant-api03-abcdefghijklmnopqrstuvwxyz refused".into()),
+        };
+        let prepared = prepare(record.clone());
+        for text in [&prepared.client, &prepared.endpoint] {
+            assert!(!text.contains("abcdefghijklmnop"), "scrubbed: {text}");
+        }
+        assert!(
+            !prepared
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("abcdefghijklmnop"))
+        );
+        assert_eq!((prepared.ttfb_ms, prepared.duration_ms), (None, 0.0));
+        assert_eq!(prepared.requested_model, record.requested_model);
+        assert_eq!(prepared.started_at, record.started_at);
     }
 }

@@ -46,28 +46,17 @@ const MIGRATIONS: &[&str] = &[
     // v2: no index by machine. Every query asks for a time range first, and
     // the index cost a page write per commit on the proxy's hot path.
     "DROP INDEX IF EXISTS requests_by_machine;",
-    // v3: the journal (`ledger/journal.rs`). `committed_segment` is the
-    // newest journal segment whose records are all in `requests`, set in the
-    // same transaction that stores them.
+    // v3: the journal of ClawFleet before 2026-12. `committed_segment` is
+    // the newest journal segment whose records are all in `requests`, set in
+    // the same transaction that stored them. The journal is gone; the table
+    // stays, for opening to store what an older version left in it, once
+    // (`ledger/legacy.rs`).
     "CREATE TABLE journal (
         id                INTEGER PRIMARY KEY CHECK (id = 1),
         committed_segment INTEGER NOT NULL
     );
     INSERT INTO journal (id, committed_segment) VALUES (1, 0);",
 ];
-
-/// The newest journal segment whose records are all stored.
-pub(super) fn committed_segment(conn: &Connection) -> rusqlite::Result<u64> {
-    let n: i64 = conn.query_row(
-        "SELECT committed_segment FROM journal WHERE id = 1",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// Sets [`committed_segment`], inside the transaction that stores its records.
-pub(super) const SET_COMMITTED: &str = "UPDATE journal SET committed_segment = ?1 WHERE id = 1";
 
 /// The schema version this build writes (`PRAGMA user_version`). A file with a
 /// higher version is refused, untouched.

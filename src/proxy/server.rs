@@ -32,7 +32,7 @@ use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, options_want_u
 use crate::api::AllowedHosts;
 use crate::config::Config;
 use crate::fleet::Fleet;
-use crate::ledger::{LedgerHandle, Record};
+use crate::ledger::{LedgerError, LedgerHandle, Record};
 use crate::net;
 use crate::probe::SnapshotRx;
 use crate::secret::{KeychainSecret, Secret};
@@ -875,10 +875,12 @@ struct RelayState {
     success: bool,
 }
 
-/// Writes the response's ledger record, once, with what the tap read, into
-/// the ledger's journal: the caller then lets the client see the end, so a
-/// completed response is never lost to a crash. `broke_off` is why the
-/// upstream answer ended early, if it did.
+/// Writes the response's ledger record, once, with what the tap read, and
+/// waits for its commit: the caller then lets the client see the end, so a
+/// completed response is never lost to a crash. (Past the ledger's
+/// `COMMIT_WAIT`, when SQLite is locked by another connection, the end goes
+/// out and the record stays queued.) `broke_off` is why the upstream answer
+/// ended early, if it did.
 async fn settle(s: &mut RelayState, broke_off: Option<String>) {
     let Some(mut rec) = s.guard.record.take() else {
         return;
@@ -898,8 +900,11 @@ async fn settle(s: &mut RelayState, broke_off: Option<String>) {
         (None, None) if s.success => rec.outcome = "ok".to_owned(),
         (None, None) => rec.outcome = "error".to_owned(),
     }
-    if let Err(e) = s.guard.ledger.record(rec).await {
-        warn!("ledger write failed: {e}");
+    match s.guard.ledger.record(rec).await {
+        Ok(()) => {}
+        // Still queued, stored when SQLite lets go; the ledger logs it.
+        Err(LedgerError::Late { .. }) => {}
+        Err(e) => warn!("ledger write failed: {e}"),
     }
 }
 
@@ -1035,7 +1040,7 @@ fn relay(upstream: Answer, r: Relay) -> Response {
                     // A client takes the terminal frame (`done: true`,
                     // `data: [DONE]`, `message_stop`) as the end of its
                     // answer and may stop reading there (ollama-js does):
-                    // the record is journaled before that frame goes out.
+                    // the record is committed before that frame goes out.
                     if s.tap.reached_end() {
                         settle(&mut s, None).await;
                     }
@@ -1070,7 +1075,7 @@ fn relay(upstream: Answer, r: Relay) -> Response {
                         .map(SseUsageFilter::finish)
                         .unwrap_or_default();
                     // A whole body (or a stream that never sent its terminal
-                    // frame) ends here: journaled before the client sees
+                    // frame) ends here: committed before the client sees
                     // the end.
                     settle(&mut s, None).await;
                     if tail.is_empty() {

@@ -3,15 +3,20 @@
 //! 50 requests through its proxy one after another (streamed and not, both
 //! APIs), then SIGKILL, then the SQLite ledger read back.
 //!
-//! The proxy writes each record to the ledger's journal before the end of its
-//! response goes out, so a client that saw its answer end is never unbilled
-//! by a crash. The end is what the client takes as the end: the body's end
-//! for a whole JSON answer, but for a stream its terminal frame — ollama-js
-//! stops reading at the `done: true` line, and an SSE client may stop at
-//! `data: [DONE]`. The test proves it at the worst moment too: with the
-//! ledger's SQLite write lock held by another connection, three answers
-//! complete with their records only in the journal, the daemon is killed,
-//! and opening the ledger stores them.
+//! The proxy waits for each record's commit before the end of its response
+//! goes out, so a client that saw its answer end is never unbilled by a
+//! crash. The end is what the client takes as the end: the body's end for a
+//! whole JSON answer, but for a stream its terminal frame — ollama-js stops
+//! reading at the `done: true` line, and an SSE client may stop at
+//! `data: [DONE]`.
+//!
+//! The test also holds the ledger's SQLite write lock from another
+//! connection while three more answers go out: the proxy waits a bounded
+//! time for each commit (the ledger's `COMMIT_WAIT`), then lets the answer
+//! end with its record still queued, and the writer stores those records once
+//! the lock goes away — before the kill, every one of them is there. (A kill
+//! while another program holds the lock loses what is still queued: the one
+//! case where a completed answer can go unbilled.)
 
 use crate::support;
 
@@ -189,11 +194,23 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
         sent.insert(1000 + i, (path, 5000 + i, i % 5 != 1 && i % 5 != 4));
     }
 
-    // The worst moment: another connection holds the ledger's write lock, so
-    // nothing can be committed to SQLite. Three more answers (SSE, NDJSON,
-    // whole JSON) must still complete, their records only in the journal,
-    // and the daemon is killed before it could store them.
+    // Another connection holds the ledger's write lock, so nothing can be
+    // committed to SQLite. Three more answers (SSE, NDJSON, whole JSON) must
+    // still complete, each after the proxy's bounded wait for its commit,
+    // their records still queued.
     let file = dir.path().join("data").join(clawfleet::daemon::LEDGER_FILE);
+    let count = || -> i64 {
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
+            .unwrap()
+    };
+    // Each answer ended after its record's commit: all are in the file.
+    assert_eq!(
+        count(),
+        REQUESTS as i64,
+        "committed before each answer ended"
+    );
     let lock = rusqlite::Connection::open(&file).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     let held = [
@@ -241,11 +258,23 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
         sent.insert(1000 + i, (path, 5000 + i, stream));
     }
     // Nothing of theirs is in SQLite yet: the lock is still held.
-    let stored: i64 = rusqlite::Connection::open(&file)
-        .unwrap()
-        .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
-        .unwrap();
-    assert!(stored <= REQUESTS as i64, "{stored} rows");
+    assert_eq!(count(), REQUESTS as i64);
+    // Once the lock goes away the ledger's writer stores them by itself.
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = count();
+        if stored == (REQUESTS + 3) as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored,
+        (REQUESTS + 3) as i64,
+        "the held records were stored"
+    );
 
     // Killed, not stopped: no shutdown path runs, nothing is flushed by it.
     daemon.0.kill().await.unwrap();
@@ -256,8 +285,6 @@ async fn every_completed_request_survives_sigkill_in_the_ledger() {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "SIGKILL: {status:?}");
     }
-    lock.execute_batch("ROLLBACK").unwrap();
-    drop(lock);
 
     // The file is sound (SQLite recovers its write-ahead log on opening).
     let conn = rusqlite::Connection::open(&file).unwrap();

@@ -9,6 +9,9 @@
 //!   installed from the same lockfiles).
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
+//! - `cargo xtask bench ledger` — the ledger's writer: sustained finished
+//!   requests per second with 64 recorders, and `record().await` latency at
+//!   200/s and 2,000/s.
 //! - `cargo xtask bench tray` — the tray app's memory, CPU and start time.
 //! - `cargo xtask bench fleet` — polling 20 peers: CPU and staleness.
 //! - `cargo xtask check-windows` — clippy of the whole workspace for
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         ["bench", "proxy"] => bench_proxy(),
         ["bench", "transcripts"] => bench_transcripts(),
         ["bench", "heal"] => bench_heal(),
+        ["bench", "ledger"] => bench_ledger(),
         ["bench", "tray"] => bench_tray(),
         ["bench", "fleet"] => bench_fleet(),
         ["deps"] => ensure_system_packages().and_then(|()| ensure_openclaw().map(drop)),
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
                  bench proxy          the inference proxy against direct, same run\n  \
                  bench transcripts    ingesting 1,000,000 JSONL lines and a 300 MB OpenClaw store, and a restart\n  \
                  bench heal           a self-healing check cycle with 500 processes and 10 services\n  \
+                 bench ledger         the ledger's writer: 64 recorders awaiting commits, and record() latency at 200/s and 2,000/s\n  \
                  bench tray           the tray app: launch to tray icon, PSS with the popover closed and open, idle CPU\n  \
                  bench fleet          polling 20 peers (one hung) every 5 s: daemon CPU and staleness of the view\n  \
                  deps                 install the system packages the build and tests need, and the pinned OpenClaw (npm)\n  \
@@ -1071,6 +1076,14 @@ fn bench_tray() -> Result {
                 .join(DESKTOP_PROFILE)
                 .join("clawfleet-tray"),
         ),
+    )
+}
+
+/// The ledger's writer (`examples/ledger_bench.rs`), in release.
+fn bench_ledger() -> Result {
+    status(
+        "running the ledger benchmark (release)",
+        cargo().args(["run", "--quiet", "--release", "--example", "ledger_bench"]),
     )
 }
 
