@@ -23,9 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clawfleet::config::{self, Source};
+use clawfleet::events::EventLog;
 use clawfleet::fleet::Fleet;
 use clawfleet::heal::check::{self, CheckState, Extra};
-use clawfleet::heal::events::EventLog;
 use clawfleet::heal::watcher::Watcher;
 use clawfleet::probe::system::SystemProbe;
 use clawfleet::probe::{Collector, services};

@@ -21,12 +21,13 @@ use crate::config::Config;
 use crate::cost::Settings;
 use crate::cost::service::CostService;
 use crate::error::Error;
+use crate::events::EventLog;
 use crate::fleet::Fleet;
-use crate::heal::events::EventLog;
 use crate::heal::watcher::Watcher;
 use crate::ledger::{Ledger, LedgerHandle, Retention};
-use crate::probe::{Collector, SnapshotRx};
+use crate::probe::Collector;
 use crate::proxy::{self, server::Proxy};
+use crate::publish::{Publisher, SnapshotRx};
 use crate::snapshot::ProxyView;
 use crate::{net, server};
 
@@ -161,7 +162,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
     // as raised and would never be sent again.
     let cost_events = costs.subscribe();
     tasks.spawn(costs.clone().run(
-        collector.clone(),
+        collector.publisher(),
         snapshot.clone(),
         std::time::Duration::from_secs(config.costs.interval_secs.max(1)),
         cancel.child_token(),
@@ -169,12 +170,12 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
 
     // Self-healing: the event log, the fleet token, the watcher.
     let data_dir = config.data_dir();
-    let events_path = data_dir.join(crate::heal::events::EVENTS_FILE);
+    let events_path = data_dir.join(crate::events::EVENTS_FILE);
     let events = tokio::task::spawn_blocking(move || EventLog::open(&events_path))
         .await
         .map_err(|e| Error::Serve(std::io::Error::other(e)))??;
-    let token_path = data_dir.join(crate::heal::token::TOKEN_FILE);
-    let token = Arc::new(crate::heal::token::load_or_create(&token_path)?);
+    let token_path = data_dir.join(crate::token::TOKEN_FILE);
+    let token = Arc::new(crate::token::load_or_create(&token_path)?);
     let heal_client = net::client()?;
     let watcher = Watcher::new(
         config.clone(),
@@ -217,7 +218,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         &config,
         fleet.clone(),
         token.clone(),
-        collector.clone(),
+        collector.publisher(),
         Some(events.clone()),
     )?;
     tasks.spawn(peers.clone().run(cancel.child_token()));
@@ -278,7 +279,7 @@ pub async fn start_from(config: Config, source: &crate::config::Source) -> Resul
         server::serve(proxy_listener, proxy_app, limits, stop).await;
     });
     tasks.spawn(publish_proxy_figures(
-        collector.clone(),
+        collector.publisher(),
         proxy,
         ledger.handle(),
         proxy_addr,
@@ -307,7 +308,7 @@ async fn forward_cost_events(
     events: EventLog,
     cancel: CancellationToken,
 ) {
-    use crate::heal::events::{Event, Kind, Severity};
+    use crate::events::{Event, Kind, Severity};
     use tokio::sync::broadcast::error::RecvError;
     loop {
         let e = tokio::select! {
@@ -340,7 +341,7 @@ pub use crate::ledger::LEDGER_FILE;
 /// memory by the ledger, [`LedgerHandle::live_stats`]) and its circuits, into
 /// the snapshot.
 async fn publish_proxy_figures(
-    collector: Arc<Collector>,
+    publisher: Publisher,
     proxy: Arc<Proxy>,
     ledger: LedgerHandle,
     addr: SocketAddr,
@@ -348,7 +349,7 @@ async fn publish_proxy_figures(
 ) {
     let mut every = Every::new(std::time::Duration::from_secs(5), &cancel);
     while every.tick().await {
-        collector.publish_proxy(ProxyView {
+        publisher.publish_proxy(ProxyView {
             listen: addr.to_string(),
             stats: ledger.live_stats(),
             circuits: proxy.circuits(),

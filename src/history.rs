@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::probe::SnapshotRx;
+use crate::publish::SnapshotRx;
 use crate::snapshot::{MachineSnapshot, Snapshot};
 
 /// Points kept per machine.

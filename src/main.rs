@@ -460,12 +460,9 @@ fn token(explicit: Option<&Path>, command: TokenCommand) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let path = loaded
-        .config
-        .data_dir()
-        .join(clawfleet::heal::token::TOKEN_FILE);
+    let path = loaded.config.data_dir().join(clawfleet::token::TOKEN_FILE);
     match command {
-        TokenCommand::Show => match clawfleet::heal::token::load_or_create(&path) {
+        TokenCommand::Show => match clawfleet::token::load_or_create(&path) {
             Ok(t) => {
                 println!("{t}");
                 ExitCode::SUCCESS
@@ -481,7 +478,7 @@ fn token(explicit: Option<&Path>, command: TokenCommand) -> ExitCode {
                 eprintln!("error: reading the token from standard input: {e}");
                 return ExitCode::FAILURE;
             }
-            match clawfleet::heal::token::store(&path, &line) {
+            match clawfleet::token::store(&path, &line) {
                 Ok(()) => {
                     eprintln!(
                         "fleet token written to {}; restart `clawfleet serve` or the tray app to use it",
@@ -638,10 +635,7 @@ async fn heal(
         );
         return ExitCode::FAILURE;
     };
-    let token_path = loaded
-        .config
-        .data_dir()
-        .join(clawfleet::heal::token::TOKEN_FILE);
+    let token_path = loaded.config.data_dir().join(clawfleet::token::TOKEN_FILE);
     let token = match net::read_secret_file(&token_path) {
         Ok(t) => t,
         Err(e) => {
@@ -721,7 +715,7 @@ async fn heal(
 }
 
 fn events(explicit: Option<&Path>, json: bool, limit: usize) -> ExitCode {
-    use clawfleet::heal::events::{EVENTS_FILE, EventLog};
+    use clawfleet::events::{EVENTS_FILE, EventLog};
     let loaded = match load(explicit) {
         Ok(l) => l,
         Err(code) => return code,

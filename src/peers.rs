@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{Config, FleetConfig, MachineConfig};
+use crate::events::{Event, EventLog, Kind, Severity};
 use crate::fleet::Fleet;
-use crate::heal::events::{Event, EventLog, Kind, Severity};
-use crate::probe::Collector;
+use crate::publish::Publisher;
 use crate::snapshot::{MachineSnapshot, PeerState, Snapshot};
 
 /// The header that says which machine forwarded a heal.
@@ -221,18 +221,18 @@ pub struct Peers {
     fleet: Arc<Fleet>,
     client: reqwest::Client,
     token: Arc<String>,
-    collector: Arc<Collector>,
+    publisher: Publisher,
     events: Option<EventLog>,
     permits: Arc<Semaphore>,
 }
 
 impl Peers {
-    /// Peers of `fleet`, polled with `token`, published through `collector`.
+    /// Peers of `fleet`, polled with `token`, published through `publisher`.
     pub fn new(
         config: &Config,
         fleet: Arc<Fleet>,
         token: Arc<String>,
-        collector: Arc<Collector>,
+        publisher: Publisher,
         events: Option<EventLog>,
     ) -> Result<Arc<Self>, crate::error::Error> {
         let cfg = config.fleet.clone();
@@ -245,7 +245,7 @@ impl Peers {
             cfg,
             fleet,
             token,
-            collector,
+            publisher,
             events,
         }))
     }
@@ -319,7 +319,7 @@ impl Peers {
                 state = next;
             }
             let failures = track.failures;
-            self.collector.publish_peer(&peer.id, |m| {
+            self.publisher.publish_machine(&peer.id, |m| {
                 let mut view = m.peer.take().unwrap_or_default();
                 view.state = next;
                 view.failures_in_row = failures;

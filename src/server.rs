@@ -10,6 +10,8 @@
 //! [`Limits`]: no request is parsed here, and every request of a listener
 //! reaches its one router, in a `tracing` span of its own.
 
+pub mod host;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

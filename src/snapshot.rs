@@ -170,6 +170,13 @@ pub struct TokenSums {
     pub cache_write_tokens: u64,
 }
 
+/// Whether two model names mean the same model: Ollama lists `qwen3` as
+/// `qwen3:latest`.
+pub fn same_model(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_owned();
+    a == b || strip(a) == strip(b)
+}
+
 impl Snapshot {
     /// The entry for the machine this instance runs on.
     pub fn local(&self) -> Option<&MachineSnapshot> {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use clawfleet::action::Action;
 use clawfleet::daemon::{self, Running};
 use clawfleet::heal::watcher::Watcher;
-use clawfleet::probe::SnapshotRx;
+use clawfleet::publish::SnapshotRx;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};

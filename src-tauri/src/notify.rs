@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use clawfleet::heal::events::{Event, Kind};
+use clawfleet::events::{Event, Kind};
 use serde::{Deserialize, Serialize};
 
 /// The shortest time between two notifications of one kind.
@@ -184,7 +184,7 @@ pub fn show(notice: &Notice) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clawfleet::heal::events::Severity;
+    use clawfleet::events::Severity;
 
     fn outcome(message: &str, success: bool) -> Event {
         Event::new(Kind::Outcome, "mini", Severity::Info, message)

@@ -4,7 +4,7 @@
 //!
 //! Not for: inference (that is the proxy, on its own listener).
 
-pub mod host;
+pub use crate::server::host;
 pub mod metrics;
 mod page;
 
@@ -22,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::probe::SnapshotRx;
+use crate::publish::SnapshotRx;
 use crate::snapshot::Snapshot;
 
 pub use host::AllowedHosts;
@@ -141,9 +141,9 @@ async fn remote_guard(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let ok = crate::heal::token::authorized(bearer, &heal.token)
-        || crate::heal::token::from_cookie(headers)
-            .is_some_and(|t| crate::heal::token::same(t.as_bytes(), heal.token.as_bytes()));
+    let ok = crate::token::authorized(bearer, &heal.token)
+        || crate::token::from_cookie(headers)
+            .is_some_and(|t| crate::token::same(t.as_bytes(), heal.token.as_bytes()));
     if ok {
         return next.run(request).await;
     }
@@ -342,7 +342,7 @@ fn require_token(heal: &HealState, headers: &axum::http::HeaderMap) -> Result<()
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if crate::heal::token::authorized(given, &heal.token) {
+    if crate::token::authorized(given, &heal.token) {
         return Ok(());
     }
     let mut r = error_json(

@@ -18,7 +18,7 @@ use super::engine::{CostEvent, Engine, Settings};
 use super::report::{Month, MonthReport};
 use super::{CostsView, view};
 use crate::fleet::Fleet;
-use crate::probe::{Collector, SnapshotRx};
+use crate::publish::{Publisher, SnapshotRx};
 pub use crate::snapshot::CostSummary;
 use crate::snapshot::Share;
 
@@ -162,7 +162,7 @@ impl CostService {
     /// `cancel`.
     pub async fn run(
         self: Arc<Self>,
-        collector: Arc<Collector>,
+        publisher: Publisher,
         snapshot: SnapshotRx,
         interval: Duration,
         cancel: CancellationToken,
@@ -214,7 +214,7 @@ impl CostService {
                 // No subscriber is fine: the event is in the store.
                 let _ = self.events.send(event);
             }
-            collector.publish_costs(&self.settings.machine, summary);
+            publisher.publish_costs(&self.settings.machine, summary);
         }
     }
 }

@@ -8,9 +8,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::events::Severity;
 use crate::action::{self, Action};
 use crate::config::HealConfig;
+use crate::events::Severity;
 use crate::snapshot::{Activity, MachineSnapshot, OpenClawStatus, Pm2State};
 
 /// The agent's name as the user knows it, for findings.

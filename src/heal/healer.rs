@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::events::{Event, Kind, Severity};
 use super::watcher::Watcher;
 use crate::action::{self, Action};
 use crate::config::HealMode;
+use crate::events::{Event, Kind, Severity};
 
 /// A pattern found in the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

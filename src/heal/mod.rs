@@ -5,9 +5,7 @@
 pub mod check;
 pub mod clean;
 pub mod commands;
-pub mod events;
 pub mod execute;
 pub mod guard;
 pub mod healer;
-pub mod token;
 pub mod watcher;

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::check::{self, CheckState, Extra, Finding};
-use super::events::{Event, EventLog, Kind, Severity};
 use super::execute::{Done, Executor};
 use super::guard::{Admit, Guards, Limits, SubjectView};
 use crate::action::Action;
 use crate::config::{Config, HealMode};
-use crate::probe::SnapshotRx;
+use crate::events::{Event, EventLog, Kind, Severity};
+use crate::publish::SnapshotRx;
 use crate::snapshot::MachineSnapshot;
 
 /// What a heal did, verified.

@@ -68,7 +68,7 @@ pub fn assess(c: &OpenClawStatus, snap: &Snapshot) -> ChainView {
                             o.reachable
                                 && o.models
                                     .iter()
-                                    .any(|x| crate::proxy::route::same_model(&x.name, model))
+                                    .any(|x| crate::snapshot::same_model(&x.name, model))
                         })
                     })
                     .map(|m| m.id.clone())

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use jiff::Timestamp;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
@@ -21,17 +20,17 @@ use super::system::SystemProbe;
 use super::{ollama, pm2, services};
 use crate::config::{Config, MachineConfig};
 use crate::fleet::Fleet;
+use crate::publish::Publisher;
 use crate::snapshot::{MachineSnapshot, OllamaStatus, Snapshot};
 
-/// Snapshot readers hold one of these.
-pub type SnapshotRx = watch::Receiver<Arc<Snapshot>>;
+use crate::publish::{SnapshotRx, initial_snapshot};
 
 /// Owns the probes and the snapshot they publish.
 pub struct Collector {
     config: Arc<Config>,
     fleet: Arc<Fleet>,
     client: reqwest::Client,
-    tx: watch::Sender<Arc<Snapshot>>,
+    publisher: Publisher,
     system: Arc<Mutex<SystemProbe>>,
     system_busy: Arc<AtomicBool>,
     processes_busy: Arc<AtomicBool>,
@@ -42,12 +41,12 @@ pub struct Collector {
 impl Collector {
     /// A collector with an initial snapshot built from the config alone.
     pub fn new(config: Arc<Config>, fleet: Arc<Fleet>, client: reqwest::Client) -> Self {
-        let (tx, _) = watch::channel(Arc::new(initial_snapshot(&fleet)));
+        let publisher = Publisher::new(initial_snapshot(&fleet), refresh_chain);
         Self {
             config,
             fleet,
             client,
-            tx,
+            publisher,
             system: Arc::new(Mutex::new(SystemProbe::new())),
             system_busy: Arc::default(),
             processes_busy: Arc::default(),
@@ -58,7 +57,12 @@ impl Collector {
 
     /// A new reader of the snapshot.
     pub fn subscribe(&self) -> SnapshotRx {
-        self.tx.subscribe()
+        self.publisher.subscribe()
+    }
+
+    /// The snapshot's publisher, for the other parts that write into it.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
     }
 
     /// Runs every probe until `cancel` fires. Each probe kind is its own
@@ -137,7 +141,7 @@ impl Collector {
         primed.await;
         others.await;
         self.clone().probe_system().await;
-        self.tx.borrow().clone()
+        self.publisher.current()
     }
 
     fn spawn_loop<F>(
@@ -166,42 +170,12 @@ impl Collector {
         );
     }
 
-    /// Publishes the inference proxy's figures.
-    pub fn publish_proxy(&self, view: crate::snapshot::ProxyView) {
-        self.publish(|snap| snap.proxy = Some(view));
-    }
-
-    /// Publishes machine `id`'s cost figures.
-    pub fn publish_costs(&self, id: &str, summary: crate::snapshot::CostSummary) {
-        self.publish(|snap| {
-            if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
-                m.costs = Some(summary);
-            }
-        });
-    }
-
-    /// Applies `change` to peer `id`'s entry (the fleet poller's results).
-    pub fn publish_peer(&self, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
-        self.publish_machine(id, change);
-    }
-
-    /// Applies `change` to the snapshot and notifies readers.
     fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
-        self.tx.send_modify(|snap| {
-            let snap = Arc::make_mut(snap);
-            change(snap);
-            refresh_chain(snap);
-            // Derived last: it reads the chain too.
-            for m in &mut snap.machines {
-                m.attention = crate::snapshot::attention(m);
-            }
-            snap.updated_at = Some(Timestamp::now());
-        });
+        self.publisher.publish(change);
     }
 
-    /// Applies `change` to one machine's entry.
     fn publish_machine(&self, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
-        self.publish(|snap| change_machine(snap, id, change));
+        self.publisher.publish_machine(id, change);
     }
 
     /// Runs a blocking sysinfo call on the blocking pool, within the probe
@@ -308,7 +282,7 @@ impl Collector {
         self.publish(|snap| {
             for ((machine, _), mut status) in targets.into_iter().zip(results) {
                 attach_purposes(machine, &mut status);
-                change_machine(snap, &machine.id, |m| {
+                crate::publish::change_machine(snap, &machine.id, |m| {
                     // Failed probes in a row: the watcher restarts Ollama
                     // after `[heal] ollama_down_probes` of them.
                     let before = m.ollama.as_ref().map_or(0, |o| o.failures_in_row);
@@ -377,49 +351,6 @@ impl Collector {
     }
 }
 
-/// The snapshot before any probe ran: every machine with its config facts.
-pub fn initial_snapshot(fleet: &Fleet) -> Snapshot {
-    Snapshot {
-        clawfleet_version: env!("CARGO_PKG_VERSION").to_owned(),
-        this_machine: fleet.this.id.clone(),
-        updated_at: Some(Timestamp::now()),
-        started_at: Some(Timestamp::now()),
-        served_at: None,
-        machines: fleet
-            .machines()
-            .map(|m| MachineSnapshot {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                role: m.role.clone(),
-                is_self: m.id == fleet.this.id,
-                hostname: if m.id == fleet.this.id {
-                    Some(fleet.os_hostname.clone())
-                } else {
-                    m.hostname.clone()
-                },
-                tailnet_ip: m.tailnet_addr(),
-                online: m.id == fleet.this.id,
-                // Polled: waiting for its first answer.
-                peer: (m.id != fleet.this.id && m.fleet_url.is_some())
-                    .then(crate::snapshot::PeerView::default),
-                ..MachineSnapshot::default()
-            })
-            .collect(),
-        notices: fleet.notices.clone(),
-        proxy: None,
-    }
-}
-
-/// Applies `change` to one machine's entry and keeps its derived fields
-/// (`updated_at`, `online`) true.
-fn change_machine(snap: &mut Snapshot, id: &str, change: impl FnOnce(&mut MachineSnapshot)) {
-    if let Some(m) = snap.machines.iter_mut().find(|m| m.id == id) {
-        change(m);
-        m.updated_at = Some(Timestamp::now());
-        refresh_online(m);
-    }
-}
-
 /// Keeps this machine's Clawdbot chain view true to the fleet's Ollamas
 /// (either can change it).
 fn refresh_chain(snap: &mut Snapshot) {
@@ -437,19 +368,6 @@ fn refresh_chain(snap: &mut Snapshot) {
     if let Some(c) = snap.machines[i].openclaw.as_mut() {
         c.chain = view.filter(|v| !v.models.is_empty());
     }
-}
-
-/// A peer is online when its fleet API or its Ollama answered last time,
-/// or its last data is merely stale (a poll or two missed), not offline.
-fn refresh_online(m: &mut MachineSnapshot) {
-    if m.is_self {
-        m.online = true;
-        return;
-    }
-    let polled = m.peer.as_ref().map(|p| p.state);
-    m.online = m.fleet_api_reachable == Some(true)
-        || polled == Some(crate::snapshot::PeerState::Stale)
-        || m.ollama.as_ref().is_some_and(|o| o.reachable);
 }
 
 /// Adds the config's "what it is for" to each installed model.

@@ -9,6 +9,6 @@ pub mod pm2;
 pub mod services;
 pub mod system;
 
-pub use collector::{Collector, SnapshotRx, initial_snapshot};
+pub use collector::Collector;
 
 pub(crate) use crate::outside::json_kind;

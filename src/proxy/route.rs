@@ -69,12 +69,7 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Whether two model names mean the same model: Ollama lists `qwen3` as
-/// `qwen3:latest`.
-pub fn same_model(a: &str, b: &str) -> bool {
-    let strip = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_owned();
-    a == b || strip(a) == strip(b)
-}
+pub use crate::snapshot::same_model;
 
 /// The machines to try for `model`, best first.
 pub fn plan(
@@ -264,7 +259,7 @@ name = "Windows"
         );
         let config = config::parse(&text, &Source::Embedded).unwrap();
         let fleet = Fleet::resolve(&config, "elsewhere");
-        let snap = crate::probe::initial_snapshot(&fleet);
+        let snap = crate::publish::initial_snapshot(&fleet);
         (config, fleet, snap)
     }
 

@@ -29,13 +29,13 @@ use super::errors::{ApiShape, ErrorKind, RETRY_AFTER_SECS, error_body, stream_er
 use super::route::{self, Candidate, RouteError};
 use super::upstream::{Answer, BodyStream, Upstreams};
 use super::usage::{SseUsageFilter, UsageTap, Wire, ask_for_usage, options_want_usage};
-use crate::api::AllowedHosts;
 use crate::config::Config;
 use crate::fleet::Fleet;
 use crate::ledger::{LedgerError, LedgerHandle, Record};
 use crate::net;
-use crate::probe::SnapshotRx;
+use crate::publish::SnapshotRx;
 use crate::secret::{KeychainSecret, Secret};
+use crate::server::host::AllowedHosts;
 
 /// Response header naming the machine that served.
 pub const MACHINE_HEADER: &str = "x-clawfleet-machine";
@@ -192,7 +192,7 @@ pub fn router(proxy: Arc<Proxy>, allowed: Arc<AllowedHosts>) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_idle))
         .layer(axum::middleware::from_fn_with_state(
             allowed,
-            crate::api::host::guard,
+            crate::server::host::guard,
         ))
 }
 

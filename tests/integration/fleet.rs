@@ -99,11 +99,8 @@ offline_after_secs = 4
 
 /// Starts machine `me`, with the fleet token `token` in its data folder.
 async fn start(text: &str, dir: &Path, me: &str, token: &str) -> Running {
-    clawfleet::heal::token::store(
-        &dir.join(me).join(clawfleet::heal::token::TOKEN_FILE),
-        token,
-    )
-    .expect("write the token");
+    clawfleet::token::store(&dir.join(me).join(clawfleet::token::TOKEN_FILE), token)
+        .expect("write the token");
     let config = config::parse(text, &Source::Embedded).expect("valid test config");
     daemon::start(config).await.expect("daemon starts")
 }
@@ -144,10 +141,9 @@ fn state(snap: &Snapshot, id: &str) -> Option<PeerState> {
         .map(|p| p.state)
 }
 
-fn events(data: &Path) -> Vec<clawfleet::heal::events::Event> {
-    let log =
-        clawfleet::heal::events::EventLog::open(&data.join(clawfleet::heal::events::EVENTS_FILE))
-            .expect("open the event log");
+fn events(data: &Path) -> Vec<clawfleet::events::Event> {
+    let log = clawfleet::events::EventLog::open(&data.join(clawfleet::events::EVENTS_FILE))
+        .expect("open the event log");
     log.list(500, None).expect("read events")
 }
 
@@ -241,7 +237,7 @@ async fn three_instances_see_each_other_and_a_stopped_one_goes_stale_offline_and
     .await;
     let said: Vec<String> = events(&dir.path().join("a"))
         .into_iter()
-        .filter(|e| e.machine == "c" && e.kind == clawfleet::heal::events::Kind::Machine)
+        .filter(|e| e.machine == "c" && e.kind == clawfleet::events::Kind::Machine)
         .map(|e| e.message)
         .collect();
     assert!(
@@ -313,7 +309,7 @@ async fn a_heal_asked_of_a_peer_runs_there_with_the_token_and_says_who_asked() {
     let on_b = events(&dir.path().join("b"));
     let started = on_b
         .iter()
-        .find(|e| e.kind == clawfleet::heal::events::Kind::ActionStarted)
+        .find(|e| e.kind == clawfleet::events::Kind::ActionStarted)
         .expect("b ran it");
     assert!(
         started
@@ -326,7 +322,7 @@ async fn a_heal_asked_of_a_peer_runs_there_with_the_token_and_says_who_asked() {
     let on_a = events(&dir.path().join("a"));
     let asked = on_a
         .iter()
-        .find(|e| e.kind == clawfleet::heal::events::Kind::ActionStarted && e.machine == "b")
+        .find(|e| e.kind == clawfleet::events::Kind::ActionStarted && e.machine == "b")
         .expect("a recorded asking");
     assert!(
         asked.message.contains("Asked Machine b to restart Ollama"),
@@ -334,7 +330,7 @@ async fn a_heal_asked_of_a_peer_runs_there_with_the_token_and_says_who_asked() {
     );
     let done = on_a
         .iter()
-        .find(|e| e.kind == clawfleet::heal::events::Kind::Outcome && e.machine == "b")
+        .find(|e| e.kind == clawfleet::events::Kind::Outcome && e.machine == "b")
         .expect("a recorded the outcome");
     assert_eq!(done.detail.as_ref().unwrap()["success"], true);
     assert_eq!(done.detail.as_ref().unwrap()["remote"], true);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use clawfleet::command as run;
 use clawfleet::config::{self, Source};
 use clawfleet::daemon;
+use clawfleet::events::{Event, Kind};
 use clawfleet::heal::clean::{self, CleanSpec};
-use clawfleet::heal::events::{Event, Kind};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> PathBuf {

@@ -1150,7 +1150,12 @@ fn every_acked_record_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "ledger::sigkill_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "ledger::sigkill_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_DB_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -35,7 +35,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("publish", 0),
     ("action", 0),
     ("units", 0),
-    ("usage", 0),
+    ("events", 0),
+    ("token", 0),
     // 1: services.
     ("probe", 1),
     ("proxy", 1),
@@ -61,6 +62,31 @@ pub struct Edge {
     pub to: String,
     /// `file:line` of its first use.
     pub at: String,
+}
+
+/// The dependencies between modules of one layer (services on services),
+/// `from -> to, to, …` per module: allowed while they close no cycle, and
+/// printed by `check-layers` so a reader sees them.
+pub fn sideways(src: &Path) -> Result<Vec<String>, String> {
+    let layer: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let mut by_module: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in edges(src)? {
+        if layer
+            .get(e.from.as_str())
+            .is_some_and(|a| layer.get(e.to.as_str()) == Some(a))
+        {
+            by_module.entry(e.from).or_default().insert(e.to);
+        }
+    }
+    Ok(by_module
+        .into_iter()
+        .map(|(from, to)| {
+            format!(
+                "{from} -> {}",
+                to.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect())
 }
 
 /// The problems found; empty when the layers hold.

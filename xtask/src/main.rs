@@ -254,7 +254,10 @@ fn check_windows() -> Result {
 fn check_layers() -> Result {
     let problems = layers::check(&root().join("src"))?;
     if problems.is_empty() {
-        eprintln!("xtask: the layers hold (no dependency up, no cycle)");
+        eprintln!("xtask: the layers hold (no dependency up, no cycle); within a layer:");
+        for line in layers::sideways(&root().join("src"))? {
+            eprintln!("  {line}");
+        }
         return Ok(());
     }
     for p in &problems {
