@@ -277,6 +277,8 @@ fn on_path(name: &str) -> bool {
 
 fn test(rest: &[&str]) -> Result {
     ensure_system_packages()?;
+    // Cheapest first: the engine's dependencies point down, with no cycle.
+    check_layers()?;
     status(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
