@@ -150,3 +150,77 @@ fn refresh_online(m: &mut MachineSnapshot) {
         || polled == Some(PeerState::Stale)
         || m.ollama.as_ref().is_some_and(|o| o.reachable);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{OllamaStatus, ServiceStatus};
+
+    /// The default fleet, seen from its laptop.
+    fn fleet() -> Fleet {
+        let mut config = crate::config::embedded();
+        config.this_machine = Some("macbook".to_owned());
+        Fleet::resolve(&config, "some-host")
+    }
+
+    fn mark(snap: &mut Snapshot) {
+        snap.notices.push("derived".to_owned());
+    }
+
+    #[test]
+    fn a_change_is_derived_stamped_and_seen_by_readers() {
+        let fleet = fleet();
+        let publisher = Publisher::new(initial_snapshot(&fleet), mark);
+        let mut rx = publisher.subscribe();
+        let peer = fleet
+            .machines()
+            .find(|m| m.id != fleet.this.id)
+            .map(|m| m.id.clone())
+            .expect("the default fleet has peers");
+        assert!(!publisher.current().machine(&peer).expect("peer").online);
+
+        let down = Some(Timestamp::now());
+        publisher.publish_machine(&peer, |m| {
+            m.ollama = Some(OllamaStatus {
+                reachable: true,
+                checked_at: down,
+                ..OllamaStatus::default()
+            });
+        });
+        assert!(rx.has_changed().expect("open"));
+        let snap = rx.borrow_and_update().clone();
+        let m = snap.machine(&peer).expect("peer");
+        assert!(m.online, "an Ollama that answered makes the peer online");
+        assert!(m.updated_at.is_some());
+        assert_eq!(snap.notices.last().map(String::as_str), Some("derived"));
+
+        // An unknown machine changes nothing but is still a publish.
+        publisher.publish_machine("nope", |_| panic!("not called"));
+        assert!(rx.has_changed().expect("open"));
+    }
+
+    #[test]
+    fn attention_says_each_reason_once() {
+        let fleet = fleet();
+        let publisher = Publisher::new(initial_snapshot(&fleet), |_| {});
+        let now = Some(Timestamp::now());
+        let this = fleet.this.id.clone();
+        publisher.publish_machine(&this, |m| {
+            m.ollama = Some(OllamaStatus {
+                reachable: false,
+                checked_at: now,
+                ..OllamaStatus::default()
+            });
+            // The standalone default checks Ollama's port as a service too.
+            m.services = vec![ServiceStatus {
+                name: "Ollama".to_owned(),
+                up: false,
+                checked_at: now,
+                ..ServiceStatus::default()
+            }];
+        });
+        let snap = publisher.current();
+        let m = snap.machine(&this).expect("this machine");
+        assert_eq!(m.attention, vec!["Ollama is down".to_owned()]);
+    }
+}

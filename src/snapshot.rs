@@ -342,6 +342,10 @@ pub fn attention(m: &MachineSnapshot) -> Vec<String> {
             if n == 1 { "" } else { "es" }
         ));
     }
+    // A service check named like a probe ("Ollama" on its port) says the
+    // same thing twice: once is enough.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|reason| seen.insert(reason.clone()));
     out
 }
 
