@@ -1253,10 +1253,96 @@ fn bench_suite(tray: bool) -> Result {
             ]),
         )?;
     }
+    // The build folder is shared between checkouts, and cargo judges an
+    // artifact fresh by its sources' times: what it left may have been
+    // built from another checkout. Each artifact's dep-info names the
+    // sources it was built from; if they are not ours, make ours newer and
+    // build again.
+    let release = root().join("target/release");
+    let mut ours: Vec<(PathBuf, &str)> = vec![
+        (release.join("clawfleet"), "src/main.rs"),
+        (
+            release.join("examples/user_bench"),
+            "examples/user_bench.rs",
+        ),
+        (
+            release.join("examples/transcripts_bench"),
+            "examples/transcripts_bench.rs",
+        ),
+        (
+            release.join("examples/proxy_bench"),
+            "examples/proxy_bench.rs",
+        ),
+    ];
+    if tray {
+        ours.push((
+            root()
+                .join("target")
+                .join(DESKTOP_PROFILE)
+                .join("clawfleet-tray"),
+            "src-tauri/src/main.rs",
+        ));
+    }
+    let foreign: Vec<&Path> = ours
+        .iter()
+        .filter(|(artifact, source)| !built_from_here(artifact, source))
+        .map(|(artifact, _)| artifact.as_path())
+        .collect();
+    if !foreign.is_empty() {
+        eprintln!(
+            "xtask: {} built from another checkout: rebuilding from this one",
+            foreign
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for source in ["src/lib.rs", "src/main.rs", "src-tauri/src/main.rs"]
+            .into_iter()
+            .chain(ours.iter().map(|(_, s)| *s))
+        {
+            touch(&root().join(source))?;
+        }
+        status(
+            "building clawfleet and the benchmarks (release), again",
+            cargo().args([
+                "build",
+                "--release",
+                "--bin",
+                "clawfleet",
+                "--example",
+                "user_bench",
+                "--example",
+                "transcripts_bench",
+                "--example",
+                "proxy_bench",
+            ]),
+        )?;
+        if tray {
+            status(
+                "building the tray app (desktop profile), again",
+                cargo().args([
+                    "build",
+                    "--profile",
+                    DESKTOP_PROFILE,
+                    "-p",
+                    "clawfleet-tray",
+                ]),
+            )?;
+        }
+        if let Some((artifact, _)) = ours
+            .iter()
+            .find(|(artifact, source)| !built_from_here(artifact, source))
+        {
+            return Err(format!(
+                "{} is still not built from this checkout (another build replaced it?): run again",
+                artifact.display()
+            ));
+        }
+    }
     let built = started.elapsed();
     let run = std::env::temp_dir().join(format!("clawfleet-bench-suite-{}", std::process::id()));
     std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
-    let release = root().join("target/release");
     let bin = own_copy(&release.join("clawfleet"), &run)?;
     let user_bench = own_copy(&release.join("examples/user_bench"), &run)?;
     let transcripts_bench = own_copy(&release.join("examples/transcripts_bench"), &run)?;
@@ -1272,10 +1358,13 @@ fn bench_suite(tray: bool) -> Result {
     } else {
         None
     };
-    let commit = output_of(
+    let mut commit = output_of(
         cargo_free("git").args(["rev-parse", "--short", "HEAD"]),
         "unknown commit",
     );
+    if !output_of(cargo_free("git").args(["status", "--porcelain"]), "").is_empty() {
+        commit.push_str(" with uncommitted changes");
+    }
     let date = output_of(
         Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]),
         "unknown date",
@@ -1385,6 +1474,29 @@ fn bench_suite(tray: bool) -> Result {
             got.failures.join("; ")
         ))
     }
+}
+
+/// Whether `artifact` was last built from this checkout: its dep-info
+/// (`artifact.d`, written by cargo beside it) lists this checkout's
+/// `source` (a path inside it).
+fn built_from_here(artifact: &Path, source: &str) -> bool {
+    let mut d = artifact.as_os_str().to_owned();
+    d.push(".d");
+    let ours = root().join(source);
+    std::fs::read_to_string(PathBuf::from(d)).is_ok_and(|text| {
+        text.split_whitespace()
+            .any(|p| Path::new(p.trim_end_matches(':')) == ours)
+    })
+}
+
+/// Sets a file's modification time to now, so that cargo rebuilds what it
+/// goes into.
+fn touch(path: &Path) -> Result {
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .map_err(|e| format!("touching {}: {e}", path.display()))
 }
 
 /// A command run in the checkout (not cargo).
