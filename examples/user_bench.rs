@@ -650,7 +650,7 @@ async fn failover(bin: &Path, dir: &Path, death: Death) -> Res {
 // 2. Streaming.
 
 const STREAM_TOKENS: u64 = 1_000;
-const STREAM_RUNS: usize = 9;
+const STREAM_RUNS: usize = 15;
 
 /// A streaming figure: its name, how it is read from a run, its target
 /// (ms added) and the target in words.
