@@ -61,9 +61,10 @@ const ROUTED: &str = "gpt-oss:20b";
 const UNROUTED: &str = "qwen3-fast:8b";
 const DEFAULT_CONFIG: &str = include_str!("../src/config/default.toml");
 
-// Row groups: the order of the suite's table.
+// Row groups: the order of the suite's table (a failover's later requests
+// come right after its first, group + 1).
 const G_BLACK_HOLE: u32 = 11;
-const G_REFUSED: u32 = 12;
+const G_REFUSED: u32 = 13;
 const G_STREAMING: u32 = 20;
 const G_COLD: u32 = 30;
 const G_MEMORY: u32 = 40;
@@ -573,7 +574,7 @@ async fn failover(bin: &Path, dir: &Path, death: Death) -> Res {
     );
     let extra = later.routed - later.pinned;
     row(
-        group,
+        group + 1,
         &format!(
             "failover, {label} first machine: later requests (machine skipped), extra time to first byte"
         ),
