@@ -20,6 +20,10 @@
 //! (this program again, as `--fake`), as Clawdbot and Ollama are; a second
 //! daemon and a second bare relay serve that fake. Those rounds come last,
 //! after the first-byte and stream measurements.
+//!
+//! `proxy_bench BIN --c16` measures only the throughput at concurrency 16,
+//! direct and proxied (fake in this process), and prints it as one row
+//! (`ROW\t…`) for `cargo xtask bench`'s table.
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -359,6 +363,54 @@ fn start_self(args: &[&str]) -> (std::process::Child, u32, String) {
     (child, pid, url)
 }
 
+/// Throughput at concurrency 16, direct and proxied, alternating rounds:
+/// one row for the suite's table.
+async fn c16_only(bin: &str) {
+    let fake = fake_ollama().await;
+    let dir = std::env::temp_dir().join(format!("clawfleet-proxy-c16-{}", std::process::id()));
+    let (mut child, pid, proxy) = start_daemon(bin, &fake, &dir);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .post(format!("{proxy}/api/generate"))
+        .body(SMALL)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never served the model"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("proxy_bench: throughput at concurrency 16, {ROUNDS} rounds each way…");
+    throughput(&client, &fake, 16, 1).await;
+    throughput(&client, &proxy, 16, 1).await;
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        d.push(throughput(&client, &fake, 16, 3).await);
+        p.push(throughput(&client, &proxy, 16, 3).await);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    d.sort_by(f64::total_cmp);
+    p.sort_by(f64::total_cmp);
+    let (d, p) = (d[ROUNDS / 2], p[ROUNDS / 2]);
+    println!(
+        "ROW\t60\tproxy micro-benchmark: throughput of small /api/generate requests at concurrency 16, proxied against direct (median of {ROUNDS} rounds of 3 s)\t{:.2}× ({p:.0} req/s proxied)\t{d:.0} req/s direct\t— (a reference, not a goal)\t—",
+        p / d
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -378,6 +430,9 @@ async fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "target/release/clawfleet".to_owned());
+    if args.get(2).is_some_and(|a| a == "--c16") {
+        return c16_only(&bin).await;
+    }
     let fake = fake_ollama().await;
     let dir = std::env::temp_dir().join(format!("clawfleet-proxy-bench-{}", std::process::id()));
     let (mut child, pid, proxy) = start_daemon(&bin, &fake, &dir.join("in-process"));

@@ -7,6 +7,9 @@
 //! - `cargo xtask deps` — only the installing: Debian packages, and the
 //!   pinned Node 24 + OpenClaw of `tests/openclaw/` (skipped when already
 //!   installed from the same lockfiles).
+//! - `cargo xtask bench [--no-tray]` — the suite of what users feel: one
+//!   table of failover, streaming, cold loads, memory, cost scans and the
+//!   proxy's throughput, each against a baseline of the same run.
 //! - `cargo xtask bench idle [--secs N]` — the idle daemon's memory and CPU.
 //! - `cargo xtask bench heal` — the self-healing check cycle's CPU cost.
 //! - `cargo xtask bench ledger` — the ledger's writer: sustained finished
@@ -32,6 +35,8 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["run", rest @ ..] => run(rest),
         ["test", rest @ ..] => test(rest),
+        ["bench"] => bench_suite(true),
+        ["bench", "--no-tray"] => bench_suite(false),
         ["bench", "idle", rest @ ..] => bench_idle(rest),
         ["bench", "proxy"] => bench_proxy(),
         ["bench", "transcripts"] => bench_transcripts(),
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
                  commands:\n  \
                  run [ARGS]           build and run `clawfleet serve` (extra ARGS go to clawfleet)\n  \
                  test                 install test dependencies, then fmt, clippy and all tests\n  \
+                 bench [--no-tray]    what users feel: failover, streaming, cold loads, memory, cost scans (one table)\n  \
                  bench idle [--secs N] idle daemon memory and CPU (default 60 s)\n  \
                  bench proxy          the inference proxy against direct, same run\n  \
                  bench transcripts    ingesting 1,000,000 JSONL lines and a 300 MB OpenClaw store, and a restart\n  \
@@ -1098,6 +1104,424 @@ fn bench_heal() -> Result {
         "running the self-healing benchmark (release)",
         cargo().args(["run", "--quiet", "--release", "--example", "heal_bench"]),
     )
+}
+
+/// The benchmark programs' output: `ROW\tGROUP\tfigure\tmeasured\tbaseline\ttarget\tmet`
+/// lines for the table, `NOTE\ttext` lines under it; everything else is
+/// passed on to stderr as it comes.
+#[derive(Default)]
+struct Gathered {
+    rows: Vec<(u32, [String; 5])>,
+    notes: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Gathered {
+    /// Takes one line; true when it was `PHASE\tbackground`.
+    fn take(&mut self, line: &str) -> bool {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["ROW", group, figure, measured, baseline, target, met] => {
+                let group = group.parse().unwrap_or(u32::MAX);
+                self.rows.push((
+                    group,
+                    [*figure, *measured, *baseline, *target, *met].map(str::to_owned),
+                ));
+            }
+            ["NOTE", text] => self.notes.push((*text).to_owned()),
+            ["PHASE", "background"] => return true,
+            _ => eprintln!("{line}"),
+        }
+        false
+    }
+}
+
+/// Lines of a child's stdout, read on a thread.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Runs one benchmark program to its end, gathering its rows. A failure is
+/// noted, and the suite goes on.
+fn gather(what: &str, cmd: &mut Command, into: &mut Gathered) {
+    eprintln!("xtask: {what}");
+    let mut child = match cmd.stdout(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            into.failures.push(format!("{what}: cannot start: {e}"));
+            return;
+        }
+    };
+    for line in stdout_lines(&mut child) {
+        into.take(&line);
+    }
+    match child.wait() {
+        Ok(st) if st.success() => {}
+        Ok(st) => into.failures.push(format!("{what}: {st}")),
+        Err(e) => into.failures.push(format!("{what}: {e}")),
+    }
+}
+
+/// A copy of a freshly built program in `dir`: the build folder is shared
+/// with other checkouts, whose builds may replace it while the suite runs.
+fn own_copy(built: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = built.file_name().ok_or("a program without a name")?;
+    let to = dir.join(name);
+    std::fs::copy(built, &to).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    Ok(to)
+}
+
+/// This machine in one line: CPU model, cores, memory, OS (from /proc and
+/// /etc/os-release).
+fn machine_line() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let os = std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map_or("Linux", |n| n.trim_matches('"'))
+        .to_owned();
+    format!(
+        "{model}, {cores} cores, {:.1} GiB RAM, {os}",
+        mem_kib as f64 / 1024.0 / 1024.0
+    )
+}
+
+/// One command's trimmed output, or `fallback`.
+fn output_of(cmd: &mut Command, fallback: &str) -> String {
+    cmd.output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// `cargo xtask bench`: what users feel, in one table. Builds once, then
+/// runs `examples/user_bench.rs` (failover, streaming, cold loads, daemon
+/// memory; its black-hole failover waits out the proxy's first-byte limit
+/// in the background while the rest runs), `examples/transcripts_bench.rs`
+/// (cost scans; the generated transcripts cached under
+/// `target/bench-cache/`), `tests/desktop/tray_bench.py` (the tray's memory;
+/// skipped with `--no-tray`) and the proxy's throughput at concurrency 16
+/// (`examples/proxy_bench.rs --c16`), and prints their rows.
+fn bench_suite(tray: bool) -> Result {
+    if !cfg!(target_os = "linux") {
+        return Err(
+            "the benchmark suite reads /proc and runs the tray under Xvfb: run it on Linux".into(),
+        );
+    }
+    if tray {
+        ensure_system_packages()?;
+    }
+    let started = Instant::now();
+    status(
+        "building clawfleet and the benchmarks (release)",
+        cargo().args([
+            "build",
+            "--release",
+            "--bin",
+            "clawfleet",
+            "--example",
+            "user_bench",
+            "--example",
+            "transcripts_bench",
+            "--example",
+            "proxy_bench",
+        ]),
+    )?;
+    if tray {
+        status(
+            "building the tray app (desktop profile: release, made for size)",
+            cargo().args([
+                "build",
+                "--profile",
+                DESKTOP_PROFILE,
+                "-p",
+                "clawfleet-tray",
+            ]),
+        )?;
+    }
+    // The build folder is shared between checkouts, and cargo judges an
+    // artifact fresh by its sources' times: what it left may have been
+    // built from another checkout. Each artifact's dep-info names the
+    // sources it was built from; if they are not ours, make ours newer and
+    // build again.
+    let release = root().join("target/release");
+    let mut ours: Vec<(PathBuf, &str)> = vec![
+        (release.join("clawfleet"), "src/main.rs"),
+        (
+            release.join("examples/user_bench"),
+            "examples/user_bench.rs",
+        ),
+        (
+            release.join("examples/transcripts_bench"),
+            "examples/transcripts_bench.rs",
+        ),
+        (
+            release.join("examples/proxy_bench"),
+            "examples/proxy_bench.rs",
+        ),
+    ];
+    if tray {
+        ours.push((
+            root()
+                .join("target")
+                .join(DESKTOP_PROFILE)
+                .join("clawfleet-tray"),
+            "src-tauri/src/main.rs",
+        ));
+    }
+    let foreign: Vec<&Path> = ours
+        .iter()
+        .filter(|(artifact, source)| !built_from_here(artifact, source))
+        .map(|(artifact, _)| artifact.as_path())
+        .collect();
+    if !foreign.is_empty() {
+        eprintln!(
+            "xtask: {} built from another checkout: rebuilding from this one",
+            foreign
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for source in ["src/lib.rs", "src/main.rs", "src-tauri/src/main.rs"]
+            .into_iter()
+            .chain(ours.iter().map(|(_, s)| *s))
+        {
+            touch(&root().join(source))?;
+        }
+        status(
+            "building clawfleet and the benchmarks (release), again",
+            cargo().args([
+                "build",
+                "--release",
+                "--bin",
+                "clawfleet",
+                "--example",
+                "user_bench",
+                "--example",
+                "transcripts_bench",
+                "--example",
+                "proxy_bench",
+            ]),
+        )?;
+        if tray {
+            status(
+                "building the tray app (desktop profile), again",
+                cargo().args([
+                    "build",
+                    "--profile",
+                    DESKTOP_PROFILE,
+                    "-p",
+                    "clawfleet-tray",
+                ]),
+            )?;
+        }
+        if let Some((artifact, _)) = ours
+            .iter()
+            .find(|(artifact, source)| !built_from_here(artifact, source))
+        {
+            return Err(format!(
+                "{} is still not built from this checkout (another build replaced it?): run again",
+                artifact.display()
+            ));
+        }
+    }
+    let built = started.elapsed();
+    let run = std::env::temp_dir().join(format!("clawfleet-bench-suite-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let bin = own_copy(&release.join("clawfleet"), &run)?;
+    let user_bench = own_copy(&release.join("examples/user_bench"), &run)?;
+    let transcripts_bench = own_copy(&release.join("examples/transcripts_bench"), &run)?;
+    let proxy_bench = own_copy(&release.join("examples/proxy_bench"), &run)?;
+    let tray_bin = if tray {
+        Some(own_copy(
+            &root()
+                .join("target")
+                .join(DESKTOP_PROFILE)
+                .join("clawfleet-tray"),
+            &run,
+        )?)
+    } else {
+        None
+    };
+    let mut commit = output_of(
+        cargo_free("git").args(["rev-parse", "--short", "HEAD"]),
+        "unknown commit",
+    );
+    if !output_of(cargo_free("git").args(["status", "--porcelain"]), "").is_empty() {
+        commit.push_str(" with uncommitted changes");
+    }
+    let date = output_of(
+        Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]),
+        "unknown date",
+    );
+    // Others' work on this machine shows here: the figures are from a
+    // shared machine.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    let suite = Instant::now();
+    let mut got = Gathered::default();
+
+    // The black-holed machine's first request waits for the proxy's
+    // first-byte limit: that wait runs in the background, after the
+    // program's own measuring, while the others run.
+    eprintln!("xtask: failover to a black-holed machine (user_bench black-hole)");
+    let mut background = Command::new(&user_bench)
+        .arg(&bin)
+        .arg("black-hole")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", user_bench.display()))?;
+    let background_lines = stdout_lines(&mut background);
+    for line in background_lines.iter() {
+        if got.take(&line) {
+            break;
+        }
+    }
+    gather(
+        "failover to a refused machine, streaming, cold loads, daemon memory (user_bench)",
+        Command::new(&user_bench)
+            .arg(&bin)
+            .args(["refused", "streaming", "cold", "memory"]),
+        &mut got,
+    );
+    gather(
+        "cost scans (transcripts_bench)",
+        Command::new(&transcripts_bench)
+            .arg("--cache")
+            .arg(root().join("target/bench-cache")),
+        &mut got,
+    );
+    if let Some(tray_bin) = &tray_bin {
+        gather(
+            "the tray app's memory (tray_bench.py)",
+            desktop_python("tests/desktop/tray_bench.py")
+                .arg(tray_bin)
+                .env("TRAY_BENCH_IDLE_SECS", "10")
+                .env("TRAY_BENCH_OPEN_SECS", "5"),
+            &mut got,
+        );
+    }
+    gather(
+        "the proxy's throughput at concurrency 16 (proxy_bench --c16)",
+        Command::new(&proxy_bench).arg(&bin).arg("--c16"),
+        &mut got,
+    );
+    eprintln!("xtask: waiting for the black-holed machine's first request");
+    for line in background_lines.iter() {
+        got.take(&line);
+    }
+    match background.wait() {
+        Ok(st) if st.success() => {}
+        Ok(st) => got.failures.push(format!("user_bench black-hole: {st}")),
+        Err(e) => got.failures.push(format!("user_bench black-hole: {e}")),
+    }
+    let _ = std::fs::remove_dir_all(&run);
+
+    got.rows.sort_by_key(|(group, _)| *group);
+    let took = suite.elapsed().as_secs();
+    println!();
+    println!(
+        "Command: `cargo xtask bench{}`",
+        if tray { "" } else { " --no-tray" }
+    );
+    println!(
+        "Machine: {}; load average {load} when the suite began",
+        machine_line()
+    );
+    println!(
+        "Date: {date}; commit {commit}; the suite ran {}:{:02} min (after {} s of building)",
+        took / 60,
+        took % 60,
+        built.as_secs()
+    );
+    println!();
+    println!("| figure | measured | baseline in the same run (or count) | target | met? |");
+    println!("|---|---|---|---|---|");
+    for (_, cells) in &got.rows {
+        println!("| {} |", cells.join(" | "));
+    }
+    if !got.notes.is_empty() {
+        println!();
+        for n in &got.notes {
+            println!("- {n}");
+        }
+    }
+    if !tray {
+        println!("\n(The tray app was not measured: --no-tray.)");
+    }
+    if got.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "some benchmarks failed: {}",
+            got.failures.join("; ")
+        ))
+    }
+}
+
+/// Whether `artifact` was last built from this checkout: its dep-info
+/// (`artifact.d`, written by cargo beside it) lists this checkout's
+/// `source` (a path inside it).
+fn built_from_here(artifact: &Path, source: &str) -> bool {
+    let mut d = artifact.as_os_str().to_owned();
+    d.push(".d");
+    let ours = root().join(source);
+    std::fs::read_to_string(PathBuf::from(d)).is_ok_and(|text| {
+        text.split_whitespace()
+            .any(|p| Path::new(p.trim_end_matches(':')) == ours)
+    })
+}
+
+/// Sets a file's modification time to now, so that cargo rebuilds what it
+/// goes into.
+fn touch(path: &Path) -> Result {
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .map_err(|e| format!("touching {}: {e}", path.display()))
+}
+
+/// A command run in the checkout (not cargo).
+fn cargo_free(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(root());
+    c
 }
 
 fn bench_idle(rest: &[&str]) -> Result {
