@@ -169,6 +169,17 @@ pub struct ProxyConfig {
     /// load first) before trying the next.
     #[serde(default = "d_first_byte_timeout_secs")]
     pub first_byte_timeout_secs: u64,
+    /// While a backend's answer has not started, how soon to ask it
+    /// whether it answers at all (`/api/version`): a machine that accepted
+    /// the connection and answers nothing is left for the next one.
+    #[serde(default = "d_hang_check_after_ms")]
+    pub hang_check_after_ms: u64,
+    /// How long that question may take.
+    #[serde(default = "d_hang_check_timeout_ms")]
+    pub hang_check_timeout_ms: u64,
+    /// How often it is asked again while the answer still has not started.
+    #[serde(default = "d_hang_check_every_secs")]
+    pub hang_check_every_secs: u64,
     /// Largest request body accepted: a `Content-Length` above it is
     /// refused (413) before the body is read, a longer chunked body when it
     /// passes the limit.
@@ -224,6 +235,9 @@ impl Default for ProxyConfig {
             socks5: None,
             connect_timeout_ms: d_connect_timeout_ms(),
             first_byte_timeout_secs: d_first_byte_timeout_secs(),
+            hang_check_after_ms: d_hang_check_after_ms(),
+            hang_check_timeout_ms: d_hang_check_timeout_ms(),
+            hang_check_every_secs: d_hang_check_every_secs(),
             max_body_bytes: d_max_body_bytes(),
             header_read_timeout_secs: d_header_read_timeout_secs(),
             max_header_bytes: d_max_header_bytes(),
@@ -803,6 +817,11 @@ pub struct RouteConfig {
     pub model: String,
     /// Machine ids, in order of preference.
     pub machines: Vec<String>,
+    /// Always in this order. By default a machine of the list that has the
+    /// model loaded goes before one that would have to load it first (a
+    /// cold load of a large model takes seconds to minutes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 fn default_api_listen() -> Listen {
@@ -816,6 +835,15 @@ fn d_connect_timeout_ms() -> u64 {
 }
 fn d_first_byte_timeout_secs() -> u64 {
     300
+}
+fn d_hang_check_after_ms() -> u64 {
+    250
+}
+fn d_hang_check_timeout_ms() -> u64 {
+    600
+}
+fn d_hang_check_every_secs() -> u64 {
+    5
 }
 fn d_max_body_bytes() -> u64 {
     32 * 1024 * 1024

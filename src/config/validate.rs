@@ -128,6 +128,34 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             "seconds from 1 to 3600 (a large model can take minutes to load)",
         );
     }
+    for (name, value, range, expected) in [
+        (
+            "hang_check_after_ms",
+            px.hang_check_after_ms,
+            10..=60_000,
+            "milliseconds from 10 to 60000",
+        ),
+        (
+            "hang_check_timeout_ms",
+            px.hang_check_timeout_ms,
+            50..=60_000,
+            "milliseconds from 50 to 60000",
+        ),
+        (
+            "hang_check_every_secs",
+            px.hang_check_every_secs,
+            1..=3600,
+            "seconds from 1 to 3600",
+        ),
+    ] {
+        if !range.contains(&value) {
+            c.push(
+                key(&["proxy", name]),
+                format!("{value} is out of range"),
+                expected,
+            );
+        }
+    }
     if !(1024..=1024 * 1024 * 1024).contains(&px.max_body_bytes) {
         c.push(
             key(&["proxy", "max_body_bytes"]),

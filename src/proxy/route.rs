@@ -107,9 +107,10 @@ pub fn plan(
     }
 
     // 2. A configured route. A machine whose Ollama answered without the
-    // model is skipped; one not yet probed is kept.
+    // model is skipped; one not yet probed is kept. Unless the route is
+    // strict, those with the model loaded go first, in the route's order.
     if let Some(route) = config.routes.iter().find(|r| same_model(&r.model, model)) {
-        let found: Vec<Candidate> = route
+        let mut found: Vec<Candidate> = route
             .machines
             .iter()
             .filter(|id| {
@@ -119,6 +120,9 @@ pub fn plan(
             })
             .filter_map(|id| candidate(id, model))
             .collect();
+        if !route.strict {
+            found.sort_by_key(|c| !loaded(snap.machine(&c.machine), model));
+        }
         if !found.is_empty() {
             return Ok(healthy_first(found));
         }
@@ -132,7 +136,7 @@ pub fn plan(
         .filter_map(|m| {
             let c = candidate(&m.id, model)?;
             let o = m.ollama.as_ref();
-            let loaded = o.is_some_and(|o| o.loaded.iter().any(|l| same_model(&l.name, model)));
+            let loaded = loaded(Some(m), model);
             let priority = fleet
                 .machines()
                 .find(|c| c.id == m.id)
@@ -163,14 +167,22 @@ pub fn plan(
             available: available(fleet, snap),
         });
     }
+    // Loaded before self: a cold load costs seconds, the network hop to a
+    // peer milliseconds.
     found.sort_by(|a, b| {
-        b.0.is_self
-            .cmp(&a.0.is_self)
-            .then(b.1.cmp(&a.1))
+        b.1.cmp(&a.1)
+            .then(b.0.is_self.cmp(&a.0.is_self))
             .then(b.2.cmp(&a.2))
             .then(a.3.total_cmp(&b.3))
     });
     Ok(healthy_first(found.into_iter().map(|f| f.0).collect()))
+}
+
+/// Whether the machine's Ollama has `model` loaded (in memory, no cold load).
+fn loaded(machine: Option<&MachineSnapshot>, model: &str) -> bool {
+    machine
+        .and_then(|m| m.ollama.as_ref())
+        .is_some_and(|o| o.loaded.iter().any(|l| same_model(&l.name, model)))
 }
 
 /// Drops machines seen down while any healthy one remains.
@@ -298,7 +310,7 @@ name = "Windows"
     }
 
     #[test]
-    fn default_order_is_self_then_loaded_then_priority_then_latency() {
+    fn default_order_is_loaded_then_self_then_priority_then_latency() {
         let (config, fleet, mut snap) = setup("");
         has(&mut snap, "a", true, &["qwen3:8b"], &[], 5.0);
         has(
@@ -317,6 +329,19 @@ name = "Windows"
         assert_eq!(
             order(plan("gpt-oss:20b", &config, &fleet, &snap)),
             ["b", "c"]
+        );
+        // Loaded elsewhere beats this machine's cold copy.
+        has(
+            &mut snap,
+            "b",
+            true,
+            &["qwen3:8b", "gpt-oss:20b"],
+            &["qwen3:8b"],
+            9.0,
+        );
+        assert_eq!(
+            order(plan("qwen3:8b", &config, &fleet, &snap)),
+            ["b", "a", "c"]
         );
         // Nothing loaded and the same priority: the faster one first.
         has(&mut snap, "b", true, &["qwen3:8b", "gpt-oss:20b"], &[], 9.0);
@@ -371,6 +396,39 @@ name = "Windows"
             order(plan("gpt-oss:20b", &config, &fleet, &snap)),
             ["c", "a"]
         );
+    }
+
+    #[test]
+    fn a_route_puts_a_machine_with_the_model_loaded_first_unless_strict() {
+        let route = "[[routes]]\nmodel = \"gpt-oss:20b\"\nmachines = [\"c\", \"b\", \"a\"]\n";
+        for strict in [false, true] {
+            let routes = if strict {
+                format!("{route}strict = true\n")
+            } else {
+                route.to_owned()
+            };
+            let (config, fleet, mut snap) = setup(&routes);
+            has(
+                &mut snap,
+                "a",
+                true,
+                &["gpt-oss:20b"],
+                &["gpt-oss:20b"],
+                1.0,
+            );
+            has(&mut snap, "b", true, &["gpt-oss:20b"], &[], 1.0);
+            has(&mut snap, "c", true, &["gpt-oss:20b"], &[], 1.0);
+            let expected = if strict {
+                ["c", "b", "a"]
+            } else {
+                ["a", "c", "b"]
+            };
+            assert_eq!(
+                order(plan("gpt-oss:20b", &config, &fleet, &snap)),
+                expected,
+                "strict = {strict}"
+            );
+        }
     }
 
     #[test]

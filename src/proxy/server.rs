@@ -764,7 +764,16 @@ async fn attempt(
         candidate.is_self,
         payload,
     );
-    let outcome = match tokio::time::timeout(first_byte, sent).await {
+    // A machine may take minutes to start answering (a model to load, a
+    // long prompt, requests queued ahead), but one that accepted the
+    // connection and answers nothing at all (a frozen process, a path that
+    // died) is found by asking it something trivial meanwhile.
+    let answered = tokio::select! {
+        biased;
+        answered = tokio::time::timeout(first_byte, sent) => answered,
+        why = hung(proxy, candidate) => Ok(Err(why)),
+    };
+    let outcome = match answered {
         Err(_) => Err(format!("no answer within {} s", first_byte.as_secs())),
         Ok(Err(why)) => Err(why),
         Ok(Ok(response)) => {
@@ -796,6 +805,29 @@ async fn attempt(
     };
     proxy.report(&candidate.machine, healthy);
     outcome
+}
+
+/// Resolves, with why, once `candidate` is found hung while a request to it
+/// waits for its answer's head: `[proxy] hang_check_after_ms` after the
+/// request went out and then every `hang_check_every_secs`, its
+/// `/api/version` must answer within `hang_check_timeout_ms`. Never
+/// resolves while it does.
+async fn hung(proxy: &Proxy, candidate: &Candidate) -> String {
+    let px = &proxy.config.proxy;
+    let limit = Duration::from_millis(px.hang_check_timeout_ms);
+    tokio::time::sleep(Duration::from_millis(px.hang_check_after_ms)).await;
+    loop {
+        if let Err(why) = proxy
+            .upstreams
+            .answers(&candidate.base_url, candidate.is_self, limit)
+            .await
+        {
+            return format!(
+                "accepted the request but answers nothing: its /api/version said {why}"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(px.hang_check_every_secs)).await;
+    }
 }
 
 /// The content type of a response that cannot be a model server's answer

@@ -167,6 +167,24 @@ impl Upstreams {
             .map_err(|e| net::describe(&e))?;
         Answer::from_reqwest(response, self.idle)
     }
+
+    /// Whether the Ollama at `base` answers at all within `limit`: a GET of
+    /// `/api/version`, on a connection of its own, and any HTTP answer
+    /// counts (a server that is not Ollama may say 404, and is alive).
+    /// `Err` says what happened instead.
+    pub async fn answers(&self, base: &str, is_self: bool, limit: Duration) -> Result<(), String> {
+        let url = format!("{}/api/version", base.trim_end_matches('/'));
+        let client = if is_self || !self.socks5 {
+            &self.direct
+        } else {
+            &self.peers
+        };
+        match tokio::time::timeout(limit, client.get(url).send()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(net::describe(&e)),
+            Err(_) => Err(format!("nothing within {} ms", limit.as_millis())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod api;
 mod cli;
 mod config;
 mod costs;
+mod failover;
 mod fake_servers;
 mod fleet;
 mod gateway_probe;

@@ -257,6 +257,9 @@ struct Settings {
     delay: Duration,
     /// Wait between streamed chunks.
     chunk_delay: Duration,
+    /// Answer nothing at all, to anything (a frozen process: connections
+    /// are still accepted by the kernel).
+    frozen: bool,
     reply: String,
     /// Answer a chat that has no tool result yet with this tool call
     /// (function name, arguments) instead of the reply.
@@ -280,6 +283,7 @@ impl Default for Settings {
             fail_paths: HashMap::new(),
             delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
+            frozen: false,
             reply: "The sky is blue because of Rayleigh scattering.".into(),
             tool_call: None,
             usage: FakeUsage::default(),
@@ -474,9 +478,16 @@ impl FakeOllama {
         state.fail_paths.clear();
     }
 
-    /// Waits this long before answering any request (slow machine).
+    /// Waits this long before answering a request other than the version
+    /// and the listings (a machine loading a model).
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.state).delay = delay;
+    }
+
+    /// Stops answering anything (`true`), as a frozen process whose
+    /// connections the kernel still accepts; or answers again.
+    pub fn set_frozen(&self, frozen: bool) {
+        lock(&self.state).frozen = frozen;
     }
 
     /// Waits this long between streamed chunks (to see streaming is not
@@ -737,7 +748,7 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
     let Ok(bytes) = axum::body::to_bytes(body, REQUEST_BODY_LIMIT).await else {
         return error_response(&path, 413, "request body too large");
     };
-    let (delay, failure) = {
+    let (delay, failure, frozen) = {
         let mut s = lock(&state);
         *s.counts.entry(path.clone()).or_default() += 1;
         s.requests.push(Recorded {
@@ -751,9 +762,14 @@ async fn observe(State(state): State<Shared>, request: Request, next: Next) -> R
             .fail_all
             .clone()
             .or_else(|| s.fail_paths.get(&path).cloned());
-        (s.delay, failure)
+        (s.delay, failure, s.frozen)
     };
-    if !delay.is_zero() {
+    if frozen {
+        return std::future::pending().await;
+    }
+    // As a real Ollama busy loading a model or reading a long prompt: the
+    // answer is slow, its listings and version are not.
+    if !delay.is_zero() && !matches!(path.as_str(), "/api/version" | "/api/tags" | "/api/ps") {
         tokio::time::sleep(delay).await;
     }
     if let Some((status, message)) = failure {
