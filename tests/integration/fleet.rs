@@ -600,13 +600,7 @@ fn token_show_and_set_through_the_cli_never_take_it_from_argv() {
     )
     .unwrap();
     let cli = |args: &[&str], stdin: &str| {
-        support::output_with_stdin(
-            std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-                .arg("--config")
-                .arg(&config)
-                .args(args),
-            stdin,
-        )
+        support::output_with_stdin(support::clawfleet(&config).args(args), stdin)
     };
     let shown = cli(&["token", "show"], "");
     assert!(shown.status.success());

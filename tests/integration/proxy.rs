@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clawfleet::daemon::{self, Running};
 use clawfleet::ledger::Record;
@@ -373,28 +373,26 @@ async fn repeated_failures_open_a_circuit_so_later_requests_skip_the_machine() {
 
     // The same story in /metrics, from the ledger and the circuits.
     let api = fleet.running.api_addrs[0];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics = loop {
-        let text = fleet
-            .client
-            .get(format!("http://{api}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("clawfleet_proxy_requests 4")
-            && text.contains("clawfleet_proxy_circuit_open{machine=\"local\"} 1")
-        {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "proxy figures never reached /metrics:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let metrics = support::poll(
+        20,
+        "the proxy's figures in /metrics",
+        || async {
+            fleet
+                .client
+                .get(format!("http://{api}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |text| {
+            text.contains("clawfleet_proxy_requests 4")
+                && text.contains("clawfleet_proxy_circuit_open{machine=\"local\"} 1")
+        },
+    )
+    .await;
     assert!(metrics.contains("clawfleet_proxy_fallbacks 4"), "{metrics}");
     assert!(
         metrics.contains("clawfleet_proxy_machine_share{machine=\"peer\"} 1"),
@@ -781,10 +779,7 @@ async fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_is_recorded() {
     assert_eq!(records[0].outcome, "client_disconnected");
     // The generation upstream is cancelled too: the fake sees its stream
     // abandoned (the proxy closed the connection) long before its end.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while local.abandoned_streams() == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::eventually(|| local.abandoned_streams() > 0).await;
     assert_eq!(
         local.abandoned_streams(),
         1,
@@ -1160,17 +1155,21 @@ async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
     assert_eq!(native.headers()["x-clawfleet-machine"], "peer");
     // The peer's Ollama goes: the same address is served by the rest.
     peer.stop().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = fleet
-            .post("/via/peer/v1/chat/completions", body.clone())
-            .await;
-        if r.status() == 200 && r.headers()["x-clawfleet-machine"] == "local" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never failed over from the peer");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::poll(
+        30,
+        "the /via/peer/ address served by local",
+        || async {
+            let r = fleet
+                .post("/via/peer/v1/chat/completions", body.clone())
+                .await;
+            (
+                r.status().as_u16(),
+                r.headers().get("x-clawfleet-machine").cloned(),
+            )
+        },
+        |(status, machine)| *status == 200 && machine.as_ref().is_some_and(|m| m == "local"),
+    )
+    .await;
     // A machine the fleet does not have is a clear 404 in the client's shape.
     let r = fleet.post("/via/nosuch/v1/chat/completions", body).await;
     assert_eq!(r.status(), 404);
