@@ -17,6 +17,12 @@ pub const EVENTS_FILE: &str = "events.sqlite";
 /// `PRAGMA application_id` of the event log (`CFEV`).
 const APPLICATION_ID: i64 = 0x4346_4556;
 
+/// The event log, as its messages name it.
+const EVENT_LOG: crate::sqlite::OwnFile = crate::sqlite::OwnFile {
+    name: "event log",
+    aside: "ClawFleet will start a new one (the history of past events is lost)",
+};
+
 const MIGRATIONS: &[&str] = &["CREATE TABLE events (
         id           INTEGER PRIMARY KEY,
         at_us        INTEGER NOT NULL,
@@ -195,7 +201,7 @@ impl Event {
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
     /// SQLite refused.
-    #[error("event log {}: cannot {action}: {source}", path.display())]
+    #[error("event log {}: cannot {action}: {}", path.display(), crate::sqlite::explain(source))]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -205,14 +211,10 @@ pub enum EventsError {
         #[source]
         source: rusqlite::Error,
     },
-    /// Not our file; left untouched.
-    #[error("{} is not a ClawFleet event log ({reason}); it was left untouched: move it aside", path.display())]
-    NotOurs {
-        /// The file.
-        path: PathBuf,
-        /// What it is.
-        reason: String,
-    },
+    /// The file could not be opened, or was refused and left untouched: not
+    /// a ClawFleet event log, or from a newer ClawFleet.
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
     /// The folder could not be created.
     #[error("cannot create the folder for the event log {}: {source}", path.display())]
     CreateDir {
@@ -263,26 +265,13 @@ impl EventLog {
                 source,
             }
         };
-        use crate::sqlite::{OpenError, open_checked};
-        let opened = open_checked(
+        let opened = crate::sqlite::open_checked(
+            &EVENT_LOG,
             path,
             APPLICATION_ID,
             MIGRATIONS.len() as i64,
             Duration::from_secs(5),
-        )
-        .map_err(|e| match e {
-            OpenError::Sqlite { action, source } => sqlite(action)(source),
-            OpenError::NotOurs { reason } => EventsError::NotOurs {
-                path: path.to_path_buf(),
-                reason,
-            },
-            OpenError::TooNew { found, known } => EventsError::NotOurs {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "written by a newer ClawFleet (schema version {found}; this one knows up to {known})"
-                ),
-            },
-        })?;
+        )?;
         let (conn, version) = (opened.conn, opened.version);
         for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {
             conn.execute_batch(&format!(

@@ -166,30 +166,11 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
-    /// The file exists but is not a ClawFleet ledger. It was left untouched.
-    #[error(
-        "{} is not a ClawFleet ledger ({reason}); it was left untouched: move it aside and ClawFleet will create a new ledger there",
-        path.display()
-    )]
-    NotALedger {
-        /// The file.
-        path: PathBuf,
-        /// What it is instead.
-        reason: String,
-    },
-    /// The ledger was written by a newer ClawFleet. It was left untouched.
-    #[error(
-        "the ledger {} has schema version {found}, newer than this ClawFleet knows (up to {known}); it was left untouched: upgrade ClawFleet, or move the file aside and ClawFleet will create a new ledger there",
-        path.display()
-    )]
-    TooNew {
-        /// The file.
-        path: PathBuf,
-        /// The file's `PRAGMA user_version`.
-        found: i64,
-        /// The newest version this build knows: [`SCHEMA_VERSION`].
-        known: i64,
-    },
+    /// The file could not be opened, or was refused and left untouched: not
+    /// a ClawFleet ledger (not SQLite, or another program's database), or
+    /// from a newer ClawFleet. The message says which and what to do.
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
     /// Another process has the ledger open for writing (a second `clawfleet
     /// serve` on the same `data_dir`).
     #[error(
@@ -201,7 +182,7 @@ pub enum LedgerError {
         path: PathBuf,
     },
     /// SQLite refused an operation.
-    #[error("ledger {}: cannot {action}: {source}", path.display())]
+    #[error("ledger {}: cannot {action}: {}", path.display(), crate::sqlite::explain(source))]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -1025,7 +1006,7 @@ impl Writer {
     fn commit(&mut self, batch: &mut Vec<Queued>) -> Result<(), String> {
         let n = batch.len();
         if let Err(e) = insert(&mut self.conn, batch.iter().map(|q| &q.record)) {
-            let reason = format!("cannot store {n} record(s): {e}");
+            let reason = format!("cannot store {n} record(s): {}", crate::sqlite::explain(&e));
             self.failed(&reason, n);
             return Err(reason);
         }

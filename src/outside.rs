@@ -173,7 +173,11 @@ pub fn open_sqlite_read_only(
     let (mut f, _) = open(path, u64::MAX).map_err(|e| e.to_string())?;
     let mut magic = [0u8; 16];
     if f.read_exact(&mut magic).is_err() || &magic != b"SQLite format 3\0" {
-        return Err(format!("{} is not a SQLite database", path.display()));
+        return Err(format!(
+            "{} is {}",
+            path.display(),
+            crate::sqlite::NOT_A_DATABASE
+        ));
     }
     drop(f);
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -183,7 +187,13 @@ pub fn open_sqlite_read_only(
     let conn = Connection::open_with_flags(read_only_uri(path), flags);
     #[cfg(not(unix))]
     let conn = Connection::open_with_flags(path, flags);
-    let conn = conn.map_err(|e| format!("cannot open {} read-only: {e}", path.display()))?;
+    let conn = conn.map_err(|e| {
+        format!(
+            "cannot open {} read-only: {}",
+            path.display(),
+            crate::sqlite::explain(&e)
+        )
+    })?;
     // A read-only connection cannot checkpoint anyway; this says so twice.
     let _ = conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
@@ -191,7 +201,13 @@ pub fn open_sqlite_read_only(
     );
     conn.busy_timeout(busy)
         .and_then(|()| conn.pragma_update(None, "query_only", true))
-        .map_err(|e| format!("cannot set up reading {}: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot set up reading {}: {}",
+                path.display(),
+                crate::sqlite::explain(&e)
+            )
+        })?;
     Ok(conn)
 }
 

@@ -47,7 +47,7 @@ pub enum CostError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// Reading the ledger failed.
-    #[error("ledger {}: cannot read usage: {source}", path.display())]
+    #[error("ledger {}: cannot read usage: {}", path.display(), crate::sqlite::explain(source))]
     LedgerRead {
         /// The ledger file.
         path: PathBuf,

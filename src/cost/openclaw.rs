@@ -66,7 +66,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use memchr::memmem;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sqlite::Cause;
 use serde::Deserialize;
 
 use super::store::StoreError;
@@ -126,18 +128,17 @@ impl AgentStore {
     }
 }
 
-/// In words, what a SQLite error on OpenClaw's database means for us.
+/// In words, what a SQLite error on OpenClaw's database means for us: the
+/// words every SQLite file gets ([`crate::sqlite::explain`]), and what
+/// follows for this one.
 fn describe(e: &rusqlite::Error) -> String {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            "locked by another program (busy): it is read again next pass".to_owned()
-        }
-        Some(ErrorCode::NotADatabase) => "not a SQLite database".to_owned(),
-        Some(ErrorCode::DatabaseCorrupt) => format!("corrupt ({e})"),
-        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly) => format!(
-            "cannot open it read-only ({e}): ClawFleet must run as OpenClaw's user, with its -shm file readable and writable"
+    let words = crate::sqlite::explain(e);
+    match Cause::of(e) {
+        Cause::Locked => format!("{words}: it is read again next pass"),
+        Cause::CannotOpen => format!(
+            "{words}: ClawFleet must run as OpenClaw's user, with its -shm file readable and writable"
         ),
-        _ => e.to_string(),
+        _ => words.to_string(),
     }
 }
 
@@ -180,7 +181,8 @@ fn open(agent: &str, agent_dir: &Path, path: &Path) -> Result<AgentStore, String
     let conn = crate::outside::open_sqlite_read_only(path, BUSY)?;
     let newer = |found: i64| {
         format!(
-            "agent schema version {found} is newer than this ClawFleet reads (up to {KNOWN_SCHEMA}): its turns are not counted until ClawFleet is updated"
+            "agent {}: its turns are not counted until ClawFleet is updated",
+            crate::sqlite::newer_schema(found, KNOWN_SCHEMA)
         )
     };
     let version: i64 = conn

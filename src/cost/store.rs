@@ -27,6 +27,12 @@ pub const STORE_FILE: &str = "costs.sqlite";
 /// `PRAGMA application_id` of a ClawFleet cost store (`CFCS`).
 const APPLICATION_ID: i64 = 0x4346_4353;
 
+/// The cost store, as its messages name it.
+const COST_STORE: crate::sqlite::OwnFile = crate::sqlite::OwnFile {
+    name: "cost store",
+    aside: "ClawFleet will create a new one (transcripts are read again, nothing is counted twice)",
+};
+
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to
@@ -143,32 +149,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a ClawFleet cost store; it was left untouched.
-    #[error(
-        "{} is not a ClawFleet cost store ({reason}); it was left untouched: move it aside and ClawFleet will create a new one (transcripts are read again, nothing is counted twice)",
-        path.display()
-    )]
-    NotAStore {
-        /// The file.
-        path: PathBuf,
-        /// What it is instead.
-        reason: String,
-    },
-    /// Written by a newer ClawFleet; left untouched.
-    #[error(
-        "the cost store {} has schema version {found}, newer than this ClawFleet knows (up to {known}); it was left untouched: upgrade ClawFleet, or move the file aside",
-        path.display()
-    )]
-    TooNew {
-        /// The file.
-        path: PathBuf,
-        /// Its version.
-        found: i64,
-        /// [`SCHEMA_VERSION`].
-        known: i64,
-    },
+    /// The file could not be opened, or was refused and left untouched: not
+    /// a ClawFleet cost store, or from a newer ClawFleet.
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
     /// SQLite refused an operation.
-    #[error("cost store {}: cannot {action}: {source}", path.display())]
+    #[error("cost store {}: cannot {action}: {}", path.display(), crate::sqlite::explain(source))]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -289,20 +275,12 @@ impl CostStore {
                 source,
             }
         };
-        use crate::sqlite::{OpenError, open_checked};
-        let opened = open_checked(path, APPLICATION_ID, SCHEMA_VERSION, BUSY_TIMEOUT).map_err(
-            |e| match e {
-                OpenError::Sqlite { action, source } => sqlite(action)(source),
-                OpenError::NotOurs { reason } => StoreError::NotAStore {
-                    path: path.to_path_buf(),
-                    reason,
-                },
-                OpenError::TooNew { found, known } => StoreError::TooNew {
-                    path: path.to_path_buf(),
-                    found,
-                    known,
-                },
-            },
+        let opened = crate::sqlite::open_checked(
+            &COST_STORE,
+            path,
+            APPLICATION_ID,
+            SCHEMA_VERSION,
+            BUSY_TIMEOUT,
         )?;
         let (mut conn, version) = (opened.conn, opened.version);
         for (v, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= version) {

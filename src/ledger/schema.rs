@@ -7,11 +7,18 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{BUSY_TIMEOUT, LedgerError, Record};
+use crate::sqlite::OwnFile;
 use crate::usage::Usage;
 
 /// `PRAGMA application_id` of a ClawFleet ledger (`CFLG`): tells our file
 /// from another program's SQLite database.
 const APPLICATION_ID: i64 = 0x4346_4C47;
+
+/// The ledger, as its messages name it.
+const LEDGER: OwnFile = OwnFile {
+    name: "ledger",
+    aside: "ClawFleet will create a new ledger there",
+};
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to
 /// `i + 1`. Append, never edit: a released step has already run on someone's
@@ -76,24 +83,8 @@ pub(super) const INSERT: &str = "INSERT INTO requests (started_at_us, client, ap
 /// Opens the read-write connection: checks what the file is before changing
 /// anything ([`crate::sqlite::open_checked`]), then migrates.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, LedgerError> {
-    use crate::sqlite::{OpenError, open_checked};
     let opened =
-        open_checked(path, APPLICATION_ID, SCHEMA_VERSION, BUSY_TIMEOUT).map_err(|e| match e {
-            OpenError::Sqlite { action, source } => LedgerError::Sqlite {
-                path: path.to_path_buf(),
-                action,
-                source,
-            },
-            OpenError::NotOurs { reason } => LedgerError::NotALedger {
-                path: path.to_path_buf(),
-                reason,
-            },
-            OpenError::TooNew { found, known } => LedgerError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                known,
-            },
-        })?;
+        crate::sqlite::open_checked(&LEDGER, path, APPLICATION_ID, SCHEMA_VERSION, BUSY_TIMEOUT)?;
     let mut conn = opened.conn;
     migrate(&mut conn, opened.version).map_err(|source| LedgerError::Sqlite {
         path: path.to_path_buf(),

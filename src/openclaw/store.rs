@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use crate::net::preview;
 use crate::snapshot::{Activity, AgentHeartbeat};
+use crate::sqlite::{explain, newer_schema};
 
 /// The agent database schema this build reads.
 pub const AGENT_SCHEMA: i64 = 23;
@@ -51,11 +52,18 @@ pub fn open_read_only(path: &Path, known: i64) -> Result<Connection, String> {
     let conn = crate::outside::open_sqlite_read_only(path, BUSY)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| format!("{} is not a database OpenClaw wrote: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "{} is not a database OpenClaw wrote: {}",
+                path.display(),
+                explain(&e)
+            )
+        })?;
     if version > known {
         return Err(format!(
-            "{} is from a newer OpenClaw (schema {version}; this ClawFleet reads up to {known}): update ClawFleet",
-            path.display()
+            "{} is from a newer OpenClaw: {}; update ClawFleet",
+            path.display(),
+            newer_schema(version, known)
         ));
     }
     Ok(conn)
@@ -130,7 +138,7 @@ pub fn read_agent(path: &Path, id: &str) -> Result<AgentRead, String> {
     let conn = open_read_only(path, AGENT_SCHEMA)?;
     let err = |what: &str| {
         let what = what.to_owned();
-        move |e: rusqlite::Error| format!("{}: cannot read {what}: {e}", path.display())
+        move |e: rusqlite::Error| format!("{}: cannot read {what}: {}", path.display(), explain(&e))
     };
     let prefix = format!("agent:{id}:");
     let internal = format!("agent:{id}:internal-session-effects:");
@@ -241,7 +249,7 @@ pub struct Schedule {
 pub fn read_state(path: &Path, now: Timestamp) -> Result<StateRead, String> {
     let conn = open_read_only(path, STATE_SCHEMA)?;
     let err = |what: &'static str| {
-        move |e: rusqlite::Error| format!("{}: cannot read {what}: {e}", path.display())
+        move |e: rusqlite::Error| format!("{}: cannot read {what}: {}", path.display(), explain(&e))
     };
     let mut out = StateRead {
         version: conn
@@ -510,7 +518,10 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", 24).unwrap();
         let e = read_agent(&path, "main").unwrap_err();
-        assert!(e.contains("newer OpenClaw (schema 24"), "{e}");
+        assert!(
+            e.contains("from a newer OpenClaw: schema version 24 is newer than this ClawFleet reads (up to 23)"),
+            "{e}"
+        );
         // Not a database.
         std::fs::write(
             dir.path().join("x.sqlite"),

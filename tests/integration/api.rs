@@ -4,109 +4,63 @@
 use crate::support;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clawfleet::config::{self, Source};
-use clawfleet::daemon::{self, Running};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use support::{FakeLoaded, FakeOllama};
+use support::{FakeLoaded, FakeOllama, TestConfig, Toml, http};
 
 /// A config with this machine (`local`, Ollama at `ollama`) and a peer
-/// (`peer`, Ollama at `peer_ollama`, fleet API at `peer_api`).
-fn config_text(data: &std::path::Path, ollama: &str, peer_ollama: &str, peer_api: &str) -> String {
-    format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-
-[api]
-listen = "127.0.0.1:0"
-allowed_hosts = ["fleet.example.ts.net"]
-
-[proxy]
-listen = "127.0.0.1:0"
-
-[probes]
-system_interval_secs = 1
-processes_interval_secs = 1
-ollama_interval_secs = 1
-services_interval_secs = 1
-pm2_interval_secs = 60
-clawdbot_interval_secs = 60
-timeout_ms = 500
-
-[clawdbot]
-config_path = {clawdbot:?}
-
-[[machines]]
-id = "local"
-name = "Local Box"
-role = "orchestrator"
-hostname = "local-box.local"
-tailnet_ip = "100.64.0.7"
-ollama_url = "{ollama}"
-models = [ {{ name = "qwen3:8b", purpose = "Fast reasoning" }} ]
-
-[[machines]]
-id = "peer"
-name = "Peer Box"
-role = "server"
-ollama_url = "{peer_ollama}"
-fleet_url = "{peer_api}"
-"#,
-        clawdbot = data.join("none.json"),
-    )
-}
-
-async fn start(text: &str) -> Running {
-    let config = config::parse(text, &Source::Embedded).expect("test config is valid");
-    daemon::start(config).await.expect("daemon starts")
-}
-
-/// Raw HTTP/1.1 GET with exactly the headers given.
-async fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut resp = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut resp))
-        .await
-        .expect("response within 10 s")
-        .unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    (status, head.to_owned(), body.to_owned())
-}
-
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    raw_get(addr, path, &[("Host", "localhost")]).await
+/// (`peer`, Ollama at `peer_ollama`, fleet API at `peer_api`), every probe
+/// each second.
+fn config(data: &Path, ollama: &str, peer_ollama: &str, peer_api: &str) -> TestConfig {
+    TestConfig::new("local", data)
+        .set(
+            "api",
+            "allowed_hosts",
+            Toml::new(r#"["fleet.example.ts.net"]"#),
+        )
+        .set("probes", "system_interval_secs", 1)
+        .set("probes", "processes_interval_secs", 1)
+        .set("probes", "services_interval_secs", 1)
+        .set("probes", "timeout_ms", 500)
+        .machine(
+            "local",
+            "Local Box",
+            &format!(
+                r#"role = "orchestrator"
+                hostname = "local-box.local"
+                tailnet_ip = "100.64.0.7"
+                ollama_url = "{ollama}"
+                models = [ {{ name = "qwen3:8b", purpose = "Fast reasoning" }} ]"#
+            ),
+        )
+        .machine(
+            "peer",
+            "Peer Box",
+            &format!(
+                r#"role = "server"
+                ollama_url = "{peer_ollama}"
+                fleet_url = "{peer_api}""#
+            ),
+        )
 }
 
 async fn snapshot_json(addr: SocketAddr) -> serde_json::Value {
-    let (status, _, body) = get(addr, "/fleet/v1/snapshot").await;
-    assert_eq!(status, 200);
-    serde_json::from_str(&body).unwrap()
+    let answer = http::get_local(addr, "/fleet/v1/snapshot").await;
+    assert_eq!(answer.status, 200);
+    serde_json::from_str(&answer.body).unwrap()
 }
 
+/// The API's snapshot, once `check` holds on it (up to 30 s).
 async fn wait_for(
     addr: SocketAddr,
     what: &str,
     check: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let snap = snapshot_json(addr).await;
-        if check(&snap) {
-            return snap;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}: {snap:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::poll(30, what, || snapshot_json(addr), check).await
 }
 
 #[tokio::test]
@@ -123,13 +77,14 @@ async fn snapshot_shows_this_machine_its_ollama_and_the_peer() {
     let peer = FakeOllama::start().await;
     // The peer's fleet API is a fake Ollama too: it answers /healthz with 404,
     // so the peer is online only because its Ollama answers.
-    let text = config_text(
+    let running = config(
         data.path(),
         &local.url(),
         &peer.url(),
         &format!("{}/", peer.url()),
-    );
-    let running = start(&text).await;
+    )
+    .start()
+    .await;
     let addr = running.api_addrs[0];
 
     let snap = wait_for(addr, "both Ollamas probed", |s| {
@@ -203,14 +158,10 @@ async fn snapshot_shows_this_machine_its_ollama_and_the_peer() {
 async fn stream_sends_a_snapshot_at_once_and_at_each_change() {
     let data = tempfile::tempdir().unwrap();
     let local = FakeOllama::start().await;
-    let closed = support::free_closed_port();
-    let text = config_text(
-        data.path(),
-        &local.url(),
-        &format!("http://127.0.0.1:{closed}"),
-        &format!("http://127.0.0.1:{closed}"),
-    );
-    let running = start(&text).await;
+    let closed = support::closed_url();
+    let running = config(data.path(), &local.url(), &closed, &closed)
+        .start()
+        .await;
     let addr = running.api_addrs[0];
 
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -265,9 +216,10 @@ async fn stream_sends_a_snapshot_at_once_and_at_each_change() {
 async fn metrics_are_valid_prometheus_text_with_the_fleet_figures() {
     let data = tempfile::tempdir().unwrap();
     let local = FakeOllama::start().await;
-    let closed = support::free_closed_port();
-    let down = format!("http://127.0.0.1:{closed}");
-    let running = start(&config_text(data.path(), &local.url(), &down, &down)).await;
+    let down = support::closed_url();
+    let running = config(data.path(), &local.url(), &down, &down)
+        .start()
+        .await;
     let addr = running.api_addrs[0];
     wait_for(addr, "probes done", |s| {
         s["machines"][0]["ollama"]["reachable"] == true
@@ -278,7 +230,7 @@ async fn metrics_are_valid_prometheus_text_with_the_fleet_figures() {
     })
     .await;
 
-    let (status, head, body) = get(addr, "/metrics").await;
+    let http::Answer { status, head, body } = http::get_local(addr, "/metrics").await;
     assert_eq!(status, 200);
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     let lines = body.lines().map(|l| Ok(l.to_owned()));
@@ -333,9 +285,8 @@ async fn metrics_are_valid_prometheus_text_with_the_fleet_figures() {
 #[tokio::test]
 async fn host_and_origin_are_checked_on_every_endpoint() {
     let data = tempfile::tempdir().unwrap();
-    let closed = support::free_closed_port();
-    let down = format!("http://127.0.0.1:{closed}");
-    let running = start(&config_text(data.path(), &down, &down, &down)).await;
+    let down = support::closed_url();
+    let running = config(data.path(), &down, &down, &down).start().await;
     let addr = running.api_addrs[0];
     let port = addr.port().to_string();
     let with_port = |h: &str| format!("{h}:{port}");
@@ -353,11 +304,12 @@ async fn host_and_origin_are_checked_on_every_endpoint() {
             "100.64.0.8",
             "felipes-mac-mini.local",
         ] {
-            let (status, _, body) = raw_get(addr, path, &[("Host", &with_port(host))]).await;
+            let http::Answer { status, body, .. } =
+                http::get(addr, path, &[("Host", &with_port(host))]).await;
             assert_eq!(status, 403, "{path} with Host {host}");
             assert!(body.contains("[api] allowed_hosts"), "{body}");
         }
-        let (status, _, body) = raw_get(
+        let http::Answer { status, body, .. } = http::get(
             addr,
             path,
             &[("Host", "localhost"), ("Origin", "https://evil.example")],
@@ -366,7 +318,7 @@ async fn host_and_origin_are_checked_on_every_endpoint() {
         assert_eq!(status, 403, "{path} with a foreign Origin");
         assert!(body.contains("evil.example"), "{body}");
     }
-    let (status, _, body) = raw_get(addr, "/healthz", &[]).await;
+    let http::Answer { status, body, .. } = http::get(addr, "/healthz", &[]).await;
     assert_eq!(status, 400, "no Host at all");
     assert!(body.contains("missing Host"), "{body}");
 
@@ -379,13 +331,14 @@ async fn host_and_origin_are_checked_on_every_endpoint() {
         "fleet.example.ts.net".to_owned(),
         with_port("[::1]"),
     ] {
-        let (status, _, body) = raw_get(addr, "/healthz", &[("Host", &host)]).await;
+        let http::Answer { status, body, .. } =
+            http::get(addr, "/healthz", &[("Host", &host)]).await;
         assert_eq!(status, 200, "Host {host}: {body}");
         let health: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(health["status"], "ok");
         assert_eq!(health["this_machine"], "local");
     }
-    let (status, _, _) = raw_get(
+    let http::Answer { status, .. } = http::get(
         addr,
         "/healthz",
         &[
@@ -396,7 +349,7 @@ async fn host_and_origin_are_checked_on_every_endpoint() {
     .await;
     assert_eq!(status, 200, "the dashboard's own origin");
 
-    let (status, _, body) = get(addr, "/fleet/v2/nothing").await;
+    let http::Answer { status, body, .. } = http::get_local(addr, "/fleet/v2/nothing").await;
     assert_eq!(status, 404);
     assert!(
         body.contains("/fleet/v1/snapshot"),
@@ -410,18 +363,16 @@ async fn a_peer_whose_fleet_api_answers_is_online_without_ollama() {
     let data = tempfile::tempdir().unwrap();
     // Another real daemon plays the peer.
     let peer_data = tempfile::tempdir().unwrap();
-    let closed = support::free_closed_port();
-    let down = format!("http://127.0.0.1:{closed}");
+    let down = support::closed_url();
     // It is machine "peer" of the same fleet: a peer must answer with a
     // snapshot of the machine it is polled as.
-    let peer = start(
-        &config_text(peer_data.path(), &down, &down, &down)
-            .replace("this_machine = \"local\"", "this_machine = \"peer\""),
-    )
-    .await;
+    let peer = config(peer_data.path(), &down, &down, &down)
+        .set("", "this_machine", "peer")
+        .start()
+        .await;
     let peer_api = format!("http://{}", peer.api_addrs[0]);
 
-    let running = start(&config_text(data.path(), &down, &down, &peer_api)).await;
+    let running = config(data.path(), &down, &down, &peer_api).start().await;
     let addr = running.api_addrs[0];
     let snap = wait_for(addr, "peer API seen", |s| {
         s["machines"][1]["fleet_api_reachable"] == true

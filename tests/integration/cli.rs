@@ -4,11 +4,13 @@
 
 #![cfg(unix)]
 
+use crate::support::{self, TestConfig, clawfleet, http};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Daemon {
     child: Child,
@@ -25,62 +27,28 @@ impl Drop for Daemon {
 /// A config for a machine `test` whose services are one open port (held by
 /// `open`) and one closed port, with Ollama on a closed port.
 fn write_config(dir: &Path, open: &TcpListener, closed_port: u16) -> PathBuf {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"this_machine = "test"
-data_dir = {data:?}
-
-[api]
-listen = "127.0.0.1:0"
-
-[proxy]
-listen = "127.0.0.1:0"
-
-[probes]
-system_interval_secs = 1
-processes_interval_secs = 1
-ollama_interval_secs = 1
-services_interval_secs = 1
-timeout_ms = 500
-
-[openclaw]
-config_path = {clawdbot:?}
-
-[[machines]]
-id = "test"
-name = "Test Box"
-role = "ci"
-ollama_url = "http://127.0.0.1:{closed_port}"
-services = [
-  {{ name = "open one", port = {open_port} }},
-  {{ name = "closed one", port = {closed_port} }},
-]
-"#,
-            data = dir.join("data"),
-            clawdbot = dir.join("no-clawdbot.json"),
-            open_port = open.local_addr().unwrap().port(),
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn clawfleet(config: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
-    c.arg("--config").arg(config).env("CLAWFLEET_LOG", "info");
-    c
+    let open_port = open.local_addr().unwrap().port();
+    TestConfig::new("test", &dir.join("data"))
+        .set("probes", "system_interval_secs", 1)
+        .set("probes", "processes_interval_secs", 1)
+        .set("probes", "services_interval_secs", 1)
+        .set("probes", "timeout_ms", 500)
+        .machine(
+            "test",
+            "Test Box",
+            &format!(
+                r#"role = "ci"
+                ollama_url = "http://127.0.0.1:{closed_port}"
+                services = [ {{ name = "open one", port = {open_port} }}, {{ name = "closed one", port = {closed_port} }} ]"#
+            ),
+        )
+        .write(&dir.join("config.toml"))
 }
 
 fn serve(config: &Path) -> Daemon {
     let mut child = clawfleet(config)
         .arg("serve")
+        .env("CLAWFLEET_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -98,39 +66,23 @@ fn serve(config: &Path) -> Daemon {
     Daemon { child, addr }
 }
 
-/// A raw HTTP/1.1 GET, so the test controls every header.
+/// `GET path` on the daemon's API, raw, so the test controls every header.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let answer = http::get_blocking(addr, path, &[("Host", "localhost")]).expect("GET");
+    (answer.status, answer.body)
 }
 
 /// Waits for the child to exit, failing the test if it never does (a hung
 /// shutdown), without asserting how fast.
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon did not exit after the signal"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::poll_blocking(
+        30,
+        Duration::from_millis(50),
+        "the daemon to exit after the signal",
+        || child.try_wait().unwrap(),
+        Option::is_some,
+    )
+    .expect("exited")
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -151,27 +103,24 @@ fn wait_for_snapshot(
     addr: SocketAddr,
     check: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = get(addr, "/fleet/v1/snapshot");
-        assert_eq!(status, 200);
-        let snap: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if check(&snap) {
-            return snap;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "snapshot never matched: {snap:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    support::poll_blocking(
+        30,
+        Duration::from_millis(200),
+        "the snapshot to match",
+        || {
+            let (status, body) = get(addr, "/fleet/v1/snapshot");
+            assert_eq!(status, 200);
+            serde_json::from_str(&body).unwrap()
+        },
+        check,
+    )
 }
 
 #[test]
 fn serve_publishes_health_and_status_reads_it_from_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = write_config(dir.path(), &open, closed_port());
+    let config = write_config(dir.path(), &open, support::free_closed_port());
     let mut daemon = serve(&config);
 
     let snap = wait_for_snapshot(daemon.addr, |s| {
@@ -205,17 +154,16 @@ fn serve_publishes_health_and_status_reads_it_from_the_daemon() {
     assert!(table.contains("open one"), "{table}");
     assert!(table.contains("DOWN"), "{table}");
     // The proxy's line appears once its figures were published.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = clawfleet(&config).arg("status").output().unwrap();
-        let table = text(&out);
-        if let Some(line) = table.lines().find(|l| l.starts_with("PROXY  127.0.0.1:")) {
-            assert!(line.contains("0 requests in the last 15 min"), "{line}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no PROXY line in:\n{table}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let is_proxy = |l: &&str| l.starts_with("PROXY  127.0.0.1:");
+    let table = support::poll_blocking(
+        20,
+        Duration::from_millis(300),
+        "a PROXY line in `status`",
+        || text(&clawfleet(&config).arg("status").output().unwrap()),
+        |table| table.lines().any(|l| is_proxy(&l)),
+    );
+    let line = table.lines().find(is_proxy).expect("the PROXY line");
+    assert!(line.contains("0 requests in the last 15 min"), "{line}");
 
     let out = clawfleet(&config)
         .args(["status", "--json"])
@@ -236,7 +184,7 @@ fn serve_publishes_health_and_status_reads_it_from_the_daemon() {
 fn status_without_a_daemon_probes_once() {
     let dir = tempfile::tempdir().unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = write_config(dir.path(), &open, closed_port());
+    let config = write_config(dir.path(), &open, support::free_closed_port());
     let out = clawfleet(&config).arg("status").output().unwrap();
     assert!(
         out.status.success(),
@@ -270,7 +218,7 @@ fn status_without_a_daemon_probes_once() {
 fn sigint_with_an_open_stream_still_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let open = TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = write_config(dir.path(), &open, closed_port());
+    let config = write_config(dir.path(), &open, support::free_closed_port());
     let mut daemon = serve(&config);
 
     let mut stream = TcpStream::connect(daemon.addr).unwrap();
@@ -313,15 +261,9 @@ fn a_second_daemon_on_the_same_port_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{port}\"\n",
-            dir.path().join("d")
-        ),
-    )
-    .unwrap();
+    let config = TestConfig::one_machine(&dir.path().join("d"), &support::closed_url())
+        .set("api", "listen", format!("127.0.0.1:{port}"))
+        .write(&dir.path().join("c.toml"));
     let out = clawfleet(&config).arg("serve").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clawfleet::config::{self, Source};
+use clawfleet::config;
 use clawfleet::cost::alarm::PeerSpend;
 use clawfleet::cost::engine::{CostEvent, Engine, Settings};
 use clawfleet::cost::report::Month;
@@ -16,6 +16,8 @@ use clawfleet::proxy::usage::Usage;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use crate::support::{self, TestConfig, clawfleet};
+
 /// A fleet of one machine, `mini`, with everything in `dir`.
 struct Setup {
     dir: tempfile::TempDir,
@@ -23,7 +25,13 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(extra: &str) -> Setup {
+    /// The setup, its day and month in UTC.
+    fn utc() -> Setup {
+        Setup::with(|c| c.set("costs", "time_zone", "UTC"))
+    }
+
+    /// The setup, with `edit` made to its config (`[costs]` keys).
+    fn with(edit: impl FnOnce(TestConfig) -> TestConfig) -> Setup {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         std::fs::create_dir_all(d.join("clawdbot/agents")).expect("agents dir");
@@ -36,34 +44,24 @@ impl Setup {
             } } }"#,
         )
         .expect("clawdbot.json");
-        let text = format!(
-            r#"this_machine = "mini"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[clawdbot]
-config_path = {clawdbot:?}
-[costs]
-transcripts_dir = {agents:?}
-prices_path = {prices:?}
-{extra}
-[[machines]]
-id = "mini"
-name = "Mac Mini"
-tailnet_ip = "100.115.10.14"
-ollama_url = "http://127.0.0.1:9"
-monthly_budget_usd = 10
-"#,
-            data = d.join("data"),
-            clawdbot = d.join("clawdbot/clawdbot.json"),
-            agents = d.join("clawdbot/agents"),
-            prices = d.join("prices.toml"),
+        let config = edit(
+            TestConfig::new("mini", &d.join("data"))
+                .set("openclaw", "config_path", d.join("clawdbot/clawdbot.json"))
+                .set("costs", "transcripts_dir", d.join("clawdbot/agents"))
+                .set("costs", "prices_path", d.join("prices.toml")),
+        )
+        .machine(
+            "mini",
+            "Mac Mini",
+            r#"tailnet_ip = "100.115.10.14"
+            ollama_url = "http://127.0.0.1:9"
+            monthly_budget_usd = 10"#,
         );
-        let config = config::parse(&text, &Source::Embedded).expect("config parses");
-        std::fs::write(d.join("config.toml"), &text).expect("config file");
-        Setup { dir, config }
+        config.write(&d.join("config.toml"));
+        Setup {
+            dir,
+            config: config.config(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -210,7 +208,7 @@ fn month(s: &str) -> Month {
 
 #[test]
 fn known_totals_to_the_cent_with_each_request_counted_once() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     s.ledger(vec![
         // Sonnet 4.5 through the proxy: 1M in, 100k out, 2M cache read,
         // 200k cache write. The prompt (3.2M) is above 200k, so every token
@@ -328,7 +326,7 @@ fn known_totals_to_the_cent_with_each_request_counted_once() {
 
 #[test]
 fn months_and_days_follow_the_configured_time_zone() {
-    let s = Setup::new("time_zone = \"America/New_York\"");
+    let s = Setup::with(|c| c.set("costs", "time_zone", "America/New_York"));
     // Sonnet 5: $2 per MTok in; 500k in = $1.
     let dollar = usage(500_000, 0, 0, 0);
     s.ledger(vec![
@@ -400,7 +398,7 @@ fn months_and_days_follow_the_configured_time_zone() {
 
 #[test]
 fn projection_uses_the_recent_daily_rate_with_a_range() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     // $1..$7 on the 13th..19th; $3 today (the 20th).
     let mut records = Vec::new();
     for (i, day) in (13..=19).enumerate() {
@@ -443,7 +441,7 @@ fn projection_uses_the_recent_daily_rate_with_a_range() {
 
 #[test]
 fn unpriced_models_are_counted_and_flagged_never_free() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     s.transcript(
         "main",
         "s1",
@@ -508,7 +506,7 @@ fn unpriced_models_are_counted_and_flagged_never_free() {
 
 #[test]
 fn a_price_file_with_a_typo_is_a_located_error() {
-    let s = Setup::new("");
+    let s = Setup::with(|c| c);
     std::fs::write(
         s.path().join("prices.toml"),
         "[[price]]\nmodel = \"x\"\ninput = 1\noutptu = 2\ncache_read = 0\ncache_write = 0\n",
@@ -519,9 +517,7 @@ fn a_price_file_with_a_typo_is_a_located_error() {
     assert!(text.contains("prices.toml:4:"), "{text}");
     assert!(text.contains("outptu"), "{text}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-        .arg("--config")
-        .arg(s.path().join("config.toml"))
+    let out = clawfleet(&s.path().join("config.toml"))
         .args(["config", "check"])
         .output()
         .expect("run");
@@ -532,7 +528,7 @@ fn a_price_file_with_a_typo_is_a_located_error() {
 
 #[test]
 fn requests_dated_after_now_are_flagged_not_counted() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     s.ledger(vec![
         request(
             "2026-11-10T10:00:00Z",
@@ -564,7 +560,7 @@ fn requests_dated_after_now_are_flagged_not_counted() {
 
 #[test]
 fn two_identical_turns_and_one_ledger_row_count_twice_not_once_or_thrice() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     let u = usage(100_000, 10_000, 0, 0);
     s.ledger(vec![request(
         "2026-11-10T10:00:00Z",
@@ -606,9 +602,13 @@ fn two_identical_turns_and_one_ledger_row_count_twice_not_once_or_thrice() {
 
 #[test]
 fn alarms_fire_once_per_crossing_and_survive_a_restart() {
-    let s = Setup::new(
-        "time_zone = \"UTC\"\ndaily_budget_usd = 2\n[costs.leak]\ncloud_share_percent = 20\nwindow_mins = 60\nmin_tokens = 1000",
-    );
+    let s = Setup::with(|c| {
+        c.set("costs", "time_zone", "UTC")
+            .set("costs", "daily_budget_usd", 2)
+            .set("costs.leak", "cloud_share_percent", 20)
+            .set("costs.leak", "window_mins", 60)
+            .set("costs.leak", "min_tokens", 1000)
+    });
     let now = ts("2026-11-20T12:00:00Z");
     // $4 earlier this month: under the $10 budget.
     s.ledger(vec![request(
@@ -687,7 +687,7 @@ fn alarms_fire_once_per_crossing_and_survive_a_restart() {
 
 #[test]
 fn no_leak_alarm_while_local_models_are_down() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     let now = ts("2026-11-20T12:00:00Z");
     s.ledger(vec![request(
         "2026-11-20T11:30:00Z",
@@ -703,7 +703,7 @@ fn no_leak_alarm_while_local_models_are_down() {
 
 #[test]
 fn the_costs_command_prints_the_table_and_json() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     s.ledger(vec![request(
         "2026-10-05T10:00:00Z",
         "anthropic",
@@ -712,9 +712,7 @@ fn the_costs_command_prints_the_table_and_json() {
         usage(1_000_000, 0, 0, 0),
     )]);
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(s.path().join("config.toml"))
+        clawfleet(&s.path().join("config.toml"))
             .args(args)
             .output()
             .expect("run")
@@ -746,7 +744,11 @@ fn the_costs_command_prints_the_table_and_json() {
 
 #[test]
 fn the_api_serves_costs_and_the_snapshot_and_metrics_carry_them() {
-    let s = Setup::new("time_zone = \"UTC\"\ninterval_secs = 5\ndaily_budget_usd = 0.5");
+    let s = Setup::with(|c| {
+        c.set("costs", "time_zone", "UTC")
+            .set("costs", "interval_secs", 5)
+            .set("costs", "daily_budget_usd", 0.5)
+    });
     let now = Timestamp::now();
     // A few minutes ago, but today (UTC) even just after midnight: the
     // daily budget's alarm is about today.
@@ -801,21 +803,13 @@ async fn api_serves_costs(s: Setup) {
     assert!(body["error"].as_str().unwrap_or("").contains("YYYY-MM"));
 
     // The first cycle runs at start: the snapshot gets this machine's costs.
-    let mut rx = running.snapshot.clone();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let costs = rx.borrow().machines[0].costs.clone();
-        if let Some(c) = costs {
-            assert_eq!(c.error, None);
-            assert_eq!(cents(c.month_to_date_usd), 100);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no costs in the snapshot"
-        );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx.changed()).await;
-    }
+    let snap = support::until(&running, 20, "costs in the snapshot", |s| {
+        s.machines[0].costs.is_some()
+    })
+    .await;
+    let c = snap.machines[0].costs.as_ref().expect("costs");
+    assert_eq!(c.error, None);
+    assert_eq!(cents(c.month_to_date_usd), 100);
     let metrics = client
         .get(format!("{base}/metrics"))
         .send()
@@ -835,25 +829,26 @@ async fn api_serves_costs(s: Setup) {
 
     // $1 today against a daily budget of $0.50: one alarm, in the event log
     // beside the heal events, listed by the API.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    let alarm = loop {
-        let events: Vec<Value> = client
-            .get(format!("{base}/fleet/v1/events"))
-            .send()
-            .await
-            .expect("events")
-            .json()
-            .await
-            .expect("events json");
-        if let Some(e) = events.iter().find(|e| e["kind"] == "cost_alarm") {
-            break e.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no cost alarm in the event log: {events:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let events = support::poll(
+        20,
+        "a cost alarm in the event log",
+        || async {
+            client
+                .get(format!("{base}/fleet/v1/events"))
+                .send()
+                .await
+                .expect("events")
+                .json::<Vec<Value>>()
+                .await
+                .expect("events json")
+        },
+        |events| events.iter().any(|e| e["kind"] == "cost_alarm"),
+    )
+    .await;
+    let alarm = events
+        .iter()
+        .find(|e| e["kind"] == "cost_alarm")
+        .expect("the alarm");
     assert_eq!(alarm["severity"], "warning", "{alarm:#}");
     assert_eq!(alarm["detail"]["active"], true, "{alarm:#}");
     assert!(
@@ -869,7 +864,10 @@ async fn api_serves_costs(s: Setup) {
 /// peers that sent figures spent, said with how many machines reported.
 #[test]
 fn the_fleet_budget_counts_the_peers_spend() {
-    let s = Setup::new("time_zone = \"UTC\"\nmonthly_budget_usd = 5");
+    let s = Setup::with(|c| {
+        c.set("costs", "time_zone", "UTC")
+            .set("costs", "monthly_budget_usd", 5)
+    });
     let now = ts("2026-11-20T12:00:00Z");
     // $4 here: under the fleet's $5 alone.
     s.ledger(vec![request(
@@ -912,7 +910,7 @@ fn the_fleet_budget_counts_the_peers_spend() {
 
 #[test]
 fn costs_per_agent_model_and_session_to_the_cent_in_the_json_and_the_table() {
-    let s = Setup::new("time_zone = \"UTC\"");
+    let s = Setup::utc();
     let opus = |at| {
         turn(
             at,
@@ -1027,9 +1025,7 @@ fn costs_per_agent_model_and_session_to_the_cent_in_the_json_and_the_table() {
     assert_eq!(cents(r.month_to_date_usd), cents(helper.usd + main.usd));
 
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(s.path().join("config.toml"))
+        clawfleet(&s.path().join("config.toml"))
             .args(args)
             .output()
             .expect("run")

@@ -538,6 +538,114 @@ async fn garbage_server_routes_and_counts() {
 }
 
 #[tokio::test]
+async fn a_raw_ollama_lists_as_documented_hangs_up_and_counts_what_it_sent() {
+    let raw = GarbageServer::ollama(Garbage::HangUp).await;
+    let (status, tags) = get_json(&format!("{}/api/tags", raw.url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(tags, serde_json::from_str::<Value>(DOC_TAGS_JSON).unwrap());
+    let (_, version) = get_json(&format!("{}/api/version", raw.url())).await;
+    assert_eq!(version, json!({"version": "0.5.1"}));
+    let sent = raw.bytes_sent();
+    assert!(sent > DOC_TAGS_JSON.len(), "{sent}");
+    // Anything else: the connection closes without a byte.
+    let hung_up = client()
+        .post(format!("{}/api/chat", raw.url()))
+        .body("{}")
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "{hung_up:?}");
+    assert!(eventually(|| raw.hits() == 3).await);
+    assert_eq!(raw.bytes_sent(), sent);
+
+    let endless = GarbageServer::start(Garbage::EndlessBody).await;
+    let mut body = client()
+        .get(endless.url())
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut read = 0;
+    while read < 1 << 20 {
+        read += body.next().await.expect("more").expect("bytes").len();
+    }
+    drop(body);
+    assert!(
+        endless.bytes_sent() >= read,
+        "{} < {read}",
+        endless.bytes_sent()
+    );
+}
+
+#[tokio::test]
+async fn a_raw_get_sends_exactly_the_headers_given() {
+    let fake = FakeOllama::start().await;
+    let answer = http::get(fake.addr(), "/", &[("Host", "localhost")]).await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.head.starts_with("HTTP/1.1 200"), "{}", answer.head);
+    assert_eq!(answer.body, "Ollama is running");
+    let addr = fake.addr();
+    let blocking = tokio::task::spawn_blocking(move || {
+        http::get_blocking(addr, "/api/version", &[("Host", "localhost")])
+    })
+    .await
+    .unwrap()
+    .expect("an answer");
+    assert_eq!(blocking.status, 200, "{blocking:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&blocking.body).unwrap(),
+        json!({"version": "0.5.1"})
+    );
+    assert_eq!(
+        http::parse("HTTP/1.1 404 Not Found\r\nA: b\r\n\r\nbody"),
+        Some(http::Answer {
+            status: 404,
+            head: "HTTP/1.1 404 Not Found\r\nA: b".into(),
+            body: "body".into(),
+        })
+    );
+    assert_eq!(http::parse("not HTTP"), None);
+}
+
+#[test]
+fn a_test_config_replaces_base_keys_never_repeats_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::one_machine(dir.path(), "http://127.0.0.1:9")
+        .set("probes", "timeout_ms", 500)
+        .set(
+            "api",
+            "allowed_hosts",
+            Toml::new(r#"["fleet.example.ts.net"]"#),
+        )
+        .set("heal", "mode", "off")
+        .heal_command("restart-ollama", &["say", "it's \"quoted\""])
+        .ollama_machine("peer", "Peer", "http://127.0.0.1:10")
+        .raw("[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"peer\", \"local\"]");
+    let text = config.text();
+    assert_eq!(text.matches("timeout_ms").count(), 1, "{text}");
+    let parsed = config.config();
+    assert_eq!(parsed.this_machine.as_deref(), Some("local"));
+    assert_eq!(parsed.data_dir.as_deref(), Some(dir.path()));
+    assert_eq!(parsed.probes.timeout_ms, 500);
+    assert_eq!(parsed.probes.ollama_interval_secs, 1);
+    assert_eq!(
+        parsed.openclaw.config_path.as_deref(),
+        Some(dir.path().join("none.json").as_path())
+    );
+    assert_eq!(
+        parsed.heal.commands["restart-ollama"],
+        vec![vec!["say".to_owned(), "it's \"quoted\"".to_owned()]]
+    );
+    let ids: Vec<&str> = parsed.machines.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["local", "peer"]);
+    assert_eq!(parsed.routes[0].machines, ["peer", "local"]);
+    let unset = config.unset("probes", "timeout_ms").config();
+    assert_eq!(
+        unset.probes.timeout_ms,
+        clawfleet::config::Config::empty().probes.timeout_ms
+    );
+}
+
+#[tokio::test]
 async fn free_closed_port_refuses() {
     let port = free_closed_port();
     let result = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;

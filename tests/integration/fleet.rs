@@ -6,25 +6,21 @@
 //! - a heal asked of a peer runs there, with the token, and says who asked;
 //!   without the token, or with another, it is refused;
 //! - polls go through a real SOCKS5 server (microsocks) when configured;
-//! - peers that answer garbage, hang, send 100 MB or claim to be another
+//! - peers that answer garbage, hang, send without end or claim to be another
 //!   machine are marked, and never stall the view;
 //! - from another machine (this host's own non-loopback address) every
 //!   request needs the token; Host and Origin are checked.
 
 use crate::support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
 use clawfleet::snapshot::{PeerState, Snapshot};
 use serde_json::{Value, json};
-use support::{FakeOllama, HangingServer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{FakeOllama, Garbage, GarbageServer, HangingServer, TestConfig, Toml};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef-fleet";
 
@@ -36,73 +32,49 @@ struct Member {
     ollama: FakeOllama,
 }
 
-/// The config of machine `me` in a fleet of `members` plus `extra` peers
-/// (id, fleet_url) that are not ClawFleet instances.
-fn config_text(
-    me: &str,
-    dir: &Path,
-    members: &[&Member],
-    extra: &[(&str, String)],
-    more: &str,
-) -> String {
+/// The config of machine `me` in a fleet of `members` (their fleet APIs on
+/// loopback) plus `extra` peers (id, fleet_url) that are not ClawFleet
+/// instances: quick polls, healing off (but for a stand-in restart), costs
+/// from the ledger only.
+fn config(me: &str, dir: &Path, members: &[&Member], extra: &[(&str, String)]) -> TestConfig {
     let this = members.iter().find(|m| m.id == me).expect("me in members");
-    let mut text = format!(
-        r#"this_machine = "{me}"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:{port}"
-[proxy]
-listen = "127.0.0.1:0"
-{more}
-[probes]
-system_interval_secs = 1
-ollama_interval_secs = 1
-processes_interval_secs = 5
-services_interval_secs = 5
-pm2_interval_secs = 3600
-openclaw_interval_secs = 3600
-timeout_ms = 1000
-[clawdbot]
-config_path = {none:?}
-[costs]
-read_transcripts = false
-[heal]
-mode = "off"
-verify_secs = 10
-[heal.commands]
-"restart-ollama" = [["true"]]
-[fleet]
-poll_interval_secs = 1
-poll_timeout_ms = 800
-stale_after_polls = 2
-offline_after_secs = 4
-"#,
-        data = dir.join(me),
-        port = this.port,
-        none = dir.join("none.json"),
-    );
+    let mut config = TestConfig::new(me, &dir.join(me))
+        .set("api", "listen", format!("127.0.0.1:{}", this.port))
+        .set("probes", "system_interval_secs", 1)
+        .set("probes", "processes_interval_secs", 5)
+        .set("probes", "services_interval_secs", 5)
+        .set("costs", "read_transcripts", false)
+        .set("heal", "mode", "off")
+        .set("heal", "verify_secs", 10)
+        .heal_command("restart-ollama", &["true"])
+        .set("fleet", "poll_interval_secs", 1)
+        .set("fleet", "poll_timeout_ms", 800)
+        .set("fleet", "stale_after_polls", 2)
+        .set("fleet", "offline_after_secs", 4);
     for m in members {
-        text.push_str(&format!(
-            "[[machines]]\nid = \"{id}\"\nname = \"Machine {id}\"\nfleet_url = \"http://127.0.0.1:{port}\"\nollama_url = \"{ollama}\"\n",
-            id = m.id,
-            port = m.port,
-            ollama = m.ollama.url(),
-        ));
+        config = with_member(config, m, &format!("http://127.0.0.1:{}", m.port));
     }
     for (id, url) in extra {
-        text.push_str(&format!(
-            "[[machines]]\nid = \"{id}\"\nname = \"Peer {id}\"\nfleet_url = \"{url}\"\n"
-        ));
+        config = config.machine(id, &format!("Peer {id}"), &format!("fleet_url = \"{url}\""));
     }
-    text
+    config
 }
 
-/// Starts machine `me`, with the fleet token `token` in its data folder.
-async fn start(text: &str, dir: &Path, me: &str, token: &str) -> Running {
-    clawfleet::token::store(&dir.join(me).join(clawfleet::token::TOKEN_FILE), token)
+/// `config` with `m` as a machine whose fleet API is at `url`.
+fn with_member(config: TestConfig, m: &Member, url: &str) -> TestConfig {
+    config.machine(
+        m.id,
+        &format!("Machine {}", m.id),
+        &format!("fleet_url = \"{url}\"\nollama_url = \"{}\"", m.ollama.url()),
+    )
+}
+
+/// Starts the machine of `config`, with the fleet token `token` in its data
+/// folder.
+async fn start(config: &TestConfig, token: &str) -> Running {
+    clawfleet::token::store(&config.data_dir().join(clawfleet::token::TOKEN_FILE), token)
         .expect("write the token");
-    let config = config::parse(text, &Source::Embedded).expect("valid test config");
-    daemon::start(config).await.expect("daemon starts")
+    config.start().await
 }
 
 async fn member(id: &'static str) -> Member {
@@ -113,26 +85,9 @@ async fn member(id: &'static str) -> Member {
     }
 }
 
-/// Waits (up to `secs`) for `check` to hold on `running`'s snapshot;
-/// panics with `what` and the last peer views otherwise.
+/// Waits (up to `secs`) for `check` to hold on `running`'s snapshot.
 async fn until(running: &Running, what: &str, secs: u64, check: impl Fn(&Snapshot) -> bool) {
-    let mut rx = running.snapshot.clone();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let snap = rx.borrow_and_update().clone();
-        if check(&snap) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let peers: Vec<String> = snap
-                .machines
-                .iter()
-                .map(|m| format!("{}: {:?}", m.id, m.peer))
-                .collect();
-            panic!("timed out waiting for {what}; peers: {peers:#?}");
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-    }
+    support::until(running, secs, what, check).await;
 }
 
 fn state(snap: &Snapshot, id: &str) -> Option<PeerState> {
@@ -152,10 +107,10 @@ async fn three_instances_see_each_other_and_a_stopped_one_goes_stale_offline_and
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (member("a").await, member("b").await, member("c").await);
     let all = [&a, &b, &c];
-    let text = |me| config_text(me, dir.path(), &all, &[], "");
-    let ra = start(&text("a"), dir.path(), "a", TOKEN).await;
-    let rb = start(&text("b"), dir.path(), "b", TOKEN).await;
-    let rc = start(&text("c"), dir.path(), "c", TOKEN).await;
+    let config = |me| config(me, dir.path(), &all, &[]);
+    let ra = start(&config("a"), TOKEN).await;
+    let rb = start(&config("b"), TOKEN).await;
+    let rc = start(&config("c"), TOKEN).await;
 
     // Each sees the other two, with what they say about themselves.
     for (r, me) in [(&ra, "a"), (&rb, "b"), (&rc, "c")] {
@@ -230,7 +185,7 @@ async fn three_instances_see_each_other_and_a_stopped_one_goes_stale_offline_and
 
     // c starts again on the same port: fresh again, by itself.
     c.ollama.restart().await;
-    let rc = start(&text("c"), dir.path(), "c", TOKEN).await;
+    let rc = start(&config("c"), TOKEN).await;
     until(&ra, "c back in a", 20, |s| {
         state(s, "c") == Some(PeerState::Fresh)
     })
@@ -276,16 +231,18 @@ async fn a_heal_asked_of_a_peer_runs_there_with_the_token_and_says_who_asked() {
     // from another machine, so every request of a's needs the token.
     let lan = own_lan_address();
     let lan_port = support::free_closed_port();
-    let a_text = config_text("a", dir.path(), &all, &[], "").replace(
-        &format!("fleet_url = \"http://127.0.0.1:{}\"", b.port),
-        &format!("fleet_url = \"http://{lan}:{lan_port}\""),
+    let a_config = with_member(
+        config("a", dir.path(), &[&a], &[]),
+        &b,
+        &format!("http://{lan}:{lan_port}"),
     );
-    let b_text = config_text("b", dir.path(), &all, &[], "").replace(
-        &format!("listen = \"127.0.0.1:{}\"", b.port),
-        &format!("listen = [\"127.0.0.1:{}\", \"{lan}:{lan_port}\"]", b.port),
+    let b_config = config("b", dir.path(), &all, &[]).set(
+        "api",
+        "listen",
+        Toml::new(format!("[\"127.0.0.1:{}\", \"{lan}:{lan_port}\"]", b.port)),
     );
-    let ra = start(&a_text, dir.path(), "a", TOKEN).await;
-    let rb = start(&b_text, dir.path(), "b", TOKEN).await;
+    let ra = start(&a_config, TOKEN).await;
+    let rb = start(&b_config, TOKEN).await;
     until(&ra, "b fresh in a", 30, |s| {
         state(s, "b") == Some(PeerState::Fresh)
     })
@@ -370,7 +327,7 @@ async fn a_heal_asked_of_a_peer_runs_there_with_the_token_and_says_who_asked() {
 
     // b gets another token: a's polls are refused, and it says what to do.
     rb.shutdown().await;
-    let rb = start(&b_text, dir.path(), "b", "another-token-of-another-fleet").await;
+    let rb = start(&b_config, "another-token-of-another-fleet").await;
     until(&ra, "b refusing a's token", 20, |s| {
         s.machine("b")
             .and_then(|m| m.peer.as_ref())
@@ -405,21 +362,12 @@ async fn polls_go_through_the_socks5_server() {
     let mut socks = support::socks::Socks::start(&bin, dir.path());
     let (a, b) = (member("a").await, member("b").await);
     let all = [&a, &b];
-    let via = format!("socks5 = \"{}\"", socks.addr);
     let ra = start(
-        &config_text("a", dir.path(), &all, &[], &via),
-        dir.path(),
-        "a",
+        &config("a", dir.path(), &all, &[]).set("proxy", "socks5", socks.addr.to_string()),
         TOKEN,
     )
     .await;
-    let rb = start(
-        &config_text("b", dir.path(), &all, &[], ""),
-        dir.path(),
-        "b",
-        TOKEN,
-    )
-    .await;
+    let rb = start(&config("b", dir.path(), &all, &[]), TOKEN).await;
     until(&ra, "b fresh in a, through SOCKS5", 30, |s| {
         state(s, "b") == Some(PeerState::Fresh)
     })
@@ -439,97 +387,30 @@ async fn polls_go_through_the_socks5_server() {
     rb.shutdown().await;
 }
 
-/// Serves one fixed answer to every connection: an HTTP 200 with
-/// `content_type` and `body`, or, with no content type, `body` raw.
-async fn fixed_server(content_type: Option<&str>, body: &str) -> SocketAddr {
-    let answer = match content_type {
-        Some(t) => format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {t}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        None => body.to_owned(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-/// Answers with a chunked body of 100 MB (no Content-Length), counting
-/// what it managed to send before the reader hung up.
-async fn huge_server(sent: Arc<AtomicUsize>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-                if s.write_all(head).await.is_err() {
-                    return;
-                }
-                let chunk = vec![b' '; 1 << 20];
-                for _ in 0..100 {
-                    let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
-                    frame.extend_from_slice(&chunk);
-                    frame.extend_from_slice(b"\r\n");
-                    if s.write_all(&frame).await.is_err() {
-                        return;
-                    }
-                    sent.fetch_add(chunk.len(), Ordering::SeqCst);
-                }
-                let _ = s.write_all(b"0\r\n\r\n").await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn peers_that_answer_garbage_hang_send_100_mb_or_lie_are_marked_and_never_stall_the_view() {
+async fn peers_that_answer_garbage_hang_send_without_end_or_lie_are_marked_and_never_stall_the_view()
+ {
     let dir = tempfile::tempdir().unwrap();
     let a = member("a").await;
     let b = member("b").await;
-    let garbage = fixed_server(Some("application/json"), r#"{"not": "a snapshot"}"#).await;
-    let html = fixed_server(Some("text/html"), "<html>hi</html>").await;
-    let broken = fixed_server(None, "this is not HTTP at all\r\n\r\n").await;
+    let garbage = GarbageServer::start(Garbage::Json(r#"{"not": "a snapshot"}"#.into())).await;
+    let html = GarbageServer::start(Garbage::Html).await;
+    let broken =
+        GarbageServer::start(Garbage::Raw(b"this is not HTTP at all\r\n\r\n".to_vec())).await;
     let hung = HangingServer::start().await;
-    let sent = Arc::new(AtomicUsize::new(0));
-    let huge = huge_server(sent.clone()).await;
+    // A body without end, cut off by the size limit.
+    let huge = GarbageServer::start(Garbage::EndlessBody).await;
     // A real instance, known here under the wrong id.
-    let rb = start(
-        &config_text("b", dir.path(), &[&a, &b], &[], ""),
-        dir.path(),
-        "b",
-        TOKEN,
-    )
-    .await;
+    let rb = start(&config("b", dir.path(), &[&a, &b], &[]), TOKEN).await;
     let extra = [
-        ("garbage", format!("http://{garbage}")),
-        ("html", format!("http://{html}")),
-        ("broken", format!("http://{broken}")),
+        ("garbage", garbage.url()),
+        ("html", html.url()),
+        ("broken", broken.url()),
         ("hung", hung.url()),
-        ("huge", format!("http://{huge}")),
+        ("huge", huge.url()),
         ("liar", format!("http://127.0.0.1:{}", b.port)),
     ];
-    let ra = start(
-        &config_text("a", dir.path(), &[&a, &b], &extra, ""),
-        dir.path(),
-        "a",
-        TOKEN,
-    )
-    .await;
+    let ra = start(&config("a", dir.path(), &[&a, &b], &extra), TOKEN).await;
     until(&ra, "b fresh while the others misbehave", 30, |s| {
         state(s, "b") == Some(PeerState::Fresh)
     })
@@ -580,9 +461,9 @@ async fn peers_that_answer_garbage_hang_send_100_mb_or_lie_are_marked_and_never_
         );
     }
     assert!(
-        sent.load(Ordering::SeqCst) < 40 << 20,
-        "the 100 MB answer was cut off early: {} bytes sent",
-        sent.load(Ordering::SeqCst)
+        huge.bytes_sent() < 40 << 20,
+        "the endless answer was cut off early: {} bytes sent",
+        huge.bytes_sent()
     );
     // The view stays live: the API answers, and this machine's own figures
     // keep coming while the hung peer holds its polls.
@@ -631,11 +512,15 @@ async fn from_another_machine_every_request_needs_the_token_and_host_and_origin_
     let a = member("a").await;
     let lan = own_lan_address();
     let lan_port = support::free_closed_port();
-    let text = config_text("a", dir.path(), &[&a], &[], "").replace(
-        &format!("listen = \"127.0.0.1:{}\"", a.port),
-        &format!("listen = [\"127.0.0.1:{}\", \"{lan}:{lan_port}\"]", a.port),
-    );
-    let ra = start(&text, dir.path(), "a", TOKEN).await;
+    let ra = start(
+        &config("a", dir.path(), &[&a], &[]).set(
+            "api",
+            "listen",
+            Toml::new(format!("[\"127.0.0.1:{}\", \"{lan}:{lan_port}\"]", a.port)),
+        ),
+        TOKEN,
+    )
+    .await;
     let from_lan = format!("http://{lan}:{lan_port}");
     let get = |url: String, headers: Vec<(&'static str, String)>| async move {
         let mut req = support::client().get(url);
@@ -715,13 +600,7 @@ fn token_show_and_set_through_the_cli_never_take_it_from_argv() {
     )
     .unwrap();
     let cli = |args: &[&str], stdin: &str| {
-        support::output_with_stdin(
-            std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-                .arg("--config")
-                .arg(&config)
-                .args(args),
-            stdin,
-        )
+        support::output_with_stdin(support::clawfleet(&config).args(args), stdin)
     };
     let shown = cli(&["token", "show"], "");
     assert!(shown.status.success());
@@ -757,7 +636,7 @@ async fn the_fleets_cost_totals_add_each_peers_own_figures() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (member("a").await, member("b").await);
     let all = [&a, &b];
-    let text = |me| config_text(me, dir.path(), &all, &[], "");
+    let config = |me| config(me, dir.path(), &all, &[]);
     // b's own ledger: one Anthropic request, 500,000 input tokens of
     // claude-sonnet-5 at $2 per million: $1.00 on b, nothing on a.
     {
@@ -789,8 +668,8 @@ async fn the_fleets_cost_totals_add_each_peers_own_figures() {
             .unwrap();
         ledger.close().unwrap();
     }
-    let ra = start(&text("a"), dir.path(), "a", TOKEN).await;
-    let rb = start(&text("b"), dir.path(), "b", TOKEN).await;
+    let ra = start(&config("a"), TOKEN).await;
+    let rb = start(&config("b"), TOKEN).await;
     until(&ra, "b's costs to reach a", 30, |s| {
         s.machine("b")
             .and_then(|m| m.costs.as_ref())

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use crate::support::{Garbage, GarbageServer};
 use clawfleet::openclaw::auth::{Auth, Credential};
 use clawfleet::openclaw::gateway;
 use futures_util::{SinkExt, StreamExt};
@@ -382,18 +383,8 @@ async fn garbage_and_no_websocket_are_told_apart() {
 
     // An HTTP server that is not a websocket (what the gateway's HTTP side
     // would be without the upgrade).
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut buf = [0u8; 2048];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\ncontent-type: text/html\r\n\r\n<html/>\r\n")
-                .await;
-        }
-    });
+    let html = GarbageServer::start(Garbage::Html).await;
+    let port = html.port();
     let (h, _) = gateway::health(port, &token(TOKEN), LIMIT).await;
     assert_eq!(h.failure.as_deref(), Some("broken"));
     assert!(h.error.unwrap().contains("no websocket"));

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use clawfleet::command as run;
-use clawfleet::config::{self, Source};
 use clawfleet::daemon;
 use clawfleet::events::{Event, Kind};
 use clawfleet::heal::clean::{self, CleanSpec};
 use serde_json::{Value, json};
+use support::{Garbage, GarbageServer, TestConfig};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -195,42 +195,18 @@ fn clean_roots_that_would_escape_are_refused() {
     }
 }
 
-/// A daemon for machine `m` with everything in `dir`, `extra` TOML added to
-/// `[heal]` and `machine` lines to the machine.
-async fn start(dir: &Path, heal: &str, machine: &str) -> daemon::Running {
-    let text = format!(
-        r#"this_machine = "m"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[probes]
-system_interval_secs = 1
-processes_interval_secs = 1
-ollama_interval_secs = 1
-services_interval_secs = 60
-pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
-timeout_ms = 500
-[clawdbot]
-config_path = {none:?}
-[costs]
-read_transcripts = false
-[heal]
-interval_secs = 1
-verify_secs = 15
-{heal}
-[[machines]]
-id = "m"
-name = "Test machine"
-{machine}
-"#,
-        data = dir.join("data"),
-        none = dir.join("none.json"),
-    );
-    let config = config::parse(&text, &Source::Embedded).expect("valid config");
-    daemon::start(config).await.expect("daemon starts")
+/// The config of machine `m` with everything in `dir`: probes and the
+/// watcher each second, costs from the ledger only. The machine itself
+/// ("Test machine") is added by each test.
+fn config(dir: &Path) -> TestConfig {
+    TestConfig::new("m", &dir.join("data"))
+        .set("probes", "system_interval_secs", 1)
+        .set("probes", "processes_interval_secs", 1)
+        .set("probes", "services_interval_secs", 60)
+        .set("probes", "timeout_ms", 500)
+        .set("costs", "read_transcripts", false)
+        .set("heal", "interval_secs", 1)
+        .set("heal", "verify_secs", 15)
 }
 
 /// Waits until the event log holds an event matching `pred`.
@@ -239,22 +215,13 @@ async fn wait_for(
     secs: u64,
     pred: impl Fn(&Event) -> bool,
 ) -> Vec<Event> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let events = running.watcher.events().list(1000, None).expect("events");
-        if events.iter().any(&pred) {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no such event in time; the log: {:#?}",
-            events
-                .iter()
-                .map(|e| (&e.kind, &e.message))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::poll(
+        secs,
+        "such an event in the log",
+        || async { running.watcher.events().list(1000, None).expect("events") },
+        |events| events.iter().any(&pred),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -262,17 +229,20 @@ async fn a_stand_in_ollama_is_restarted_by_its_configured_command_and_seen_back(
     let dir = tempfile::tempdir().expect("tmp");
     let port = support::free_closed_port();
     let pidfile = dir.path().join("ollama.pid");
-    let heal = format!(
-        "ollama_down_probes = 2\n[heal.commands]\n\"restart-ollama\" = [[\"python3\", {:?}, \"{port}\", {:?}]]\n",
-        fixture("stand_in_ollama.py"),
-        pidfile
-    );
-    let running = start(
-        dir.path(),
-        &heal,
-        &format!("ollama_url = \"http://127.0.0.1:{port}\""),
-    )
-    .await;
+    let running = config(dir.path())
+        .set("heal", "ollama_down_probes", 2)
+        .heal_command(
+            "restart-ollama",
+            &[
+                "python3",
+                &fixture("stand_in_ollama.py").to_string_lossy(),
+                &port.to_string(),
+                &pidfile.to_string_lossy(),
+            ],
+        )
+        .ollama_machine("m", "Test machine", &format!("http://127.0.0.1:{port}"))
+        .start()
+        .await;
     let events = wait_for(&running, 45, |e| e.kind == Kind::Outcome).await;
     let outcome = events
         .iter()
@@ -319,21 +289,23 @@ async fn an_action_that_always_fails_backs_off_then_needs_a_human_once() {
     let dir = tempfile::tempdir().expect("tmp");
     // An "Ollama" that holds its port (so no other test's listener can take
     // it and answer) and hangs up on every request: down for the whole test.
-    let hang_up = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = hang_up.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in hang_up.incoming() {
-            drop(conn);
-        }
-    });
-    let heal = "ollama_down_probes = 1\ncooldown_secs = 1\nbackoff_max_secs = 2\nmax_attempts = 3\n\
-                [heal.commands]\n\"restart-ollama\" = [[\"python3\", \"-c\", \"import sys; sys.exit('cannot restart: no such service')\"]]\n";
-    let running = start(
-        dir.path(),
-        heal,
-        &format!("ollama_url = \"http://127.0.0.1:{port}\""),
-    )
-    .await;
+    let hang_up = GarbageServer::start(Garbage::HangUp).await;
+    let running = config(dir.path())
+        .set("heal", "ollama_down_probes", 1)
+        .set("heal", "cooldown_secs", 1)
+        .set("heal", "backoff_max_secs", 2)
+        .set("heal", "max_attempts", 3)
+        .heal_command(
+            "restart-ollama",
+            &[
+                "python3",
+                "-c",
+                "import sys; sys.exit('cannot restart: no such service')",
+            ],
+        )
+        .ollama_machine("m", "Test machine", &hang_up.url())
+        .start()
+        .await;
     wait_for(&running, 45, |e| e.kind == Kind::NeedsHuman).await;
     // More cycles: no more attempts, no second "needs human".
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -410,16 +382,18 @@ async fn a_real_zombie_is_found_and_reaped() {
             .spawn()
             .expect("python3"),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let child: u32 = loop {
-        if let Ok(text) = std::fs::read_to_string(&pidfile)
-            && let Some(c) = text.split_whitespace().nth(1).and_then(|c| c.parse().ok())
-        {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the zombie parent did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let child: u32 = support::poll_blocking(
+        10,
+        Duration::from_millis(50),
+        "the zombie parent to start",
+        || {
+            std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|text| text.split_whitespace().nth(1).and_then(|c| c.parse().ok()))
+        },
+        Option::is_some,
+    )
+    .expect("its child's pid");
     let state = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
@@ -427,17 +401,19 @@ async fn a_real_zombie_is_found_and_reaped() {
             .flatten()
     };
     // The child has written its pid; it exits a moment later.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state(child) != Some('Z') {
-        assert!(
-            Instant::now() < deadline,
-            "no zombie to begin with: {:?}",
-            state(child)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    support::poll_blocking(
+        10,
+        Duration::from_millis(20),
+        "a zombie to begin with",
+        || state(child),
+        |s| *s == Some('Z'),
+    );
 
-    let running = start(dir.path(), "zombie_cycles = 1", "").await;
+    let running = config(dir.path())
+        .set("heal", "zombie_cycles", 1)
+        .machine("m", "Test machine", "")
+        .start()
+        .await;
     let events = wait_for(&running, 30, |e| {
         e.kind == Kind::Outcome && e.action.as_deref() == Some("reap-zombies")
     })
@@ -458,8 +434,12 @@ async fn a_real_zombie_is_found_and_reaped() {
 #[tokio::test]
 async fn heal_requests_need_the_token_and_only_name_actions_of_the_set() {
     let dir = tempfile::tempdir().expect("tmp");
-    let heal = "mode = \"suggest\"\n[heal.commands]\n\"restart-gateway\" = [[\"true\"]]\n";
-    let running = start(dir.path(), heal, "pm2_apps = [\"web\"]").await;
+    let running = config(dir.path())
+        .set("heal", "mode", "suggest")
+        .heal_command("restart-gateway", &["true"])
+        .machine("m", "Test machine", "pm2_apps = [\"web\"]")
+        .start()
+        .await;
     let base = format!("http://{}", running.api_addrs[0]);
     let client = reqwest::Client::new();
     let token = std::fs::read_to_string(dir.path().join("data/fleet.token")).expect("token");
@@ -645,30 +625,31 @@ async fn heal_requests_need_the_token_and_only_name_actions_of_the_set() {
     assert!(!info.contains(token), "the token is never served");
 
     // The sparklines' history: a point per system sample.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let h: Value = client
-            .get(format!("{base}/fleet/v1/history"))
-            .send()
-            .await
-            .expect("history")
-            .json()
-            .await
-            .expect("json");
-        let points = h["machines"]["m"].as_array().cloned().unwrap_or_default();
-        if points.len() >= 2 {
-            let p = points[0].as_array().expect("a point is an array");
-            assert_eq!(p.len(), 4, "{p:?}");
-            assert!(p[0].as_i64().is_some_and(|t| t > 1_700_000_000));
-            assert!(
-                p[2].as_f64().is_some_and(|m| (0.0..=100.0).contains(&m)),
-                "{p:?}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no history: {h}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let h = support::poll(
+        20,
+        "two points of history",
+        || async {
+            client
+                .get(format!("{base}/fleet/v1/history"))
+                .send()
+                .await
+                .expect("history")
+                .json::<Value>()
+                .await
+                .expect("json")
+        },
+        |h| h["machines"]["m"].as_array().is_some_and(|p| p.len() >= 2),
+    )
+    .await;
+    let p = h["machines"]["m"][0]
+        .as_array()
+        .expect("a point is an array");
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert!(p[0].as_i64().is_some_and(|t| t > 1_700_000_000));
+    assert!(
+        p[2].as_f64().is_some_and(|m| (0.0..=100.0).contains(&m)),
+        "{p:?}"
+    );
     running.shutdown().await;
 }
 
@@ -680,12 +661,12 @@ async fn the_healer_has_a_local_model_summarise_the_day_through_the_proxy() {
     ollama.set_reply(
         "<think>two restarts, both fine</think>\nOllama stopped answering once and was restarted; it has been fine since.",
     );
-    let running = start(
-        dir.path(),
-        "healer_interval_secs = 1\nsummary_model = \"summ:1b\"",
-        &format!("ollama_url = {:?}", ollama.url()),
-    )
-    .await;
+    let running = config(dir.path())
+        .set("heal", "healer_interval_secs", 1)
+        .set("heal", "summary_model", "summ:1b")
+        .ollama_machine("m", "Test machine", &ollama.url())
+        .start()
+        .await;
     // Something to tell.
     running.watcher.set_paused(true, "the test");
     running.watcher.set_paused(false, "the test");

@@ -8,10 +8,12 @@
 
 #![cfg(unix)]
 
+use crate::support::{self, TestConfig, clawfleet};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -69,18 +71,13 @@ impl Pm2 {
     }
 
     fn wait_status(&self, want: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let now = self.status();
-            if now.as_deref() == Some(want) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pm2 never showed {APP} {want} (last: {now:?})"
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        support::poll_blocking(
+            secs,
+            Duration::from_millis(300),
+            &format!("pm2 to show {APP} {want}"),
+            || self.status(),
+            |now| now.as_deref() == Some(want),
+        );
     }
 }
 
@@ -88,6 +85,18 @@ impl Drop for Pm2 {
     fn drop(&mut self) {
         let _ = self.run(&["kill"]);
     }
+}
+
+/// The config of machine `m` ("Test machine"), whose pm2 is `pm2` and
+/// which runs [`APP`]; its Ollama is a closed port.
+fn config(dir: &Path, pm2: &Pm2) -> TestConfig {
+    TestConfig::new("m", &dir.join("data"))
+        .set("probes", "pm2_program", &pm2.program)
+        .machine(
+            "m",
+            "Test machine",
+            &format!("ollama_url = \"http://127.0.0.1:9\"\npm2_apps = [\"{APP}\"]"),
+        )
 }
 
 struct Daemon {
@@ -105,47 +114,18 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn start(dir: &Path, pm2: &Pm2) -> Daemon {
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"this_machine = "m"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[probes]
-system_interval_secs = 5
-processes_interval_secs = 5
-ollama_interval_secs = 60
-services_interval_secs = 60
-pm2_interval_secs = 1
-openclaw_interval_secs = 3600
-pm2_program = {pm2:?}
-[clawdbot]
-config_path = {none:?}
-[costs]
-read_transcripts = false
-[heal]
-interval_secs = 1
-cooldown_secs = 1
-verify_secs = 30
-[[machines]]
-id = "m"
-name = "Test machine"
-ollama_url = "http://127.0.0.1:9"
-pm2_apps = ["{APP}"]
-"#,
-                data = dir.join("data"),
-                none = dir.join("none.json"),
-                pm2 = pm2.program,
-            ),
-        )
-        .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(&config)
+        let config = config(dir, pm2)
+            .set("probes", "system_interval_secs", 5)
+            .set("probes", "processes_interval_secs", 5)
+            .set("probes", "ollama_interval_secs", 60)
+            .set("probes", "services_interval_secs", 60)
+            .set("probes", "pm2_interval_secs", 1)
+            .set("costs", "read_transcripts", false)
+            .set("heal", "interval_secs", 1)
+            .set("heal", "cooldown_secs", 1)
+            .set("heal", "verify_secs", 30)
+            .write(&dir.join("config.toml"));
+        let mut child = clawfleet(&config)
             .arg("serve")
             .env("PM2_HOME", &pm2.home)
             .env("CLAWFLEET_LOG", "info")
@@ -166,9 +146,7 @@ pm2_apps = ["{APP}"]
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(&self.config)
+        clawfleet(&self.config)
             .args(args)
             .env("PM2_HOME", &self.pm2_home)
             .output()
@@ -183,23 +161,13 @@ pm2_apps = ["{APP}"]
 
     /// Waits for `n` events that match `pred`, and returns the log.
     fn wait_events(&self, secs: u64, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let events = self.events();
-            if events.iter().filter(|e| pred(e)).count() >= n {
-                return events;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such event in time; the log:\n{}",
-                events
-                    .iter()
-                    .map(|e| format!("{} {}", e["kind"], e["message"]))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        support::poll_blocking(
+            secs,
+            Duration::from_millis(300),
+            &format!("{n} such event(s) in the log"),
+            || self.events(),
+            |events| events.iter().filter(|e| pred(e)).count() >= n,
+        )
     }
 }
 
@@ -354,37 +322,11 @@ fn processes_with_pm2_home(home: &Path) -> Vec<String> {
 fn status_with_no_pm2_daemon_says_so_and_starts_none() {
     let dir = tempfile::tempdir().expect("tmp");
     let pm2 = Pm2::new(dir.path());
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"this_machine = "m"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[probes]
-timeout_ms = 500
-pm2_program = {pm2:?}
-[openclaw]
-config_path = {none:?}
-[[machines]]
-id = "m"
-name = "Test machine"
-ollama_url = "http://127.0.0.1:9"
-pm2_apps = ["{APP}"]
-"#,
-            data = dir.path().join("data"),
-            none = dir.path().join("none.json"),
-            pm2 = pm2.program,
-        ),
-    )
-    .expect("config");
+    let config = config(dir.path(), &pm2)
+        .set("probes", "timeout_ms", 500)
+        .write(&dir.path().join("config.toml"));
     let status = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(&config)
+        let out = clawfleet(&config)
             .arg("status")
             .env("PM2_HOME", &pm2.home)
             .stdin(Stdio::null())
@@ -445,17 +387,13 @@ pm2_apps = ["{APP}"]
     //    again, and status still starts none.
     pm2.ok(&["kill"]);
     #[cfg(target_os = "linux")]
-    {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !processes_with_pm2_home(&pm2.home).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "pm2 kill left {:?}",
-                processes_with_pm2_home(&pm2.home)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    support::poll_blocking(
+        15,
+        Duration::from_millis(200),
+        "pm2 kill to leave no process behind",
+        || processes_with_pm2_home(&pm2.home),
+        Vec::is_empty,
+    );
     let text = status();
     assert!(text.contains("PM2  not running"), "{text}");
     #[cfg(target_os = "linux")]

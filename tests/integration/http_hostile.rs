@@ -12,28 +12,27 @@
 use crate::support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
 use clawfleet::ledger::Record;
 use serde_json::{Value, json};
-use support::{FakeOllama, Garbage, GarbageServer};
+use support::{FakeOllama, Garbage, GarbageServer, TestConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Small limits, so that each is reached quickly.
-const LIMITS: &str = r#"
-connect_timeout_ms = 500
-first_byte_timeout_secs = 5
-max_body_bytes = 65536
-header_read_timeout_secs = 1
-max_header_bytes = 16384
-body_idle_timeout_secs = 1
-body_read_timeout_secs = 3
-stream_idle_timeout_secs = 1
-"#;
+/// Small limits, so that each is reached quickly: `[proxy]` keys.
+const LIMITS: &[(&str, u64)] = &[
+    ("connect_timeout_ms", 500),
+    ("first_byte_timeout_secs", 5),
+    ("max_body_bytes", 65536),
+    ("header_read_timeout_secs", 1),
+    ("max_header_bytes", 16384),
+    ("body_idle_timeout_secs", 1),
+    ("body_read_timeout_secs", 3),
+    ("stream_idle_timeout_secs", 1),
+];
 
 /// An upper bound on any wait here.
 const BOUND: Duration = Duration::from_secs(15);
@@ -48,70 +47,32 @@ struct Fleet {
 /// `up` of them answer.
 async fn start(local: &str, peer: &str, up: usize) -> Fleet {
     let data = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-{LIMITS}
-[probes]
-ollama_interval_secs = 1
-timeout_ms = 500
-pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{local}"
-[[machines]]
-id = "peer"
-name = "Peer"
-ollama_url = "{peer}"
-"#,
-        data = data.path(),
-        none = data.path().join("none.json"),
-    );
-    let config = config::parse(&text, &Source::Embedded).expect("valid test config");
-    let running = daemon::start(config).await.expect("daemon starts");
+    let config = LIMITS
+        .iter()
+        .fold(TestConfig::new("local", data.path()), |c, (key, value)| {
+            c.set("proxy", key, value)
+        })
+        .set("probes", "timeout_ms", 500)
+        .ollama_machine("local", "Local", local)
+        .ollama_machine("peer", "Peer", peer);
+    let running = config.start().await;
     let fleet = Fleet { running, data };
     fleet.probed(up).await;
     fleet
-}
-
-fn closed_port() -> String {
-    format!("http://127.0.0.1:{}", support::free_closed_port())
 }
 
 /// A fleet of one fake Ollama with `qwen3:8b`.
 async fn alone() -> (FakeOllama, Fleet) {
     let local = FakeOllama::start().await;
     local.set_model_names(&["qwen3:8b"]);
-    let fleet = start(&local.url(), &closed_port(), 1).await;
+    let fleet = start(&local.url(), &support::closed_url(), 1).await;
     (local, fleet)
 }
 
 /// A raw Ollama (the documented listings, `answer` to everything else) as
 /// `local`, and `peer` as the peer's.
 async fn raw_local(answer: Garbage, peer: &str, up: usize) -> (GarbageServer, Fleet) {
-    let local = GarbageServer::start_routes(
-        vec![
-            (
-                "/api/tags",
-                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
-            ),
-            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
-            (
-                "/api/version",
-                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
-            ),
-        ],
-        answer,
-    )
-    .await;
+    let local = GarbageServer::ollama(answer).await;
     let fleet = start(&local.url(), peer, up).await;
     (local, fleet)
 }
@@ -122,21 +83,7 @@ impl Fleet {
     }
 
     async fn probed(&self, n: usize) {
-        let mut rx = self.running.snapshot.clone();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = rx
-                .borrow()
-                .machines
-                .iter()
-                .filter(|m| m.ollama.as_ref().is_some_and(|o| o.reachable))
-                .count();
-            if up >= n {
-                return;
-            }
-            assert!(Instant::now() < deadline, "Ollamas never seen up");
-            let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-        }
+        support::ollamas_up(&self.running, n).await;
     }
 
     /// Exactly `n` ledger records, newest first: waits for `n`, then makes
@@ -663,7 +610,12 @@ async fn an_answer_framed_two_ways_is_a_failure_and_the_next_machine_serves() {
 #[tokio::test]
 async fn a_stream_that_stalls_after_its_first_chunk_ends_with_an_error_line() {
     let stall = format!("{NDJSON_HEAD}{}", chunk(FIRST_LINE));
-    let (local, fleet) = raw_local(Garbage::Stall(stall.into_bytes()), &closed_port(), 1).await;
+    let (local, fleet) = raw_local(
+        Garbage::Stall(stall.into_bytes()),
+        &support::closed_url(),
+        1,
+    )
+    .await;
     let r = fleet
         .client()
         .post(format!("http://{}/api/chat", fleet.addr()))
@@ -705,7 +657,8 @@ async fn informational_heads_before_the_answer_are_skipped() {
          HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let (local, fleet) = raw_local(Garbage::Raw(answer.into_bytes()), &closed_port(), 1).await;
+    let (local, fleet) =
+        raw_local(Garbage::Raw(answer.into_bytes()), &support::closed_url(), 1).await;
     let r = fleet
         .client()
         .post(format!("http://{}/api/chat", fleet.addr()))
@@ -733,7 +686,8 @@ async fn huge_trailers_after_a_whole_stream_lose_nothing() {
         chunk(LAST_LINE),
         "j".repeat(200_000)
     );
-    let (local, fleet) = raw_local(Garbage::Raw(answer.into_bytes()), &closed_port(), 1).await;
+    let (local, fleet) =
+        raw_local(Garbage::Raw(answer.into_bytes()), &support::closed_url(), 1).await;
     let r = fleet
         .client()
         .post(format!("http://{}/api/chat", fleet.addr()))
@@ -848,7 +802,7 @@ async fn a_request_a_reused_connection_took_is_never_sent_twice() {
     // send it again, on that connection or another (the old own client
     // did, taking the close for a stale connection).
     let (url, chats, server) = forgetful_ollama().await;
-    let fleet = start(&url, &closed_port(), 1).await;
+    let fleet = start(&url, &support::closed_url(), 1).await;
     let client = fleet.client();
     let mut statuses = Vec::new();
     for i in 0..2 {

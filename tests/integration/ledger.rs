@@ -15,6 +15,7 @@ use clawfleet::ledger::{
     ProxyStats, QUEUE_CAPACITY, Record, Retention, SCHEMA_VERSION, TokenSums,
 };
 use clawfleet::proxy::usage::Usage;
+use clawfleet::sqlite::OpenError;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use jiff::{SignedDuration, Timestamp};
@@ -1044,7 +1045,10 @@ fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
         std::fs::write(&path, &garbage).unwrap();
 
         let err = Ledger::open(&path).unwrap_err();
-        assert!(matches!(err, LedgerError::NotALedger { .. }), "{err:?}");
+        assert!(
+            matches!(err, LedgerError::Open(OpenError::NotOurs { .. })),
+            "{err:?}"
+        );
         let text = err.to_string();
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("not a SQLite database"), "{text}");
@@ -1066,7 +1070,10 @@ fn another_programs_database_is_refused_and_left_untouched() {
     }
     let before = std::fs::read(&path).unwrap();
     let err = Ledger::open(&path).unwrap_err();
-    assert!(matches!(err, LedgerError::NotALedger { .. }), "{err:?}");
+    assert!(
+        matches!(err, LedgerError::Open(OpenError::NotOurs { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("another program"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
@@ -1087,7 +1094,7 @@ async fn a_ledger_from_a_newer_clawfleet_is_refused_and_left_untouched() {
 
     let err = Ledger::open(&path).unwrap_err();
     match &err {
-        LedgerError::TooNew { found, known, .. } => {
+        LedgerError::Open(OpenError::TooNew { found, known, .. }) => {
             assert_eq!((*found, *known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
         }
         other => panic!("expected TooNew, got {other:?}"),

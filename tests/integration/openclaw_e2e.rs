@@ -20,8 +20,8 @@ use clawfleet::openclaw::probe::{CliCache, Settings, probe};
 use clawfleet::snapshot::{Activity, AgentKind, OpenClawStatus};
 use serde_json::{Value, json};
 use support::{
-    FakeOllama, Gateway, OpenClawHome, agent_turn_local, agent_turn_via_gateway, assistant_events,
-    free_closed_port, gateway_config, install, openclaw, stdout_json,
+    FakeOllama, Gateway, OpenClawHome, TestConfig, agent_turn_local, agent_turn_via_gateway,
+    assistant_events, free_closed_port, gateway_config, install, openclaw, stdout_json,
 };
 
 /// The OpenClaw version `tests/openclaw/package-lock.json` pins.
@@ -402,23 +402,15 @@ async fn clawfleet_for(
     ollama: &FakeOllama,
     data: &Path,
 ) -> (tokio::process::Child, PathBuf, String) {
-    let text = support::one_machine_config(data, &ollama.url(), "").replace(
-        &format!("config_path = {:?}", data.join("none.json")),
-        &format!("config_path = {:?}", home.config_path()),
-    );
-    let config = data.join("clawfleet.toml");
-    std::fs::create_dir_all(data).expect("create the data folder");
-    std::fs::write(&config, text).expect("write ClawFleet's config");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"));
-    cmd.arg("--config").arg(&config).arg("serve");
-    let (child, proxy) = support::serve(cmd).await;
+    let config = TestConfig::one_machine(data, &ollama.url())
+        .set("openclaw", "config_path", home.config_path())
+        .write(&data.join("clawfleet.toml"));
+    let (child, proxy) = support::serve(support::clawfleet(&config)).await;
     (child, config, proxy)
 }
 
 fn clawfleet_cli(config: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-        .arg("--config")
-        .arg(config)
+    support::clawfleet(config)
         .args(args)
         .output()
         .expect("run clawfleet")

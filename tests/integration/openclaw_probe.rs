@@ -254,11 +254,7 @@ async fn hand_edited_json5() {
 #[tokio::test]
 async fn gateway_port_closed() {
     let dir = tempfile::tempdir().unwrap();
-    // A port that was just free: bound, then released.
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = crate::support::free_closed_port();
     let path = dir.path().join("clawdbot.json");
     std::fs::write(&path, mac_mini_config(port)).unwrap();
     let status = probe_at(&path, dir.path()).await;

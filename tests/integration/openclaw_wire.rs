@@ -8,9 +8,9 @@
 //! target. `openclaw_e2e.rs` has the real OpenClaw accept the result.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use clawfleet::config::{self, Source};
+use crate::support::{TestConfig, clawfleet};
+
 use clawfleet::fleet::Fleet;
 use clawfleet::openclaw::wire::{self, Options, WireError};
 use clawfleet::snapshot::AgentKind;
@@ -53,27 +53,19 @@ const CLAWDBOT: &str = r#"// ~/.clawdbot/clawdbot.json — edited by hand
 }
 "#;
 
-fn clawfleet_config(dir: &Path) -> String {
-    format!(
-        r#"this_machine = "macbook"
-data_dir = {data:?}
-[proxy]
-listen = "127.0.0.1:11435"
-[clawdbot]
-config_path = {clawdbot:?}
-[[machines]]
-id = "macbook"
-name = "MacBook Pro"
-ollama_url = "http://127.0.0.1:11434"
-[[machines]]
-id = "macmini"
-name = "Mac Mini"
-tailnet_ip = "100.115.10.14"
-ollama_url = "http://100.115.10.14:11434"
-"#,
-        data = dir.join("data"),
-        clawdbot = dir.join("clawdbot.json"),
-    )
+/// ClawFleet's config on the MacBook of the reference fleet, its Clawdbot
+/// config in `dir`.
+fn clawfleet_config(dir: &Path) -> TestConfig {
+    TestConfig::new("macbook", &dir.join("data"))
+        .set("proxy", "listen", "127.0.0.1:11435")
+        .set("openclaw", "config_path", dir.join("clawdbot.json"))
+        .ollama_machine("macbook", "MacBook Pro", "http://127.0.0.1:11434")
+        .machine(
+            "macmini",
+            "Mac Mini",
+            r#"tailnet_ip = "100.115.10.14"
+            ollama_url = "http://100.115.10.14:11434""#,
+        )
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf, Fleet) {
@@ -85,7 +77,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, Fleet) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let config = config::parse(&clawfleet_config(dir.path()), &Source::Embedded).unwrap();
+    let config = clawfleet_config(dir.path()).config();
     let fleet = Fleet::resolve(&config, "somehost");
     (dir, path, fleet)
 }
@@ -279,21 +271,13 @@ fn bad_configs_are_refused_with_clear_words_and_left_alone() {
 #[test]
 fn the_cli_wires_and_unwires_the_file_a_legacy_clawdbot_reads() {
     let (dir, path, _) = setup();
-    let config = dir.path().join("clawfleet.toml");
     // The Clawdbot config found through CLAWDBOT_CONFIG_PATH, as Clawdbot
     // finds it.
-    std::fs::write(
-        &config,
-        clawfleet_config(dir.path()).replace(
-            &format!("config_path = {:?}\n", dir.path().join("clawdbot.json")),
-            "",
-        ),
-    )
-    .unwrap();
+    let config = clawfleet_config(dir.path())
+        .unset("openclaw", "config_path")
+        .write(&dir.path().join("clawfleet.toml"));
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_clawfleet"))
-            .arg("--config")
-            .arg(&config)
+        clawfleet(&config)
             .args(args)
             .env("CLAWDBOT_CONFIG_PATH", &path)
             .output()

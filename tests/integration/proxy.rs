@@ -4,13 +4,12 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
 use clawfleet::ledger::Record;
 use serde_json::{Value, json};
-use support::{FakeOllama, Garbage, GarbageServer, HangingServer, StreamFault};
+use support::{FakeOllama, Garbage, GarbageServer, HangingServer, StreamFault, TestConfig};
 
 struct Fleet {
     running: Running,
@@ -20,42 +19,18 @@ struct Fleet {
 }
 
 /// A daemon whose machine `local` has the Ollama at `local` and whose peer
-/// `peer` has the one at `peer`; `extra` goes at the end of `[proxy]` (more
-/// proxy keys, or whole `[[routes]]` tables).
-async fn start(local: &str, peer: &str, extra: &str) -> Fleet {
+/// `peer` has the one at `peer`, with small proxy limits; `edit` changes
+/// the config further (more proxy keys, `[[routes]]`).
+async fn start_with(local: &str, peer: &str, edit: impl FnOnce(TestConfig) -> TestConfig) -> Fleet {
     let data = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-connect_timeout_ms = 500
-first_byte_timeout_secs = 2
-max_body_bytes = 65536
-{extra}
-[probes]
-ollama_interval_secs = 1
-timeout_ms = 500
-pm2_interval_secs = 3600
-clawdbot_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{local}"
-[[machines]]
-id = "peer"
-name = "Peer"
-ollama_url = "{peer}"
-"#,
-        data = data.path(),
-        none = data.path().join("none.json"),
-    );
-    let config = config::parse(&text, &Source::Embedded).expect("valid test config");
-    let running = daemon::start(config).await.expect("daemon starts");
+    let config = TestConfig::new("local", data.path())
+        .set("proxy", "connect_timeout_ms", 500)
+        .set("proxy", "first_byte_timeout_secs", 2)
+        .set("proxy", "max_body_bytes", 65536)
+        .set("probes", "timeout_ms", 500)
+        .ollama_machine("local", "Local", local)
+        .ollama_machine("peer", "Peer", peer);
+    let running = edit(config).start().await;
     let proxy = format!("http://{}", running.proxy_addr);
     Fleet {
         running,
@@ -65,22 +40,26 @@ ollama_url = "{peer}"
     }
 }
 
-/// A daemon whose only Ollama is `local` (the peer's is a closed port), once
-/// the health poll has seen it.
+/// [`start_with`] the config as it is.
+async fn start(local: &str, peer: &str) -> Fleet {
+    start_with(local, peer, |c| c).await
+}
+
 /// Two machines whose Ollamas have these models, both probed.
 async fn two(local_models: &[&str], peer_models: &[&str]) -> (FakeOllama, FakeOllama, Fleet) {
     let local = FakeOllama::start().await;
     let peer = FakeOllama::start().await;
     local.set_model_names(local_models);
     peer.set_model_names(peer_models);
-    let fleet = start(&local.url(), &peer.url(), "").await;
+    let fleet = start(&local.url(), &peer.url()).await;
     fleet.probed(2).await;
     (local, peer, fleet)
 }
 
+/// A daemon whose only Ollama is `local` (the peer's is a closed port), once
+/// the health poll has seen it.
 async fn alone(local: &FakeOllama) -> Fleet {
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
+    let fleet = start(&local.url(), &support::closed_url()).await;
     fleet.probed(1).await;
     fleet
 }
@@ -88,21 +67,7 @@ async fn alone(local: &FakeOllama) -> Fleet {
 impl Fleet {
     /// Waits until the health poll has seen `n` Ollamas answer.
     async fn probed(&self, n: usize) {
-        let mut rx = self.running.snapshot.clone();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = rx
-                .borrow()
-                .machines
-                .iter()
-                .filter(|m| m.ollama.as_ref().is_some_and(|o| o.reachable))
-                .count();
-            if up >= n {
-                return;
-            }
-            assert!(Instant::now() < deadline, "Ollamas never seen up");
-            let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-        }
+        support::ollamas_up(&self.running, n).await;
     }
 
     async fn post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -289,7 +254,7 @@ async fn a_failing_machine_is_skipped_before_the_first_byte() {
     for f in [&local, &peer] {
         f.set_model_names(&["gpt-oss:20b"]);
     }
-    let fleet = start(&local.url(), &peer.url(), "").await;
+    let fleet = start(&local.url(), &peer.url()).await;
     fleet.probed(2).await;
 
     // This machine answers 500: the peer serves, the headers say so.
@@ -336,23 +301,18 @@ async fn a_black_holed_machine_costs_no_request_once_the_health_poll_saw_it() {
     let peer = FakeOllama::start().await;
     peer.set_model_names(&["qwen3:8b"]);
     // The route puts the hanging machine first.
-    let fleet = start(
-        &hang.url(),
-        &peer.url(),
-        "[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n",
-    )
+    let fleet = start_with(&hang.url(), &peer.url(), |c| {
+        c.raw("[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n")
+    })
     .await;
     fleet.probed(1).await;
     // Wait for the poll's verdict on the hanging one.
-    let mut rx = fleet.running.snapshot.clone();
-    while rx
-        .borrow()
-        .machine("local")
-        .and_then(|m| m.ollama.as_ref())
-        .is_none_or(|o| o.checked_at.is_none())
-    {
-        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
-    }
+    support::until(&fleet.running, 30, "the poll's verdict on local", |s| {
+        s.machine("local")
+            .and_then(|m| m.ollama.as_ref())
+            .is_some_and(|o| o.checked_at.is_some())
+    })
+    .await;
     for _ in 0..3 {
         let response = fleet
             .post(
@@ -379,7 +339,7 @@ async fn repeated_failures_open_a_circuit_so_later_requests_skip_the_machine() {
     }
     // Healthy to the poll, failing at inference.
     local.fail_path("/api/chat", 500, "GPU hung");
-    let fleet = start(&local.url(), &peer.url(), "").await;
+    let fleet = start(&local.url(), &peer.url()).await;
     fleet.probed(2).await;
     let mut reasons = Vec::new();
     for _ in 0..4 {
@@ -413,28 +373,26 @@ async fn repeated_failures_open_a_circuit_so_later_requests_skip_the_machine() {
 
     // The same story in /metrics, from the ledger and the circuits.
     let api = fleet.running.api_addrs[0];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics = loop {
-        let text = fleet
-            .client
-            .get(format!("http://{api}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("clawfleet_proxy_requests 4")
-            && text.contains("clawfleet_proxy_circuit_open{machine=\"local\"} 1")
-        {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "proxy figures never reached /metrics:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let metrics = support::poll(
+        20,
+        "the proxy's figures in /metrics",
+        || async {
+            fleet
+                .client
+                .get(format!("http://{api}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        },
+        |text| {
+            text.contains("clawfleet_proxy_requests 4")
+                && text.contains("clawfleet_proxy_circuit_open{machine=\"local\"} 1")
+        },
+    )
+    .await;
     assert!(metrics.contains("clawfleet_proxy_fallbacks 4"), "{metrics}");
     assert!(
         metrics.contains("clawfleet_proxy_machine_share{machine=\"peer\"} 1"),
@@ -462,7 +420,7 @@ async fn when_nothing_can_serve_clawdbot_gets_an_overloaded_503_that_makes_it_fa
     for f in [&local, &peer] {
         f.set_model_names(&["gpt-oss:20b"]);
     }
-    let fleet = start(&local.url(), &peer.url(), "").await;
+    let fleet = start(&local.url(), &peer.url()).await;
     fleet.probed(2).await;
     local.fail_all(500, "out of memory");
     peer.fail_all(503, "busy");
@@ -708,7 +666,7 @@ async fn tags_ps_models_and_version_are_merged_across_machines() {
         .unwrap();
     peer.set_loaded(vec![support::FakeLoaded::of(&loaded)]);
     local.set_version("0.12.6");
-    let fleet = start(&local.url(), &peer.url(), "").await;
+    let fleet = start(&local.url(), &peer.url()).await;
     fleet.probed(2).await;
 
     let tags: Value = fleet
@@ -821,10 +779,7 @@ async fn a_client_that_hangs_up_mid_stream_cancels_upstream_and_is_recorded() {
     assert_eq!(records[0].outcome, "client_disconnected");
     // The generation upstream is cancelled too: the fake sees its stream
     // abandoned (the proxy closed the connection) long before its end.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while local.abandoned_streams() == 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::eventually(|| local.abandoned_streams() > 0).await;
     assert_eq!(
         local.abandoned_streams(),
         1,
@@ -861,13 +816,12 @@ async fn streaming_is_not_buffered() {
 #[tokio::test]
 async fn anthropic_messages_pass_through_and_are_metered_without_the_key() {
     let (anthropic, task) = support::fake_anthropic().await;
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(
-        &closed,
-        &closed,
-        // The user's own keychain stays out of this test.
-        &format!("anthropic_url = \"{anthropic}\"\nanthropic_key_keychain = false"),
-    )
+    let closed = support::closed_url();
+    let fleet = start_with(&closed, &closed, |c| {
+        c.set("proxy", "anthropic_url", &anthropic)
+            // The user's own keychain stays out of this test.
+            .set("proxy", "anthropic_key_keychain", false)
+    })
     .await;
     let url = format!("{}/v1/messages", fleet.proxy);
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
@@ -978,12 +932,10 @@ async fn an_anthropic_key_file_is_used_only_when_owner_only() {
     let key = dir.path().join("anthropic.key");
     std::fs::write(&key, "sk-ant-test-123\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let text = format!(
-        "this_machine = \"local\"\ndata_dir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nanthropic_url = \"{anthropic}\"\nanthropic_key_file = {key:?}\n[[machines]]\nid = \"local\"\nname = \"L\"\nollama_url = \"{closed}\"\n",
-        dir.path().join("data")
-    );
-    let config = config::parse(&text, &Source::Embedded).unwrap();
+    let config = TestConfig::one_machine(&dir.path().join("data"), &support::closed_url())
+        .set("proxy", "anthropic_url", &anthropic)
+        .set("proxy", "anthropic_key_file", &key)
+        .config();
     let err = daemon::start(config.clone())
         .await
         .err()
@@ -1020,11 +972,9 @@ async fn a_backend_that_answers_html_is_skipped_like_a_failure() {
     let html = GarbageServer::start(Garbage::Html).await;
     let peer = FakeOllama::start().await;
     peer.set_model_names(&["qwen3:8b"]);
-    let fleet = start(
-        &html.url(),
-        &peer.url(),
-        "[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n",
-    )
+    let fleet = start_with(&html.url(), &peer.url(), |c| {
+        c.raw("[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n")
+    })
     .await;
     fleet.probed(1).await;
     // The health poll saw HTML too, so `local` is skipped without a try;
@@ -1095,23 +1045,8 @@ async fn a_truncated_chunked_body_is_a_clear_400_and_reaches_no_backend() {
 /// `/api/ps` and `/api/version`, and `answer` to everything else; the peer
 /// is a closed port. Waits until the health poll has seen it.
 async fn raw_ollama(answer: Garbage) -> (GarbageServer, Fleet) {
-    let local = GarbageServer::start_routes(
-        vec![
-            (
-                "/api/tags",
-                Garbage::Json(support::DOC_TAGS_JSON.to_owned()),
-            ),
-            ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
-            (
-                "/api/version",
-                Garbage::Json(support::DOC_VERSION_JSON.to_owned()),
-            ),
-        ],
-        answer,
-    )
-    .await;
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
-    let fleet = start(&local.url(), &closed, "").await;
+    let local = GarbageServer::ollama(answer).await;
+    let fleet = start(&local.url(), &support::closed_url()).await;
     fleet.probed(1).await;
     (local, fleet)
 }
@@ -1220,17 +1155,21 @@ async fn a_via_address_prefers_its_machine_and_fails_over_to_the_rest() {
     assert_eq!(native.headers()["x-clawfleet-machine"], "peer");
     // The peer's Ollama goes: the same address is served by the rest.
     peer.stop().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = fleet
-            .post("/via/peer/v1/chat/completions", body.clone())
-            .await;
-        if r.status() == 200 && r.headers()["x-clawfleet-machine"] == "local" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never failed over from the peer");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::poll(
+        30,
+        "the /via/peer/ address served by local",
+        || async {
+            let r = fleet
+                .post("/via/peer/v1/chat/completions", body.clone())
+                .await;
+            (
+                r.status().as_u16(),
+                r.headers().get("x-clawfleet-machine").cloned(),
+            )
+        },
+        |(status, machine)| *status == 200 && machine.as_ref().is_some_and(|m| m == "local"),
+    )
+    .await;
     // A machine the fleet does not have is a clear 404 in the client's shape.
     let r = fleet.post("/via/nosuch/v1/chat/completions", body).await;
     assert_eq!(r.status(), 404);

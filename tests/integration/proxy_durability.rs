@@ -22,15 +22,14 @@ use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clawfleet::ledger::Ledger;
 use serde_json::{Value, json};
-use support::{FakeOllama, FakeUsage};
-use tokio::process::{Child, Command};
+use support::{FakeOllama, FakeUsage, TestConfig};
+use tokio::process::Child;
 
 const REQUESTS: u64 = 50;
 
@@ -46,18 +45,9 @@ impl Drop for Daemon {
 /// Starts `clawfleet serve` on a one-machine config and returns it with its
 /// proxy's address.
 async fn serve(dir: &Path, ollama: &str) -> (Daemon, String) {
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        support::one_machine_config(&dir.join("data"), ollama, ""),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
-    cmd.arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .env("CLAWFLEET_LOG", "warn")
-        .stderr(Stdio::inherit());
+    let config = TestConfig::one_machine(&dir.join("data"), ollama).write(&dir.join("config.toml"));
+    let mut cmd = support::clawfleet(&config);
+    cmd.env("CLAWFLEET_LOG", "warn");
     let (child, proxy) = support::serve(cmd).await;
     (Daemon(child), proxy)
 }

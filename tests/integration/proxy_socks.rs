@@ -14,65 +14,35 @@ use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use clawfleet::config::{self, Source};
-use clawfleet::daemon::{self, Running};
+use clawfleet::daemon::Running;
 use clawfleet::ledger::Record;
 use serde_json::{Value, json};
-use support::FakeOllama;
 use support::socks::{HOP, Socks, microsocks_or_skip};
+use support::{FakeOllama, TestConfig};
 
 /// A daemon on machine `local`, which has no Ollama, whose peer `peer` has
 /// the fake, with `[proxy] socks5` pointing at microsocks.
 async fn start(peer: &FakeOllama, socks: SocketAddr, data: &Path) -> Running {
-    let text = format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-socks5 = "{socks}"
-connect_timeout_ms = 1000
-first_byte_timeout_secs = 5
-[probes]
-ollama_interval_secs = 1
-timeout_ms = 1000
-pm2_interval_secs = 3600
-openclaw_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-[[machines]]
-id = "peer"
-name = "Peer"
-ollama_url = "{url}"
-"#,
-        none = data.join("none.json"),
-        url = peer.url(),
-    );
-    let config = config::parse(&text, &Source::Embedded).expect("valid test config");
-    let running = daemon::start(config).await.expect("daemon starts");
+    let running = TestConfig::new("local", data)
+        .set("proxy", "socks5", socks.to_string())
+        .set("proxy", "connect_timeout_ms", 1000)
+        .set("proxy", "first_byte_timeout_secs", 5)
+        .machine("local", "Local", "")
+        .ollama_machine("peer", "Peer", &peer.url())
+        .start()
+        .await;
     // The health poll reaches the peer directly (it does not use SOCKS5):
     // the proxy routes only to machines it has seen.
-    let mut rx = running.snapshot.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let up = rx.borrow().machines.iter().any(|m| {
+    support::until(&running, 30, "the peer's Ollama seen up", |s| {
+        s.machines.iter().any(|m| {
             m.id == "peer"
                 && m.ollama
                     .as_ref()
                     .is_some_and(|o| o.reachable && !o.models.is_empty())
-        });
-        if up {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the peer's Ollama never seen up");
-        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-    }
+        })
+    })
+    .await;
     running
 }
 

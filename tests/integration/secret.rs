@@ -10,11 +10,11 @@
 
 #![cfg(target_os = "linux")]
 
-use crate::support;
+use crate::support::{self, TestConfig};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -101,29 +101,28 @@ impl SecretService {
         }
         service.keyring = keyring;
         // Ready once it owns its name on the bus.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = service
-                .env(&mut Command::new("dbus-send"))
-                .args([
-                    "--session",
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.secrets",
-                ])
-                .output()
-                .unwrap();
-            if String::from_utf8_lossy(&out.stdout).contains("boolean true") {
-                return Some(service);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gnome-keyring-daemon never took org.freedesktop.secrets"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        support::poll_blocking(
+            20,
+            Duration::from_millis(50),
+            "gnome-keyring-daemon to take org.freedesktop.secrets",
+            || {
+                let out = service
+                    .env(&mut Command::new("dbus-send"))
+                    .args([
+                        "--session",
+                        "--print-reply",
+                        "--dest=org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus.NameHasOwner",
+                        "string:org.freedesktop.secrets",
+                    ])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            },
+            |reply| reply.contains("boolean true"),
+        );
+        Some(service)
     }
 
     /// `cmd` with this bus and home and nothing of the user's.
@@ -145,9 +144,7 @@ impl SecretService {
     /// `clawfleet secret ARGS` with `stdin`, on the test's config.
     fn clawfleet_secret(&self, args: &[&str], stdin: &str) -> Output {
         support::output_with_stdin(
-            self.env(&mut Command::new(env!("CARGO_BIN_EXE_clawfleet")))
-                .arg("--config")
-                .arg(self.config_path())
+            self.env(&mut support::clawfleet(&self.config_path()))
                 .arg("secret")
                 .args(args),
             stdin,
@@ -190,13 +187,10 @@ async fn the_anthropic_key_is_stored_in_the_secret_service_and_sent_for_keyless_
         return;
     };
     let (anthropic, task) = support::fake_anthropic().await;
-    let closed = format!("http://127.0.0.1:{}", support::free_closed_port());
     let data = ss.home.path().join("data-dir");
-    std::fs::write(
-        ss.config_path(),
-        support::one_machine_config(&data, &closed, &format!("anthropic_url = \"{anthropic}\"")),
-    )
-    .unwrap();
+    TestConfig::one_machine(&data, &support::closed_url())
+        .set("proxy", "anthropic_url", &anthropic)
+        .write(&ss.config_path());
     let key = support::ANTHROPIC_TEST_KEY;
     let wrong = "sk-ant-api03-WRONGWRONGWRONG-0000";
 
@@ -235,14 +229,10 @@ async fn the_anthropic_key_is_stored_in_the_secret_service_and_sent_for_keyless_
     assert!(err.contains("stored in the Secret Service"), "{err}");
     assert!(!stdout.contains(wrong) && !err.contains(wrong));
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawfleet"));
+    let mut cmd = support::clawfleet(&ss.config_path());
     ss.env(&mut cmd)
-        .arg("--config")
-        .arg(ss.config_path())
-        .arg("serve")
-        .env("CLAWFLEET_LOG", "debug");
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stderr(Stdio::piped());
+        .env("CLAWFLEET_LOG", "debug")
+        .stderr(Stdio::piped());
     let (mut serve, proxy) = support::serve(cmd).await;
     let client = support::client();
 

@@ -1,6 +1,8 @@
 //! The hardened HTTP server under hostile or slow clients: silent clients are
 //! dropped, open connections are capped, shutdown drains in-flight requests.
 
+use crate::support::http;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -41,20 +43,11 @@ async fn start(
     (addr, stop, task)
 }
 
+/// `GET path` on `stream`; the body.
 async fn request(stream: &mut TcpStream, path: &str) -> String {
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
+    http::get_on(stream, path, &[("Host", "localhost")])
         .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut out))
-        .await
-        .expect("answer within 10 s")
-        .unwrap();
-    out
+        .body
 }
 
 #[tokio::test]

@@ -6,11 +6,17 @@
 //!   (native and OpenAI-compatible), configurable at runtime, that can fail,
 //!   stop and come back on the same port.
 //! - [`HangingServer`]: accepts TCP connections and never writes a byte.
-//! - [`GarbageServer`]: answers with raw, broken or surprising HTTP.
+//! - [`GarbageServer`]: answers with raw, broken or surprising HTTP (or
+//!   none), per path; [`GarbageServer::ollama`] a raw Ollama.
 //! - [`fake_anthropic`]: Anthropic's Messages API, streamed and whole.
-//! - [`one_machine_config`], [`serve`]: the real `clawfleet serve` as a
-//!   child process on a one-machine config, with its proxy's address.
-//! - [`free_closed_port`]: a port where nothing listens (connection refused).
+//! - [`TestConfig`]: the daemon's config for a test, from one base.
+//! - [`clawfleet`], [`serve`]: the real `clawfleet` binary on a config;
+//!   `serve` as a child process, with its proxy's address.
+//! - [`until`], [`ollamas_up`]: wait until the daemon's snapshot shows
+//!   something; [`eventually`] for any other fact.
+//! - [`free_closed_port`], [`closed_url`]: where nothing listens
+//!   (connection refused).
+//! - [`http`]: a raw HTTP/1.1 GET with exactly the headers given.
 //! - `openclaw` (Unix): the real, pinned OpenClaw (`cargo xtask deps`
 //!   installs it): [`OpenClawHome`], [`Gateway`], [`openclaw`],
 //!   [`agent_turn_local`]; see that module's documentation.
@@ -18,15 +24,23 @@
 //! Everything binds 127.0.0.1 only and stops when dropped.
 
 mod anthropic;
+pub mod config;
 mod fake_ollama;
+pub mod http;
 #[cfg(unix)]
 mod openclaw;
 mod raw;
 pub mod socks;
 
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clawfleet::daemon::Running;
+use clawfleet::snapshot::Snapshot;
 
 pub use anthropic::{ANTHROPIC_TEST_BEARER, ANTHROPIC_TEST_KEY, fake_anthropic};
+pub use config::{TestConfig, Toml};
 pub use fake_ollama::{
     DOC_PS_JSON, DOC_TAGS_JSON, DOC_VERSION_JSON, FakeLoaded, FakeModel, FakeOllama, FakeUsage,
     Recorded, StreamFault,
@@ -35,7 +49,7 @@ pub use fake_ollama::{
 pub use openclaw::{
     CLI_LIMIT, GATEWAY_READY_LIMIT, GATEWAY_TOKEN, Gateway, OFFLINE_ENV, OPENCLAW_DIR_ENV,
     OPENCLAW_VERSION, OpenClawHome, OpenClawInstall, STOP_GRACE, TURN_LIMIT, agent_turn_local,
-    agent_turn_via_gateway, assistant_events, gateway_config, http_get_status, install, openclaw,
+    agent_turn_via_gateway, assistant_events, gateway_config, install, openclaw,
     openclaw_with_limit, stdout_json, tail, without_catalog_refresh,
 };
 pub use raw::{Garbage, GarbageServer, HangingServer, SERVER_ERROR_MESSAGE};
@@ -50,6 +64,12 @@ pub fn free_closed_port() -> u16 {
         .local_addr()
         .expect("local address of a bound listener")
         .port()
+}
+
+/// `http://127.0.0.1:PORT` for a [`free_closed_port`]: an Ollama that is
+/// down.
+pub fn closed_url() -> String {
+    format!("http://127.0.0.1:{}", free_closed_port())
 }
 
 /// The engine's shared HTTP client, as the daemon builds it.
@@ -82,66 +102,86 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-/// The ledger's records in `data_dir`, newest first, once at least `n` are
-/// there (a bounded wait: the daemon holds the ledger, and stores what its
-/// journal holds a moment after a response ends).
-pub async fn ledger_records(
-    data_dir: &std::path::Path,
-    n: usize,
-) -> Vec<clawfleet::ledger::Record> {
-    let file = data_dir.join(clawfleet::daemon::LEDGER_FILE);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+/// Reads `read()` every 100 ms, up to `secs`, until `done` accepts what it
+/// read, and returns that; panics with `what` and the last reading
+/// otherwise. For facts another task or process establishes a moment
+/// later (an event logged, a record stored, the API showing a change),
+/// never to measure speed.
+pub async fn poll<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    secs: u64,
+    what: &str,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let recent = clawfleet::ledger::read_recent(&file, 100).expect("read the ledger");
-        if recent.len() >= n {
-            return recent;
+        let value = read().await;
+        if done(&value) {
+            return value;
         }
         assert!(
-            std::time::Instant::now() < deadline,
-            "ledger has {} of {n} records",
-            recent.len()
+            Instant::now() < deadline,
+            "timed out ({secs} s) waiting for {what}; last seen: {value:#?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// A config of one machine, `local`, whose Ollama is `ollama`: both
-/// listeners on port 0 of loopback, Ollama polled every second, pm2 and
-/// Clawdbot as good as off; `proxy_extra` goes under `[proxy]`.
-pub fn one_machine_config(data: &std::path::Path, ollama: &str, proxy_extra: &str) -> String {
-    format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-{proxy_extra}
-[probes]
-ollama_interval_secs = 1
-timeout_ms = 1000
-pm2_interval_secs = 3600
-openclaw_interval_secs = 3600
-[clawdbot]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{ollama}"
-"#,
-        none = data.join("none.json"),
-    )
+/// [`poll`] from a plain thread (a `#[test]` driving child processes):
+/// `read()` every `every`, up to `secs`.
+pub fn poll_blocking<T: std::fmt::Debug>(
+    secs: u64,
+    every: Duration,
+    what: &str,
+    mut read: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let value = read();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out ({secs} s) waiting for {what}; last seen: {value:#?}"
+        );
+        std::thread::sleep(every);
+    }
 }
 
-/// Starts `cmd` (the `clawfleet` binary with `--config PATH serve` and
-/// whatever environment the caller gave it; stdout is taken here) and
+/// The ledger's records in `data_dir`, newest first, once at least `n` are
+/// there (a bounded wait: the daemon holds the ledger, and stores a
+/// record a moment after a response ends).
+pub async fn ledger_records(data_dir: &Path, n: usize) -> Vec<clawfleet::ledger::Record> {
+    let file = data_dir.join(clawfleet::daemon::LEDGER_FILE);
+    poll(
+        10,
+        &format!("{n} ledger records"),
+        || async { clawfleet::ledger::read_recent(&file, 100).expect("read the ledger") },
+        |recent| recent.len() >= n,
+    )
+    .await
+}
+
+/// The real `clawfleet` binary with `--config config`: add the command
+/// and its arguments.
+pub fn clawfleet(config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawfleet"));
+    cmd.arg("--config").arg(config);
+    cmd
+}
+
+/// Starts `cmd` — [`clawfleet`] on a config, with whatever environment
+/// and stderr the caller gave it — as `serve` (its stdout read here) and
 /// returns it, killed when dropped, with its proxy's URL, read from the
 /// second line it prints.
-pub async fn serve(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
+pub async fn serve(mut cmd: std::process::Command) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = cmd
+    cmd.arg("serve")
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .expect("start clawfleet serve");
@@ -165,6 +205,55 @@ pub async fn serve(mut cmd: tokio::process::Command) -> (tokio::process::Child, 
         .trim()
         .to_owned();
     (child, proxy)
+}
+
+/// Waits (up to `secs`) until `check` holds on `running`'s snapshot and
+/// returns that snapshot; panics with `what` and what each machine looked
+/// like otherwise. For facts the probes establish a moment later, never to
+/// measure speed.
+pub async fn until(
+    running: &Running,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&Snapshot) -> bool,
+) -> Arc<Snapshot> {
+    let mut rx = running.snapshot.clone();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        if check(&snap) {
+            return snap;
+        }
+        if Instant::now() > deadline {
+            let machines: Vec<String> = snap
+                .machines
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: online {}, ollama {:?}, peer {:?}",
+                        m.id,
+                        m.online,
+                        m.ollama.as_ref().map(|o| (o.reachable, &o.error)),
+                        m.peer.as_ref().map(|p| (p.state, &p.error)),
+                    )
+                })
+                .collect();
+            panic!("timed out ({secs} s) waiting for {what}; the machines: {machines:#?}");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
+}
+
+/// Waits (up to 30 s) until the health poll has seen `n` Ollamas answer.
+pub async fn ollamas_up(running: &Running, n: usize) {
+    until(running, 30, &format!("{n} Ollama(s) seen up"), |s| {
+        s.machines
+            .iter()
+            .filter(|m| m.ollama.as_ref().is_some_and(|o| o.reachable))
+            .count()
+            >= n
+    })
+    .await;
 }
 
 /// Runs `cmd` with `stdin` as its standard input and its output captured

@@ -488,7 +488,10 @@ impl Gateway {
 
     /// The status of `GET /readyz`, or `None` when nothing answers.
     pub fn readyz(&self) -> Option<u16> {
-        http_get_status(self.addr(), "/readyz")
+        let host = self.addr().to_string();
+        super::http::get_blocking(self.addr(), "/readyz", &[("Host", &host)])
+            .ok()
+            .map(|answer| answer.status)
     }
 
     /// `127.0.0.1:<port>`.
@@ -549,31 +552,6 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// `GET path` over HTTP/1.1 to `addr`; the status, or `None` when the
-/// connection fails or the answer is not HTTP.
-pub fn http_get_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        match stream.read(&mut head[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    let line = std::str::from_utf8(&head[..n]).ok()?;
-    line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
 }
 
 /// Runs one OpenClaw CLI command in `home` with the default limit

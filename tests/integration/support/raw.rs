@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::fake_ollama::DOC_TAGS_JSON;
+use super::fake_ollama::{DOC_TAGS_JSON, DOC_VERSION_JSON};
 
 /// Accepts TCP connections and never writes a byte, keeping them open until
 /// dropped: a hung server.
@@ -105,6 +105,9 @@ pub enum Garbage {
     /// Writes these bytes (a head and the start of a body), then neither
     /// writes nor closes: a machine that stalls mid-answer.
     Stall(Vec<u8>),
+    /// Reads the request, then closes without a word: a machine whose
+    /// server hangs up on everyone.
+    HangUp,
 }
 
 /// The error text of [`Garbage::ServerErrorJson`].
@@ -131,6 +134,11 @@ impl Garbage {
         )
     }
 
+    /// A complete 200 with `content_type` and `body`, then close.
+    pub fn ok(content_type: &str, body: &str) -> Garbage {
+        Garbage::Raw(response("200 OK", content_type, body))
+    }
+
     /// The half document sent by [`Garbage::HalfJson`].
     pub fn half_json() -> &'static str {
         &DOC_TAGS_JSON[..DOC_TAGS_JSON.len() / 2]
@@ -150,6 +158,7 @@ fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
 pub struct GarbageServer {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    sent: Arc<AtomicUsize>,
     paths: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
@@ -158,6 +167,21 @@ impl GarbageServer {
     /// Answers every request with `answer`.
     pub async fn start(answer: Garbage) -> Self {
         Self::start_routes(Vec::new(), answer).await
+    }
+
+    /// A raw Ollama: the documented `/api/tags`, `/api/version` and an
+    /// empty `/api/ps` (so a health poll sees it up), and `answer` to
+    /// everything else.
+    pub async fn ollama(answer: Garbage) -> Self {
+        Self::start_routes(
+            vec![
+                ("/api/tags", Garbage::Json(DOC_TAGS_JSON.to_owned())),
+                ("/api/ps", Garbage::Json("{\"models\":[]}".to_owned())),
+                ("/api/version", Garbage::Json(DOC_VERSION_JSON.to_owned())),
+            ],
+            answer,
+        )
+        .await
     }
 
     /// Answers requests to each listed path (without query) with its answer,
@@ -172,6 +196,8 @@ impl GarbageServer {
         let fallback = Arc::new(fallback);
         let hits = Arc::new(AtomicUsize::new(0));
         let count = hits.clone();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let written = sent.clone();
         let paths = Arc::new(Mutex::new(Vec::new()));
         let seen = paths.clone();
         let task = tokio::spawn(async move {
@@ -189,9 +215,10 @@ impl GarbageServer {
                 let routes = routes.clone();
                 let fallback = fallback.clone();
                 let count = count.clone();
+                let written = written.clone();
                 let seen = seen.clone();
                 connections.spawn(async move {
-                    answer(stream, &routes, &fallback, &count, &seen).await;
+                    answer(stream, &routes, &fallback, &count, &written, &seen).await;
                 });
                 // Reap finished ones so the set does not grow without end.
                 while connections.try_join_next().is_some() {}
@@ -200,6 +227,7 @@ impl GarbageServer {
         Self {
             addr,
             hits,
+            sent,
             paths,
             task,
         }
@@ -218,6 +246,11 @@ impl GarbageServer {
     /// Its port.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Bytes written to clients so far (all connections).
+    pub fn bytes_sent(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
     }
 
     /// Requests answered (or being answered) so far.
@@ -248,6 +281,7 @@ async fn answer(
     routes: &[(String, Garbage)],
     fallback: &Garbage,
     hits: &AtomicUsize,
+    written: &AtomicUsize,
     seen: &Mutex<Vec<String>>,
 ) {
     // Read the whole head first: closing with unread input would make the
@@ -276,55 +310,54 @@ async fn answer(
         .iter()
         .find(|(p, _)| *p == path)
         .map_or(fallback, |(_, g)| g);
+    let mut out = Out {
+        stream: &mut stream,
+        written,
+    };
     let _ = match garbage {
         Garbage::Html => {
-            stream
-                .write_all(&response(
-                    "200 OK",
-                    "text/html; charset=utf-8",
-                    "<!DOCTYPE html><html><head><title>Router admin</title></head><body><h1>Welcome</h1></body></html>",
-                ))
-                .await
+            out.send(&response(
+                "200 OK",
+                "text/html; charset=utf-8",
+                "<!DOCTYPE html><html><head><title>Router admin</title></head><body><h1>Welcome</h1></body></html>",
+            ))
+            .await
         }
         Garbage::HalfJson => {
-            stream
-                .write_all(&response(
-                    "200 OK",
-                    "application/json; charset=utf-8",
-                    Garbage::half_json(),
-                ))
-                .await
+            out.send(&response(
+                "200 OK",
+                "application/json; charset=utf-8",
+                Garbage::half_json(),
+            ))
+            .await
         }
         Garbage::WrongContentLength => {
             let body = r#"{"models":[]}"#;
-            stream
-                .write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{body}"
-                    )
-                    .as_bytes(),
+            out.send(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{body}"
                 )
-                .await
+                .as_bytes(),
+            )
+            .await
         }
-        Garbage::EndlessBody => endless(&mut stream).await,
+        Garbage::EndlessBody => endless(&mut out).await,
         Garbage::ServerErrorJson => {
-            stream
-                .write_all(&response(
-                    "500 Internal Server Error",
-                    "application/json; charset=utf-8",
-                    &serde_json::json!({ "error": SERVER_ERROR_MESSAGE }).to_string(),
-                ))
-                .await
+            out.send(&response(
+                "500 Internal Server Error",
+                "application/json; charset=utf-8",
+                &serde_json::json!({ "error": SERVER_ERROR_MESSAGE }).to_string(),
+            ))
+            .await
         }
         Garbage::Json(body) => {
-            stream
-                .write_all(&response("200 OK", "application/json; charset=utf-8", body))
+            out.send(&response("200 OK", "application/json; charset=utf-8", body))
                 .await
         }
-        Garbage::Raw(bytes) => stream.write_all(bytes).await,
+        Garbage::Raw(bytes) => out.send(bytes).await,
         Garbage::Pieces(pieces) => {
             for piece in pieces {
-                if stream.write_all(piece).await.is_err() || stream.flush().await.is_err() {
+                if out.send(piece).await.is_err() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -332,7 +365,7 @@ async fn answer(
             Ok(())
         }
         Garbage::Stall(bytes) => {
-            if stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok() {
+            if out.send(bytes).await.is_ok() {
                 std::future::pending::<()>().await;
             }
             Ok(())
@@ -343,20 +376,37 @@ async fn answer(
             std::future::pending::<()>().await;
             Ok(())
         }
+        Garbage::HangUp => Ok(()),
     };
     let _ = stream.shutdown().await;
 }
 
+/// A connection's writing side, counting what it wrote.
+struct Out<'a> {
+    stream: &'a mut TcpStream,
+    written: &'a AtomicUsize,
+}
+
+impl Out<'_> {
+    /// Writes and flushes `bytes` (each call its own read on the other
+    /// side, as far as TCP lets it be).
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
+        self.written.fetch_add(bytes.len(), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// A 200 whose body never ends: a JSON list opening, then spaces, until the
 /// client closes.
-async fn endless(stream: &mut TcpStream) -> std::io::Result<()> {
-    stream
-        .write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n{\"models\":[",
-        )
-        .await?;
+async fn endless(out: &mut Out<'_>) -> std::io::Result<()> {
+    out.send(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n{\"models\":[",
+    )
+    .await?;
     let filler = vec![b' '; 64 * 1024];
     loop {
-        stream.write_all(&filler).await?;
+        out.send(&filler).await?;
     }
 }
