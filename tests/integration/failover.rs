@@ -4,68 +4,29 @@
 //! that is merely slow to start answering (a model loading, a long prompt)
 //! is waited for.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clawfleet::config::{self, Source};
 use clawfleet::daemon::{self, Running};
 use serde_json::json;
 
-use crate::support::FakeOllama;
+use crate::support::{self, FakeOllama, TestConfig};
 
 /// Two machines with `qwen3:8b`, routed `local` first, both probed once at
 /// start and then only hourly (so the snapshot keeps saying "up" whatever
 /// happens next), the shipped first-byte and hang-check limits.
 async fn start(local: &FakeOllama, peer: &FakeOllama) -> (Running, tempfile::TempDir) {
     let data = tempfile::tempdir().expect("temp dir");
-    let text = format!(
-        r#"this_machine = "local"
-data_dir = {data:?}
-[api]
-listen = "127.0.0.1:0"
-[proxy]
-listen = "127.0.0.1:0"
-[probes]
-ollama_interval_secs = 3600
-pm2_interval_secs = 3600
-openclaw_interval_secs = 3600
-[openclaw]
-config_path = {none:?}
-[[machines]]
-id = "local"
-name = "Local"
-ollama_url = "{local}"
-[[machines]]
-id = "peer"
-name = "Peer"
-ollama_url = "{peer}"
-[[routes]]
-model = "qwen3:8b"
-machines = ["local", "peer"]
-"#,
-        data = data.path(),
-        none = data.path().join("none.json"),
-        local = local.url(),
-        peer = peer.url(),
-    );
-    let config = config::parse(&text, &Source::Embedded).expect("valid test config");
+    let config = TestConfig::one_machine(data.path(), &local.url())
+        .ollama_machine("peer", "Peer", &peer.url())
+        .set("probes", "ollama_interval_secs", 3600)
+        .raw("[[routes]]\nmodel = \"qwen3:8b\"\nmachines = [\"local\", \"peer\"]\n")
+        .config();
     assert_eq!(
         config.proxy.first_byte_timeout_secs, 300,
         "the shipped limit"
     );
     let running = daemon::start(config).await.expect("daemon starts");
-    let mut rx = running.snapshot.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rx
-        .borrow()
-        .machines
-        .iter()
-        .filter(|m| m.ollama.as_ref().is_some_and(|o| o.reachable))
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "both Ollamas seen up");
-        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
-    }
+    support::ollamas_up(&running, 2).await;
     (running, data)
 }
 
